@@ -1,0 +1,71 @@
+"""``validate``, ``schema`` and ``plugins``: commands that look at files and plugins."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import ConfigError, ExitCode
+from ..loader import validate_paths
+from ..model import Policy, Rollout
+from ..plugin_manager import get_plugin_manager, plugin_infos
+from .options import JsonOption
+
+
+class SchemaKind(str, Enum):
+    rollout = "rollout"
+    policy = "policy"
+
+
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="plan, policy or scenario files, or folders of them")],
+) -> None:
+    """Check YAML files; print every problem as FILE:LINE:COL: KEY.PATH: message (exit 2)."""
+    from . import out_console
+
+    registry = get_plugin_manager().registry
+    checked, problems = validate_paths(paths, registry)
+    if problems:
+        raise ConfigError(problems)
+    if checked == 0:
+        raise typer.BadParameter("no guardrail YAML files found", param_hint="PATHS")
+    out_console.print(f"[green]ok[/green]: {checked} file{'s' if checked != 1 else ''} valid")
+
+
+def schema(kind: Annotated[SchemaKind, typer.Argument(help="which document kind")]) -> None:
+    """Print the JSON Schema of a document kind, for editor completion."""
+    model = Rollout if kind is SchemaKind.rollout else Policy
+    document = model.model_json_schema(by_alias=True)
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = f"guardrail {model.__name__}"
+    typer.echo(json.dumps(document, indent=2))
+
+
+def plugins(as_json: JsonOption = False) -> None:
+    """List loaded plugins: name, version, origin and what each registers."""
+    from rich.table import Table
+
+    from . import out_console
+
+    infos = plugin_infos(get_plugin_manager())
+    if as_json:
+        typer.echo(json.dumps([info.__dict__ for info in infos], indent=2))
+        return
+    table = Table("plugin", "version", "origin", "registers", box=None)
+    for info in infos:
+        registers = "; ".join(f"{kind.replace('_', ' ')}: {', '.join(names)}" for kind, names in info.registers.items())
+        table.add_row(info.name, info.version, info.origin, registers or "-")
+    out_console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(validate)
+    app.command()(schema)
+    app.command()(plugins)
+
+
+__all__ = ["register", "ExitCode"]

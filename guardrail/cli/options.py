@@ -1,0 +1,32 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+STATE_ENV = "GUARDRAIL_STATE"
+
+
+def default_state_path() -> Path:
+    """``$GUARDRAIL_STATE``, else ``$XDG_STATE_HOME/guardrail/state.db``
+    (``~/.local/state/guardrail/state.db``)."""
+    if os.environ.get(STATE_ENV):
+        return Path(os.environ[STATE_ENV])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "guardrail" / "state.db"
+
+
+StateOption = Annotated[
+    Path | None,
+    typer.Option("--state", help=f"state file (SQLite); default ${STATE_ENV} or ~/.local/state/guardrail/state.db",
+                 show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+def state_path(value: Path | None) -> Path:
+    return value if value is not None else default_state_path()

@@ -1,0 +1,5 @@
+"""Rollout commands (filled in by the engine)."""
+
+
+def register(app):
+    pass

@@ -1,0 +1,106 @@
+"""Errors guardrail raises, and the exit codes the CLI turns them into.
+
+The library never prints and never exits; it raises one of these. Only the CLI
+(``guardrail.cli``) turns a ``GuardrailError`` into a one-line red message and the
+exit code the error carries.
+
+Tree::
+
+    GuardrailError                  exit 2 unless a subclass says otherwise
+    ├── UsageError                  bad arguments on the command line
+    ├── ConfigError                 one or more problems in YAML files (a list of Problem)
+    ├── PluginError                 a plugin failed to load or registered something twice
+    ├── StoreError                  the state file cannot be opened or is from the future
+    ├── NotFound                    a rollout id (or incident) that the store does not hold
+    ├── LockedError                 another rollout of the service holds the lock (exit 5)
+    └── StateError                  a command that the rollout's state does not allow
+
+Outcomes of a rollout (promoted, rolled back, halted...) are not errors: the engine
+returns them and the CLI maps them to exit codes with ``ExitCode``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of ``guardrail rollout`` and friends (README lists them)."""
+
+    PROMOTED = 0
+    """Every wave passed (for other commands: success)."""
+    ROLLED_BACK = 1
+    """A policy failed, the rollback completed and the system recovered."""
+    USAGE = 2
+    """Invalid plan, policy or arguments; nothing was deployed."""
+    HALTED = 3
+    """Inconclusive, paused or waiting for approval; a person must resume or abort."""
+    ROLLBACK_FAILED = 4
+    """A rollback failed or recovery was not achieved: a person is needed now."""
+    LOCKED = 5
+    """Another rollout of this service is in progress."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in one file, located at the YAML node that causes it."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class GuardrailError(Exception):
+    """Base of every error guardrail raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+
+class UsageError(GuardrailError):
+    """The command line asks for something impossible."""
+
+
+class ConfigError(GuardrailError):
+    """Problems in YAML files; ``problems`` holds every one, not only the first."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        first = str(self.problems[0]) if self.problems else "invalid configuration"
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        super().__init__(first + more)
+
+
+class PluginError(GuardrailError):
+    """A plugin could not be loaded or registered something inconsistent."""
+
+
+class StoreError(GuardrailError):
+    """The state store cannot be used."""
+
+
+class NotFound(GuardrailError):
+    """The store holds no such rollout or incident."""
+
+
+class StateError(GuardrailError):
+    """The rollout's current state does not allow this command."""
+
+
+class LockedError(GuardrailError):
+    """Another rollout of the same service holds the lock."""
+
+    exit_code = ExitCode.LOCKED
+
+    def __init__(self, service: str, holder: str, rollout_id: str):
+        self.service, self.holder, self.rollout_id = service, holder, rollout_id
+        super().__init__(
+            f"service {service!r} is locked by rollout {rollout_id} ({holder}); "
+            f"wait for it, or run `guardrail unlock {service}` if that process is gone"
+        )

@@ -1,0 +1,123 @@
+"""Read YAML while remembering where every value came from.
+
+PyYAML's ``safe_load`` forgets positions and silently keeps the last of two
+duplicate keys. Here we compose the node tree ourselves, build plain Python values,
+and keep a map from key path to (line, column) so that every later error, from
+pydantic or from our own checks, can point at the node that causes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .errors import Problem
+
+try:  # the C parser is several times faster; fall back quietly where it is missing
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+Path = tuple[str | int, ...]
+
+
+@dataclass
+class Document:
+    """A parsed YAML file: its data and the position of each node (1-based)."""
+
+    file: str
+    data: Any
+    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def position(self, path: Path, *, key: bool = False) -> tuple[int, int]:
+        """Where ``path`` is; for a missing path, the nearest enclosing node."""
+        path = tuple(path)
+        if key and path in self.keys:
+            return self.keys[path]
+        while path:
+            if path in self.values:
+                return self.values[path]
+            path = path[:-1]
+        return self.values.get((), (1, 1))
+
+    def problem(self, path: Path, message: str, *, key: bool = False) -> Problem:
+        line, column = self.position(path, key=key)
+        return Problem(self.file, line, column, format_path(path), message)
+
+
+def format_path(path: Path) -> str:
+    """``('checks', 2, 'fail_if')`` → ``checks[2].fail_if``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def parse(text: str, file: str) -> Document:
+    """Parse one YAML document; syntax errors and duplicate keys become problems."""
+    doc = Document(file=file, data=None)
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        reason = exc.problem or exc.context or "invalid YAML"
+        doc.problems.append(Problem(file, line, column, "", f"YAML syntax error: {reason}"))
+        return doc
+    except yaml.YAMLError as exc:
+        doc.problems.append(Problem(file, 1, 1, "", f"YAML error: {exc}"))
+        return doc
+    if node is None:
+        doc.problems.append(Problem(file, 1, 1, "", "the file is empty"))
+        return doc
+    doc.data = _build(node, (), doc)
+    return doc
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+_scalars = _Loader("")  # only used for its scalar constructors (ints, floats, bools, nulls)
+
+
+def _build(node: yaml.Node, path: Path, doc: Document) -> Any:
+    doc.values[path] = _mark(node)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                doc.problems.append(
+                    Problem(doc.file, *_mark(key_node), format_path(path), "YAML merge keys (<<) are not supported")
+                )
+                continue
+            key = _build(key_node, path + ("<key>",), doc)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                doc.problems.append(Problem(doc.file, *_mark(key_node), format_path(path), "keys must be plain scalars"))
+                continue
+            key = str(key) if not isinstance(key, str) else key
+            if key in out:
+                first = doc.keys[path + (key,)]
+                doc.problems.append(
+                    Problem(
+                        doc.file,
+                        *_mark(key_node),
+                        format_path(path + (key,)),
+                        f"duplicate key {key!r} (first defined at line {first[0]})",
+                    )
+                )
+                continue
+            doc.keys[path + (key,)] = _mark(key_node)
+            out[key] = _build(value_node, path + (key,), doc)
+        doc.values.pop(path + ("<key>",), None)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, path + (i,), doc) for i, item in enumerate(node.value)]
+    return _scalars.construct_object(node, deep=True)

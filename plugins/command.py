@@ -1,0 +1,75 @@
+"""``command`` deployer and action: argv templates run without a shell.
+
+A value such as a region named ``eu; rm -rf /`` reaches the program as one argument.
+The idempotency key of each call is in ``GUARDRAIL_IDEMPOTENCY_KEY`` (and the
+``{{idempotency_key}}`` template) so a deploy script can skip a repeat after a crash.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from guardrail import hookimpl
+from guardrail.interfaces import Action, ActionRun, Deployer, Outcome, Target
+from guardrail.model.types import Duration, Template, render_value
+from guardrail.process import run_argv
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timeout: Duration = Field(600.0, gt=0, description="kill the program after this long")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
+    cwd: str | None = Field(None, description="working directory, relative to the plan")
+
+
+def _argv(template: list[str], variables: dict) -> list[str]:
+    out: list[str] = []
+    for part in template:
+        value = render_value(part, variables)
+        out.extend(value if isinstance(value, list) else [value])
+    return out
+
+
+class CommandDeployer(Deployer):
+    class Settings(_Base):
+        deploy: list[Template] = Field(min_length=1, description='argv, e.g. ["./deploy.sh", "{{region}}", "{{version}}"]')
+        rollback: list[Template] = Field(min_length=1, description='argv, e.g. ["./deploy.sh", "{{region}}", "{{previous}}"]')
+
+    def _run(self, argv_template: list[str], target: Target) -> Outcome:
+        variables = {**target.vars, "region": target.region, "version": target.version, "previous": target.previous,
+                     "service": target.service, "idempotency_key": target.key}
+        env = {**self.settings.env, "GUARDRAIL_IDEMPOTENCY_KEY": target.key, "GUARDRAIL_ACTION": target.action}
+        cwd = self.context.base_dir / self.settings.cwd if self.settings.cwd else self.context.base_dir
+        return run_argv(_argv(argv_template, variables), timeout=self.settings.timeout, cwd=cwd, env=env)
+
+    def deploy(self, target: Target) -> Outcome:
+        return self._run(self.settings.deploy, target)
+
+    def rollback(self, target: Target) -> Outcome:
+        return self._run(self.settings.rollback, target)
+
+
+class CommandAction(Action):
+    class Settings(_Base):
+        run: list[Template] = Field(min_length=1, description='argv, e.g. ["./pause-injection.sh", "{{region}}"]')
+
+    def templates(self) -> list[str]:
+        return list(self.settings.run)
+
+    def run(self, run: ActionRun) -> Outcome:
+        variables = {**run.vars, "service": run.service, "rollout_id": run.rollout_id, "idempotency_key": run.key}
+        if run.region is not None:
+            variables["region"] = run.region
+        env = {**self.settings.env, "GUARDRAIL_IDEMPOTENCY_KEY": run.key, "GUARDRAIL_PHASE": run.phase}
+        cwd = self.context.base_dir / self.settings.cwd if self.settings.cwd else self.context.base_dir
+        return run_argv(_argv(self.settings.run, variables), timeout=self.settings.timeout, cwd=cwd, env=env)
+
+
+@hookimpl(trylast=True)
+def guardrail_register_deployers(register):
+    register("command", CommandDeployer)
+
+
+@hookimpl(trylast=True)
+def guardrail_register_actions(register):
+    register("command", CommandAction)

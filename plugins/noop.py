@@ -1,0 +1,17 @@
+"""``noop`` deployer: deploys nothing, succeeds. For dry runs of a plan's policies."""
+
+from guardrail import hookimpl
+from guardrail.interfaces import Deployer, Outcome, Target
+
+
+class NoopDeployer(Deployer):
+    def deploy(self, target: Target) -> Outcome:
+        return Outcome(True, f"noop: {target.region} would run {target.version}")
+
+    def rollback(self, target: Target) -> Outcome:
+        return Outcome(True, f"noop: {target.region} would return to {target.previous}")
+
+
+@hookimpl(trylast=True)
+def guardrail_register_deployers(register):
+    register("noop", NoopDeployer)

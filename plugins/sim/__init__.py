@@ -1,0 +1,1 @@
+"""Placeholder while the simulated fleet is written."""
