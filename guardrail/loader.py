@@ -155,7 +155,7 @@ def _check_source(check: Check, names: dict[str, str], registry: Registry, doc: 
         if text:
             check.fail_if = parse_comparison(text)
     if check.fail_if is None and check.compare != "control":
-        problems.append(doc.problem(at, "fail_if: required key is missing (a check needs a failure condition)"))
+        problems.append(doc.problem(at + ("fail_if",), "required key is missing (a check needs a failure condition)"))
     return problems + _template_problems(check.params, doc, at, rollout)
 
 
