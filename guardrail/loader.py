@@ -112,7 +112,8 @@ def check_policy(doc: Document, registry: Registry, *, sources: dict[str, str] |
     seen: dict[str, int] = {}
     for i, raw in enumerate(raw_checks):
         at = ("checks", i)
-        raw = raw if isinstance(raw, dict) else {}
+        if not isinstance(raw, dict):
+            continue  # the Policy model already said "expected a mapping"
         name, source = raw.get("name"), raw.get("source")
         if isinstance(name, str) and name in seen:
             problems.append(doc.problem(at + ("name",), f"duplicate check name {name!r} (also checks[{seen[name]}])"))
@@ -159,57 +160,81 @@ def _check_source(check: Check, names: dict[str, str], registry: Registry, doc: 
     return problems + _template_problems(check.params, doc, at, rollout)
 
 
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _sequence(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _check_rollout(doc: Document, registry: Registry) -> tuple[Rollout | None, list[Problem]]:
+    """Validate a parsed plan. The cross-checks (regions, waves, plugin names, windows)
+    read the raw data, so they run even when the model found problems elsewhere."""
     rollout, problems = documents.validate(Rollout, doc.data, doc)
-    if rollout is None:
-        return None, problems
     data = doc.data
-    placed: dict[str, int] = {}
+    declared = data.get("regions") if isinstance(data.get("regions"), dict) else None
+    placed: dict[str, str] = {}
     wave_names: set[str] = set()
-    for w, wave in enumerate(rollout.waves):
-        if wave.name in wave_names:
-            problems.append(doc.problem(("waves", w, "name"), f"duplicate wave name {wave.name!r}"))
-        wave_names.add(wave.name)
-        for r, region in enumerate(wave.regions):
+    for w, wave in enumerate(_sequence(data.get("waves"))):
+        wave = _mapping(wave)
+        name = wave.get("name")
+        if isinstance(name, str):
+            if name in wave_names:
+                problems.append(doc.problem(("waves", w, "name"), f"duplicate wave name {name!r}"))
+            wave_names.add(name)
+        for r, region in enumerate(_sequence(wave.get("regions"))):
+            if not isinstance(region, str):
+                continue
             at = ("waves", w, "regions", r)
-            if region not in rollout.regions:
-                problems.append(doc.problem(at, unknown_name_message("region", region, rollout.regions)
+            if declared is not None and region not in declared:
+                problems.append(doc.problem(at, unknown_name_message("region", region, declared)
                                             + " (declare it under regions:)"))
             if region in placed:
-                problems.append(doc.problem(at, f"region {region!r} is already in wave {rollout.waves[placed[region]].name!r};"
+                problems.append(doc.problem(at, f"region {region!r} is already in wave {placed[region]!r};"
                                                 " a region belongs to one wave"))
             else:
-                placed[region] = w
-    problems += _plugin_problems(registry, "deployers", data["deploy"], doc, ("deploy",))
-    problems += _template_problems(data["deploy"].get("with", {}), doc, ("deploy", "with"), rollout)
-    for name, settings in rollout.sources.items():
+                placed[region] = name if isinstance(name, str) else f"waves[{w}]"
+    problems += _plugin_problems(registry, "deployers", data.get("deploy"), doc, ("deploy",))
+    problems += _template_problems(_mapping(data.get("deploy")).get("with", {}), doc, ("deploy", "with"), rollout)
+    sources = _mapping(data.get("sources"))
+    for name, settings in sources.items():
+        if not isinstance(settings, dict):
+            continue
         plugin = settings.get("plugin", name)
+        if not isinstance(plugin, str):
+            continue
         if plugin not in registry.sources:
             at = ("sources", name, "plugin") if "plugin" in settings else ("sources", name)
             problems.append(doc.problem(at, unknown_name_message("source", plugin, registry.sources), key="plugin" not in settings))
             continue
         merged = {k: v for k, v in settings.items() if k != "plugin"}
         problems += _settings_problems(registry, "sources", plugin, merged, doc, ("sources", name))
-        for region, spec in rollout.regions.items():
-            if name in spec.sources:
-                override = {**merged, **spec.sources[name]}
-                problems += _settings_problems(registry, "sources", plugin, override, doc, ("regions", region, "sources", name))
-    for region, spec in rollout.regions.items():
-        for name in spec.sources:
-            if name not in rollout.sources and name not in registry.sources:
+        for region, spec in _mapping(declared).items():
+            override = _mapping(_mapping(spec).get("sources")).get(name)
+            if isinstance(override, dict):
+                problems += _settings_problems(registry, "sources", plugin, {**merged, **override}, doc,
+                                               ("regions", region, "sources", name))
+    for region, spec in _mapping(declared).items():
+        for name in _mapping(_mapping(spec).get("sources")):
+            if name not in sources and name not in registry.sources:
                 problems.append(doc.problem(("regions", region, "sources", name), unknown_name_message("source", name, registry.sources), key=True))
     for phase in ("on_failure", "on_recovery"):
-        for i, ref in enumerate((data.get(phase) or {}).get("actions", []) or []):
+        for i, ref in enumerate(_sequence(_mapping(data.get(phase)).get("actions"))):
             problems += _plugin_problems(registry, "actions", ref, doc, (phase, "actions", i))
-            problems += _template_problems((ref or {}).get("with", {}), doc, (phase, "actions", i, "with"), rollout)
-    incident = (data.get("on_failure") or {}).get("incident")
+            problems += _template_problems(_mapping(ref).get("with", {}), doc, (phase, "actions", i, "with"), rollout)
+    incident = _mapping(data.get("on_failure")).get("incident")
     if incident is not None:
         problems += _plugin_problems(registry, "incident_sinks", incident, doc, ("on_failure", "incident"))
-    try:
-        zone(rollout.windows.timezone)
-    except ValueError as exc:
-        problems.append(doc.problem(("windows", "timezone"), str(exc)))
-    for i, text in enumerate(rollout.windows.deny):
+    windows = _mapping(data.get("windows"))
+    if isinstance(windows.get("timezone"), str):
+        try:
+            zone(windows["timezone"])
+        except ValueError as exc:
+            problems.append(doc.problem(("windows", "timezone"), str(exc)))
+    for i, text in enumerate(_sequence(windows.get("deny"))):
+        if not isinstance(text, str):
+            continue
         try:
             parse_window(text)
         except ValueError as exc:
@@ -225,44 +250,65 @@ def _prepare(path: Path, secrets: set[str], environ: dict[str, str] | None) -> t
     return doc, text
 
 
+def _not_a_mapping(doc: Document, kind: str) -> list[Problem]:
+    if doc.problems:
+        return doc.problems
+    what = "a list" if isinstance(doc.data, list) else repr(doc.data)
+    return [doc.problem((), f"expected a mapping with apiVersion: guardrail/v1 and kind: {kind}, got {what}")]
+
+
+def _plan(path: Path, doc: Document, text: str, registry: Registry, secrets: set[str],
+          environ: dict[str, str] | None) -> tuple[Plan | None, list[Problem]]:
+    """Validate a parsed plan and the policies it references; every problem, redacted."""
+    labels = dict(doc.secrets)
+    rollout, found = _check_rollout(doc, registry)
+    problems = doc.problems + found
+    policies: list[LoadedPolicy] = []
+    sources = {name: s.get("plugin", name) for name, s in _mapping(doc.data.get("sources")).items()
+               if isinstance(s, dict) and isinstance(s.get("plugin", name), str)}
+    for i, ref in enumerate(_sequence(doc.data.get("policies"))):
+        if not isinstance(ref, str):
+            continue  # the model reported it
+        policy_path = (path.parent / ref).resolve()
+        if not policy_path.is_file():
+            problems.append(doc.problem(("policies", i), f"policy file not found: {ref} (looked for {documents.display_name(policy_path)})"))
+            continue
+        pdoc, ptext = _prepare(policy_path, secrets, environ)
+        labels.update(pdoc.secrets)
+        if not isinstance(pdoc.data, dict):
+            problems += _not_a_mapping(pdoc, "Policy")
+            continue
+        policy, found = check_policy(pdoc, registry, sources=sources, rollout=rollout)
+        problems += pdoc.problems + found
+        if policy is not None:
+            policies.append(LoadedPolicy(policy_path, policy, ptext))
+    problems = documents.redact(documents.tidy(problems), labels)
+    if problems or rollout is None:
+        return None, problems
+    return Plan(path=path.resolve(), rollout=rollout, policies=policies, text=text, secrets=secrets), []
+
+
 def load_plan(path: str | Path, registry: Registry, *, environ: dict[str, str] | None = None) -> Plan:
     """Read a plan and its policies; raise ``ConfigError`` with every problem found."""
     path = Path(path)
     secrets: set[str] = set()
     doc, text = _prepare(path, secrets, environ)
     if not isinstance(doc.data, dict):
-        raise ConfigError(doc.problems or [doc.problem((), "expected a mapping with apiVersion: guardrail/v1 and kind: Rollout")])
-    rollout, found = _check_rollout(doc, registry)
-    problems = doc.problems + found
-    policies: list[LoadedPolicy] = []
-    if rollout is not None:
-        source_names = {name: s.get("plugin", name) for name, s in rollout.sources.items()}
-        for i, ref in enumerate(rollout.policies):
-            policy_path = (path.parent / ref).resolve()
-            if not policy_path.is_file():
-                problems.append(doc.problem(("policies", i), f"policy file not found: {ref} (looked for {documents.display_name(policy_path)})"))
-                continue
-            pdoc, ptext = _prepare(policy_path, secrets, environ)
-            if not isinstance(pdoc.data, dict):
-                problems += pdoc.problems or [pdoc.problem((), "expected a mapping with kind: Policy")]
-                continue
-            policy, found = check_policy(pdoc, registry, sources=source_names, rollout=rollout)
-            problems += pdoc.problems + found
-            if policy is not None:
-                policies.append(LoadedPolicy(policy_path, policy, ptext))
-    if problems:
-        raise ConfigError(list(dict.fromkeys(problems)))
-    return Plan(path=path.resolve(), rollout=rollout, policies=policies, text=text, secrets=secrets)
+        raise ConfigError(_not_a_mapping(doc, "Rollout"))
+    plan, problems = _plan(path, doc, text, registry, secrets, environ)
+    if plan is None:
+        raise ConfigError(problems)
+    return plan
 
 
 def load_policy(path: str | Path, registry: Registry, *, environ: dict[str, str] | None = None) -> LoadedPolicy:
     path = Path(path)
     doc, text = _prepare(path, set(), environ)
     if not isinstance(doc.data, dict):
-        raise ConfigError(doc.problems or [doc.problem((), "expected a mapping with kind: Policy")])
+        raise ConfigError(_not_a_mapping(doc, "Policy"))
     policy, problems = check_policy(doc, registry)
-    problems = doc.problems + problems
-    if problems:
+    problems = documents.redact(documents.tidy(doc.problems + problems), doc.secrets)
+    if problems or policy is None:
         raise ConfigError(problems)
     return LoadedPolicy(path.resolve(), policy, text)
 
@@ -285,27 +331,24 @@ def validate_paths(paths: Iterable[str | Path], registry: Registry, *, environ: 
     problems: list[Problem] = []
     checked = 0
     for path, explicit in _files(paths):
-        doc, _ = _prepare(path, set(), environ)
+        secrets: set[str] = set()
+        doc, text = _prepare(path, secrets, environ)
         data = doc.data
         if not explicit and isinstance(data, dict) and "apiVersion" not in data and "kind" not in data:
             continue
         checked += 1
         if not isinstance(data, dict):
-            problems += doc.problems or [doc.problem((), "expected a mapping with apiVersion and kind")]
+            problems += _not_a_mapping(doc, "Rollout or Policy")
             continue
-        problems += doc.problems + _validate_document(path, doc, registry, environ)
-    unique = list(dict.fromkeys(problems))
-    return checked, unique
+        if data.get("kind") == "Rollout":
+            problems += _plan(path, doc, text, registry, secrets, environ)[1]
+        else:
+            problems += documents.redact(documents.tidy(doc.problems + _validate_document(doc, registry)), doc.secrets)
+    return checked, list(dict.fromkeys(problems))
 
 
-def _validate_document(path: Path, doc: Document, registry: Registry, environ) -> list[Problem]:
+def _validate_document(doc: Document, registry: Registry) -> list[Problem]:
     kind = doc.data.get("kind")
-    if kind == "Rollout":
-        try:
-            load_plan(path, registry, environ=environ)
-        except ConfigError as exc:
-            return exc.problems
-        return []
     if kind == "Policy":
         return check_policy(doc, registry)[1]
     if isinstance(kind, str) and kind in registry.document_kinds:
@@ -314,6 +357,8 @@ def _validate_document(path: Path, doc: Document, registry: Registry, environ) -
             return [doc.problem(("apiVersion",), f"expected 'guardrail/v1', got {api!r}")]
         return list(registry.document_kinds[kind].factory(doc))
     known = list(KINDS) + sorted(registry.document_kinds)
+    if kind is None and "apiVersion" not in doc.data:
+        return [doc.problem((), f"not a guardrail file: apiVersion and kind are missing (kind is one of {', '.join(known)})")]
     if kind is None:
         return [doc.problem((), f"kind: required key is missing (one of {', '.join(known)})")]
     return [doc.problem(("kind",), unknown_name_message("document kind", kind, known))]

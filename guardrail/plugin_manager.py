@@ -107,25 +107,64 @@ def get_plugin_manager(*, autoload: bool | None = None, extra_plugins: list[Any]
     pm = GuardrailPluginManager("guardrail")
     pm.add_hookspecs(hookspecs)
     pm.entry_points = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = ep.dist.name if ep.dist is not None else "?"
-        builtin = ep.value.startswith("guardrail_plugins.")
+    found = [(ep, ep.value.startswith("guardrail_plugins.")) for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
+    for ep, builtin in sorted(found, key=lambda item: not item[1]):  # built-ins first: the others may replace them
         if not builtin and not autoload:
             continue
-        if pm.get_plugin(ep.name) is not None:
-            continue  # the same distribution seen twice on sys.path
+        dist = ep.dist.name if ep.dist is not None else "?"
+        seen = pm.entry_points.get(ep.name)
+        if seen is not None:
+            if seen[2] == ep.value:
+                continue  # the same distribution seen twice on sys.path
+            if seen[0] != "builtin":
+                raise PluginError(f"two plugins are named {ep.name!r}: {seen[2]} (from {seen[0]}) and {ep.value} "
+                                  f"(from {dist}); uninstall one of them")
+            pm.unregister(name=ep.name)  # a plugin named like a built-in replaces it
         try:
             plugin = ep.load()
         except Exception as exc:  # a broken third-party plugin must say who it is
             raise PluginError(f"plugin {ep.name!r} from {dist} failed to load: {exc}") from exc
-        pm.register(plugin, name=ep.name)
+        _register(pm, plugin, ep.name)
         version = ep.dist.version if ep.dist is not None else "?"
         pm.entry_points[ep.name] = ("builtin" if builtin else dist, version, ep.value)
     for plugin in extra_plugins:
-        pm.register(plugin)
-    pm.check_pending()
+        _register(pm, plugin, None)
+    _check_pending(pm)
     pm.registry = _collect(pm)
     return pm
+
+
+def _register(pm: pluggy.PluginManager, plugin: Any, name: str | None) -> None:
+    if name is None:  # registered in code: its module or class name, unless that is taken
+        name = _label(plugin) if pm.get_plugin(_label(plugin)) is None else None
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:  # a hookimpl whose arguments the spec lacks
+        detail = "; ".join(line.strip() for line in str(exc).splitlines()[1:]) or str(exc)
+        raise PluginError(f"plugin {name or _label(plugin)!r}: {detail}") from exc
+    except ValueError as exc:  # the same plugin object or name twice
+        raise PluginError(f"plugin {name or _label(plugin)!r} cannot be registered: {exc}") from exc
+
+
+def _label(plugin: Any) -> str:
+    return getattr(plugin, "__name__", None) or type(plugin).__name__
+
+
+def _check_pending(pm: pluggy.PluginManager) -> None:
+    """pluggy's ``check_pending``, with the plugin's name and a did-you-mean."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        known = [name for name in dir(hookspecs) if name.startswith("guardrail_")]
+        unknown = [
+            name for name, caller in vars(pm.hook).items()
+            if not name.startswith("_") and not caller.has_spec()
+            and any(impl.plugin is exc.plugin for impl in caller.get_hookimpls())
+        ] or ["?"]
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f"; hooks are: {', '.join(known)}"
+        name = pm.get_name(exc.plugin) or _label(exc.plugin)
+        raise PluginError(f"plugin {name!r} implements {unknown[0]!r}, which is not a guardrail hook{hint}") from exc
 
 
 def _collect(pm: pluggy.PluginManager) -> Registry:

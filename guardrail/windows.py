@@ -66,8 +66,11 @@ def parse_window(text: str) -> Window:
         d1, d2 = m["d1"].lower(), m["d2"].lower()
         if d1 not in _DAYS or d2 not in _DAYS:
             raise ValueError(f"window {value!r}: days are Mon, Tue, Wed, Thu, Fri, Sat, Sun")
-        start = _DAYS.index(d1) * 86400 + _minutes(m["t1"], 0)
-        end = _DAYS.index(d2) * 86400 + _minutes(m["t2"], 86400)
+        try:
+            start = _DAYS.index(d1) * 86400 + _minutes(m["t1"], 0)
+            end = _DAYS.index(d2) * 86400 + _minutes(m["t2"], 86400)
+        except ValueError as exc:
+            raise ValueError(f"window {value!r}: {exc}") from None
         return Window(value, weekly=(start % WEEK, end % WEEK if end != WEEK else WEEK))
     raise ValueError(f'expected a window like "Fri 15:00-Mon 08:00" or "2026-12-24-2026-12-27", got {value!r}')
 

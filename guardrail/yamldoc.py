@@ -21,6 +21,7 @@ except AttributeError:  # pragma: no cover - depends on how PyYAML was built
     _Loader = yaml.SafeLoader
 
 Path = tuple[str | int, ...]
+MERGE_KEY_MESSAGE = "YAML merge keys (<<) are not supported: write the keys out"
 
 
 @dataclass
@@ -32,6 +33,10 @@ class Document:
     values: dict[Path, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    raw: dict[Path, str] = field(default_factory=dict)
+    """Source text of scalars that YAML did not read as strings (``2023.10`` → 2023.1)."""
+    secrets: dict[str, str] = field(default_factory=dict)
+    """Interpolated secret value → how messages may name it (``<value of ${env:X}>``)."""
 
     def position(self, path: Path, *, key: bool = False) -> tuple[int, int]:
         """Where ``path`` is; for a missing path, the nearest enclosing node."""
@@ -66,10 +71,7 @@ def parse(text: str, file: str) -> Document:
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        reason = exc.problem or exc.context or "invalid YAML"
-        doc.problems.append(Problem(file, line, column, "", f"YAML syntax error: {reason}"))
+        doc.problems.append(_syntax_problem(exc, file))
         return doc
     except yaml.YAMLError as exc:
         doc.problems.append(Problem(file, 1, 1, "", f"YAML error: {exc}"))
@@ -81,6 +83,21 @@ def parse(text: str, file: str) -> Document:
     return doc
 
 
+def _syntax_problem(exc: yaml.MarkedYAMLError, file: str) -> Problem:
+    """PyYAML's two-part messages ("while scanning a quoted scalar" / "found unexpected
+    end of stream") as one line, at the mark a person should look at."""
+    problem = (exc.problem or "invalid YAML").removeprefix("but ")
+    mark, context = exc.problem_mark, exc.context_mark
+    if context is not None and (mark is None or "end of stream" in problem):
+        mark = context  # an unclosed quote or bracket: point at where it opened, not at EOF
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    message = f"YAML syntax error: {problem}"
+    if exc.context:
+        where = f" at line {context.line + 1}, column {context.column + 1}" if context is not None and context is not mark else ""
+        message += f" ({exc.context}{where})"
+    return Problem(file, line, column, "", message)
+
+
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
@@ -90,19 +107,23 @@ _scalars = _Loader("")  # only used for its scalar constructors (ints, floats, b
 
 def _build(node: yaml.Node, path: Path, doc: Document) -> Any:
     doc.values[path] = _mark(node)
+    if node.tag.startswith("!") and node.tag != "!":  # local tags (`!secret x`): nothing gives them a meaning
+        doc.problems.append(Problem(doc.file, *_mark(node), format_path(path), f"YAML tag {node.tag!r} is not supported"))
+        if isinstance(node, yaml.ScalarNode):
+            return node.value
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 doc.problems.append(
-                    Problem(doc.file, *_mark(key_node), format_path(path), "YAML merge keys (<<) are not supported")
+                    Problem(doc.file, *_mark(key_node), format_path(path), MERGE_KEY_MESSAGE)
                 )
                 continue
-            key = _build(key_node, path + ("<key>",), doc)
-            if not isinstance(key, (str, int, float, bool)) or key is None:
+            if not isinstance(key_node, yaml.ScalarNode):
                 doc.problems.append(Problem(doc.file, *_mark(key_node), format_path(path), "keys must be plain scalars"))
                 continue
-            key = str(key) if not isinstance(key, str) else key
+            # The key's own text: `on:` stays "on" (not True) and `1:` stays "1".
+            key = key_node.value
             if key in out:
                 first = doc.keys[path + (key,)]
                 doc.problems.append(
@@ -116,8 +137,23 @@ def _build(node: yaml.Node, path: Path, doc: Document) -> Any:
                 continue
             doc.keys[path + (key,)] = _mark(key_node)
             out[key] = _build(value_node, path + (key,), doc)
-        doc.values.pop(path + ("<key>",), None)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, path + (i,), doc) for i, item in enumerate(node.value)]
-    return _scalars.construct_object(node, deep=True)
+    return _scalar(node, path, doc)
+
+
+def _scalar(node: yaml.Node, path: Path, doc: Document) -> Any:
+    if node.tag == "!":  # the non-specific tag: "this is a string"
+        return node.value
+    try:
+        # The constructor for the resolved tag, called directly: construct_object would
+        # cache every node it ever saw on the shared loader.
+        value = _Loader.yaml_constructors.get(node.tag, _Loader.yaml_constructors[None])(_scalars, node)
+    except (yaml.YAMLError, ValueError, TypeError) as exc:  # `!!float abc`, `!!binary` garbage...
+        reason = getattr(exc, "problem", None) or str(exc)
+        doc.problems.append(Problem(doc.file, *_mark(node), format_path(path), f"cannot read {node.value!r}: {reason}"))
+        return node.value
+    if not isinstance(value, str):
+        doc.raw[path] = node.value
+    return value

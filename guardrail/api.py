@@ -1,0 +1,254 @@
+"""guardrail as a library: everything the CLI does, callable from Python.
+
+>>> from guardrail.api import Guardrail
+>>> result = Guardrail("state.db").rollout("examples/quickstart/rollout.yaml")
+>>> result.outcome, result.exit_code
+('rolled_back', <ExitCode.ROLLED_BACK: 1>)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets as _secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .clock import SystemClock, VirtualClock
+from .engine import Engine
+from .errors import ExitCode, GuardrailError, StateError, UsageError
+from .evaluation import Evaluator
+from .interfaces import PluginContext
+from .judge import CheckState, judge
+from .loader import Plan, load_plan
+from .locking import Lease, check_resumable
+from .plugin_manager import GuardrailPluginManager, get_plugin_manager
+from .secrets import Redactor
+from .store import SQLiteStore
+from .windows import frozen_by
+
+OUTCOME_EXIT = {
+    "promoted": ExitCode.PROMOTED,
+    "rolled_back": ExitCode.ROLLED_BACK,
+    "halted": ExitCode.HALTED,
+    "rollback_failed": ExitCode.ROLLBACK_FAILED,
+    "locked": ExitCode.LOCKED,
+}
+
+
+@dataclass
+class RolloutResult:
+    rollout_id: str
+    service: str
+    outcome: str
+    state: str
+    reason: str | None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return OUTCOME_EXIT[self.outcome]
+
+
+def new_rollout_id(now: float) -> str:
+    stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{_secrets.token_hex(3)}"
+
+
+def _digest(plan: Plan) -> str:
+    h = hashlib.sha256(plan.text.encode())
+    for p in plan.policies:
+        h.update(p.text.encode())
+    return h.hexdigest()
+
+
+class Guardrail:
+    """One state file, one plugin manager. Not shared between processes: the store is."""
+
+    def __init__(self, state: str | Path, *, pm: GuardrailPluginManager | None = None,
+                 environ: dict[str, str] | None = None, concurrency: int = 16):
+        self.state_path = Path(state)
+        self.pm = pm or get_plugin_manager()
+        self.environ = environ
+        self.concurrency = concurrency
+        self.store = SQLiteStore(self.state_path)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- plans -----------------------------------------------------------------------
+
+    def load(self, plan_path: str | Path) -> Plan:
+        plan = load_plan(plan_path, self.pm.registry, environ=self.environ)
+        self.store.redactor.add(plan.secrets)
+        return plan
+
+    def _context(self, plan: Plan, clock: Any) -> PluginContext:
+        return PluginContext(clock=clock, state_dir=self.state_path.parent, base_dir=plan.path.parent,
+                             service=plan.rollout.service)
+
+    def _engine(self, plan: Plan, rollout_id: str, clock: Any, lease: Lease, **kw: Any) -> Engine:
+        return Engine(plan=plan, store=self.store, registry=self.pm.registry, hook=self.pm.hook, clock=clock,
+                      rollout_id=rollout_id, context=self._context(plan, clock), lease=lease,
+                      realtime=isinstance(clock, SystemClock), concurrency=self.concurrency, **kw)
+
+    # -- commands --------------------------------------------------------------------
+
+    def rollout(self, plan_path: str | Path, *, override_window: str | None = None,
+                clock_start: float | None = None) -> RolloutResult:
+        """Run a plan from the start. Raises ``LockedError`` (exit 5) when the service is busy."""
+        plan = self.load(plan_path)
+        rollout = plan.rollout
+        now = time.time()
+        if rollout.clock == "virtual":
+            clock: Any = VirtualClock(clock_start if clock_start is not None else math.floor(now / 60) * 60)
+        else:
+            clock = SystemClock()
+        rollout_id = new_rollout_id(now)
+        lease = Lease(self.store, rollout.service, rollout_id)
+        lease.acquire()
+        try:
+            self.store.create_rollout({
+                "id": rollout_id, "service": rollout.service, "version": rollout.change.version,
+                "previous": rollout.change.previous, "plan_path": str(plan.path), "plan_digest": _digest(plan),
+                "clock": rollout.clock, "clock_start": clock.now(),
+            })
+            engine = self._engine(plan, rollout_id, clock, lease)
+            engine.emit("rollout.started", service=rollout.service, change=rollout.change.model_dump(),
+                        waves=[{"name": w.name, "regions": w.regions, "bake": w.bake} for w in rollout.waves],
+                        plan=str(plan.path), policies=[str(p.path) for p in plan.policies], clock=rollout.clock)
+            refusal = self._guards(plan, engine, clock, override_window)
+            if refusal is not None:
+                engine.transition("refused", outcome="halted", reason=refusal, finished=True)
+                lease.release()
+                return self._result(rollout_id)
+            engine.run()
+        except BaseException:
+            # A crash leaves the lock to lease expiry (or a dead-process check), and the
+            # store as it was: `guardrail resume` continues from there.
+            raise
+        return self._result(rollout_id)
+
+    def _guards(self, plan: Plan, engine: Engine, clock: Any, override_window: str | None) -> str | None:
+        rollout = plan.rollout
+        frozen = frozen_by(rollout.windows.deny, rollout.windows.timezone, clock.now())
+        if frozen and not override_window:
+            return (f"change freeze {frozen!r} ({rollout.windows.timezone}) is in force; "
+                    f"rerun with --override-window \"reason\" to proceed")
+        if frozen:
+            engine.emit("window.overridden", window=frozen, reason=override_window)
+        if rollout.preflight:
+            failing = self.preflight(plan, engine.evaluator, clock.now())
+            engine.emit("preflight", failing=failing)
+            if failing:
+                return "preflight: policies already fail before any deploy: " + "; ".join(failing)
+        return None
+
+    @staticmethod
+    def preflight(plan: Plan, evaluator: Evaluator, at: float) -> list[str]:
+        """Checks that already fail now, in any region of the plan (relative checks skipped:
+        there is no baseline before a change)."""
+        items = [i for i in evaluator.items(plan.rollout.regions)
+                 if evaluator.checks[(i.policy, i.check)].compare is None]
+        readings = evaluator.measure(items, at)
+        failing = []
+        for item in items:
+            check = evaluator.checks[(item.policy, item.check)]
+            policy = evaluator.policies[item.policy]
+            # `for:` does not apply: the question is whether the condition holds right now.
+            verdict, _ = judge(check.model_copy(update={"for_": 0.0}), readings[item], at=at, state=CheckState(),
+                               on_no_data=policy.on_no_data)
+            if verdict.status == "fail":
+                failing.append(f"{item}: {verdict.reason}")
+        return failing
+
+    def resume(self, rollout_id: str) -> RolloutResult:
+        """Continue a rollout that was halted, paused or killed."""
+        row = self.store.rollout(rollout_id)
+        rollout_id = row["id"]
+        if row["finished_at"] and row["state"] != "rollback_failed":  # a failed rollback may be retried
+            raise StateError(f"rollout {rollout_id} is finished ({row['state']}); nothing to resume")
+        plan = self.load(row["plan_path"])
+        if _digest(plan) != row["plan_digest"]:
+            raise StateError(f"the plan or its policies changed since rollout {rollout_id} started; "
+                             f"restore them, or abort it (`guardrail abort {rollout_id}`)")
+        check_resumable(self.store, row["service"], rollout_id)
+        clock: Any
+        if row["clock"] == "virtual":
+            last = max(self.store.last_event_at(rollout_id) or row["clock_start"],
+                       max((m["at"] for m in self.store.measurements(rollout_id)[-1:]), default=row["clock_start"]))
+            clock = VirtualClock(last)
+        else:
+            clock = SystemClock()
+        lease = Lease(self.store, row["service"], rollout_id)
+        lease.acquire(takeover_own=True)
+        was_halted = row["state"] == "halted"
+        engine = self._engine(plan, rollout_id, clock, lease, resumed_from_halt=was_halted)
+        if row["requests"].get("pause"):
+            self.store.request(rollout_id, "pause", None)
+            self.store.request(rollout_id, "pause_honoured", None)
+        engine.emit("rollout.resumed", previous_state=row["state"])
+        engine.run()
+        return self._result(rollout_id)
+
+    def abort(self, rollout_id: str, reason: str = "aborted by a person") -> RolloutResult:
+        """Roll back what is deployed. A running process sees the request at its next tick;
+        otherwise the rollback runs here."""
+        row = self.store.rollout(rollout_id)
+        if row["state"] in ("promoted", "done", "refused"):
+            raise StateError(f"rollout {row['id']} is finished ({row['state']}); nothing to abort")
+        self.store.request(row["id"], "abort", reason)
+        lock = self.store.lock(row["service"])
+        if lock and lock["rollout_id"] == row["id"] and lock["pid"] > 0:
+            from .locking import HOST, process_alive
+
+            if lock["host"] != HOST or process_alive(lock["pid"]):
+                return self._result(row["id"])  # the running process will roll back
+        return self.resume(row["id"])
+
+    def pause(self, rollout_id: str, reason: str = "paused by a person") -> None:
+        row = self.store.rollout(rollout_id)
+        if row["finished_at"]:
+            raise StateError(f"rollout {row['id']} is finished ({row['state']})")
+        self.store.request(row["id"], "pause", reason)
+        self.store.request(row["id"], "pause_honoured", None)
+
+    def approve(self, rollout_id: str, wave: str | None = None, *, resume: bool = True) -> RolloutResult | None:
+        row = self.store.rollout(rollout_id)
+        waiting = [e for e in self.store.events(row["id"], "state.halted") if e.get("waiting_for")]
+        name = wave or (waiting[-1]["waiting_for"] if waiting else None)
+        if name is None:
+            raise UsageError(f"rollout {row['id']} is not waiting for an approval; name the wave with --wave")
+        approvals = dict(row["requests"].get("approved") or {})
+        approvals[name] = {"at": time.time()}
+        self.store.request(row["id"], "approved", approvals)
+        return self.resume(row["id"]) if resume and row["state"] == "halted" else None
+
+    def unlock(self, service: str) -> dict[str, Any] | None:
+        lock = self.store.lock(service)
+        if lock is None:
+            return None
+        self.store.release_lock(service)
+        return lock
+
+    def status(self, rollout_id: str | None = None) -> dict[str, Any]:
+        from .summary import summarize
+
+        if rollout_id is None:
+            rows = self.store.rollouts(limit=1)
+            if not rows:
+                raise UsageError(f"no rollouts in {self.state_path}")
+            rollout_id = rows[0]["id"]
+        return summarize(self.store, self.store.rollout(rollout_id)["id"])
+
+    def history(self, service: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        return self.store.rollouts(service, limit)
+
+    def _result(self, rollout_id: str) -> RolloutResult:
+        row = self.store.rollout(rollout_id)
+        return RolloutResult(rollout_id, row["service"], row["outcome"] or "halted", row["state"], row["reason"])
+
+
+__all__ = ["Guardrail", "RolloutResult", "GuardrailError", "Redactor"]

@@ -1,0 +1,358 @@
+"""The state store: SQLite (one file, WAL). Its schema is the audit trail.
+
+Every write is its own committed transaction, made *before* the side effect it
+announces, so a process killed at any instant leaves a store from which
+``guardrail resume`` continues without deploying or rolling back twice:
+
+- ``rollouts``: one row per rollout, its state and outcome;
+- ``events``: every state transition and decision, in order;
+- ``steps``: side effects (deploy, rollback, action, notification) by idempotency
+  key, ``started`` before the call and ``done``/``failed`` after it;
+- ``measurements``: every check evaluation with its evidence;
+- ``baselines``: pre-change reference values, captured before a wave deploys;
+- ``incidents`` and ``deliveries`` (the spool of notifications not yet delivered);
+- ``locks``: one rollout per service.
+
+``Store`` is the interface a PostgreSQL backend would implement; ``SQLiteStore`` is
+the one shipped. Everything written passes through a ``Redactor`` so secrets from
+``${env:...}`` never reach the file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import NotFound, StoreError
+from .secrets import Redactor
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rollouts (
+    id TEXT PRIMARY KEY, service TEXT NOT NULL, version TEXT NOT NULL, previous TEXT NOT NULL,
+    plan_path TEXT NOT NULL, plan_digest TEXT NOT NULL, clock TEXT NOT NULL, clock_start REAL NOT NULL,
+    state TEXT NOT NULL, outcome TEXT, reason TEXT,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL,
+    requests TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS rollouts_service ON rollouts (service, created_at);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, rollout_id TEXT NOT NULL, at REAL NOT NULL,
+    kind TEXT NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_rollout ON events (rollout_id, seq);
+CREATE TABLE IF NOT EXISTS steps (
+    rollout_id TEXT NOT NULL, key TEXT NOT NULL, status TEXT NOT NULL,
+    started_at REAL NOT NULL, finished_at REAL, attempts INTEGER NOT NULL DEFAULT 1, detail TEXT,
+    PRIMARY KEY (rollout_id, key)
+);
+CREATE TABLE IF NOT EXISTS measurements (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, rollout_id TEXT NOT NULL, phase TEXT NOT NULL,
+    tick INTEGER NOT NULL, at REAL NOT NULL, region TEXT NOT NULL, policy TEXT NOT NULL,
+    check_name TEXT NOT NULL, status TEXT NOT NULL, value REAL, threshold REAL, reference REAL,
+    comparison TEXT, pending INTEGER NOT NULL DEFAULT 0, reason TEXT, evidence TEXT,
+    UNIQUE (rollout_id, phase, tick, region, policy, check_name)
+);
+CREATE TABLE IF NOT EXISTS baselines (
+    rollout_id TEXT NOT NULL, region TEXT NOT NULL, policy TEXT NOT NULL, check_name TEXT NOT NULL,
+    value REAL, window_start REAL NOT NULL, window_end REAL NOT NULL, evidence TEXT,
+    PRIMARY KEY (rollout_id, region, policy, check_name)
+);
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY, rollout_id TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
+    opened_at REAL NOT NULL, updated_at REAL NOT NULL, body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, incident_id TEXT NOT NULL, sink TEXT NOT NULL,
+    status TEXT NOT NULL, incident_status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL, delivered_at REAL, last_error TEXT, payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sink_refs (
+    incident_id TEXT NOT NULL, sink TEXT NOT NULL, ref TEXT NOT NULL, PRIMARY KEY (incident_id, sink)
+);
+CREATE TABLE IF NOT EXISTS locks (
+    service TEXT PRIMARY KEY, rollout_id TEXT NOT NULL, holder TEXT NOT NULL, host TEXT NOT NULL,
+    pid INTEGER NOT NULL, acquired_at REAL NOT NULL, expires_at REAL NOT NULL
+);
+"""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class SQLiteStore:
+    """The SQLite implementation of the store. Safe to share between threads."""
+
+    def __init__(self, path: str | Path, redactor: Redactor | None = None):
+        self.path = Path(path)
+        self.redactor = redactor or Redactor()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives a killed process (the case that
+            # matters here); only an OS crash may lose the last transactions.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} was written by a newer guardrail (schema {row[0]}); upgrade guardrail")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open state file {self.path}: {exc}") from None
+        self._lock = threading.RLock()
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _write(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, tuple(args))
+
+    def _many(self, sql: str, rows: list[tuple]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(sql, rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, tuple(args)).fetchall()
+
+    def _clean(self, value: Any) -> str:
+        return _dumps(self.redactor.redact(value))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- rollouts --------------------------------------------------------------------
+
+    def create_rollout(self, row: dict[str, Any]) -> None:
+        now = time.time()
+        self._write(
+            "INSERT INTO rollouts (id, service, version, previous, plan_path, plan_digest, clock, clock_start, state,"
+            " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (row["id"], row["service"], row["version"], row["previous"], row["plan_path"], row["plan_digest"],
+             row["clock"], row["clock_start"], "pending", now, now),
+        )
+
+    def rollout(self, rollout_id: str) -> dict[str, Any]:
+        rows = self._read("SELECT * FROM rollouts WHERE id = ?", (rollout_id,))
+        if not rows:
+            rows = self._read("SELECT * FROM rollouts WHERE id LIKE ? ORDER BY created_at DESC", (rollout_id + "%",))
+            if len(rows) != 1:
+                raise NotFound(f"no rollout {rollout_id!r} in {self.path}" if not rows
+                               else f"rollout id {rollout_id!r} is ambiguous; give more characters")
+        out = dict(rows[0])
+        out["requests"] = json.loads(out["requests"])
+        return out
+
+    def rollouts(self, service: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        if service:
+            rows = self._read("SELECT * FROM rollouts WHERE service = ? ORDER BY created_at DESC LIMIT ?", (service, limit))
+        else:
+            rows = self._read("SELECT * FROM rollouts ORDER BY created_at DESC LIMIT ?", (limit,))
+        return [dict(r) | {"requests": json.loads(r["requests"])} for r in rows]
+
+    def set_state(self, rollout_id: str, state: str, *, outcome: str | None = None, reason: str | None = None,
+                  finished: bool = False) -> None:
+        now = time.time()
+        self._write(
+            "UPDATE rollouts SET state = ?, outcome = COALESCE(?, outcome), reason = COALESCE(?, reason),"
+            " updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
+            (state, outcome, self.redactor.redact(reason), now, finished, now, rollout_id),
+        )
+
+    def request(self, rollout_id: str, name: str, value: Any) -> None:
+        """Record a person's request (pause, abort, approval) for the engine to see."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT requests FROM rollouts WHERE id = ?", (rollout_id,)).fetchone()
+                requests = json.loads(row[0]) if row else {}
+                requests[name] = value
+                self._db.execute("UPDATE rollouts SET requests = ? WHERE id = ?", (_dumps(requests), rollout_id))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def requests(self, rollout_id: str) -> dict[str, Any]:
+        row = self._read("SELECT requests FROM rollouts WHERE id = ?", (rollout_id,))
+        return json.loads(row[0][0]) if row else {}
+
+    # -- events ----------------------------------------------------------------------
+
+    def add_event(self, rollout_id: str, at: float, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        clean = self.redactor.redact(data)
+        cur = self._write("INSERT INTO events (rollout_id, at, kind, data) VALUES (?,?,?,?)",
+                          (rollout_id, at, kind, _dumps(clean)))
+        return {"seq": cur.lastrowid, "rollout_id": rollout_id, "at": at, "kind": kind, **clean}
+
+    def events(self, rollout_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM events WHERE rollout_id = ?", [rollout_id]
+        if kind:
+            sql, args = sql + " AND kind = ?", args + [kind]
+        rows = self._read(sql + " ORDER BY seq", args)
+        return [{"seq": r["seq"], "at": r["at"], "kind": r["kind"], **json.loads(r["data"])} for r in rows]
+
+    def last_event_at(self, rollout_id: str) -> float | None:
+        row = self._read("SELECT MAX(at) FROM events WHERE rollout_id = ?", (rollout_id,))
+        return row[0][0] if row else None
+
+    # -- steps (idempotent side effects) ---------------------------------------------
+
+    def step(self, rollout_id: str, key: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT * FROM steps WHERE rollout_id = ? AND key = ?", (rollout_id, key))
+        if not rows:
+            return None
+        out = dict(rows[0])
+        out["detail"] = json.loads(out["detail"]) if out["detail"] else None
+        return out
+
+    def steps(self, rollout_id: str, prefix: str = "") -> list[dict[str, Any]]:
+        rows = self._read("SELECT * FROM steps WHERE rollout_id = ? AND key LIKE ? ORDER BY started_at, key",
+                          (rollout_id, prefix + "%"))
+        return [dict(r) | {"detail": json.loads(r["detail"]) if r["detail"] else None} for r in rows]
+
+    def start_step(self, rollout_id: str, key: str, at: float, detail: Any = None) -> None:
+        """Committed before the side effect; a second start (after a crash) counts an attempt."""
+        self._write(
+            "INSERT INTO steps (rollout_id, key, status, started_at, detail) VALUES (?,?,?,?,?)"
+            " ON CONFLICT (rollout_id, key) DO UPDATE SET attempts = attempts + 1, status = 'started'",
+            (rollout_id, key, "started", at, self._clean(detail)),
+        )
+
+    def finish_step(self, rollout_id: str, key: str, ok: bool, at: float, detail: Any = None) -> None:
+        self._write("UPDATE steps SET status = ?, finished_at = ?, detail = ? WHERE rollout_id = ? AND key = ?",
+                    ("done" if ok else "failed", at, self._clean(detail), rollout_id, key))
+
+    # -- measurements and baselines ----------------------------------------------------
+
+    def add_measurements(self, rollout_id: str, rows: list[dict[str, Any]]) -> None:
+        """One transaction per evaluation tick; a replayed tick replaces nothing."""
+        self._many(
+            "INSERT OR IGNORE INTO measurements (rollout_id, phase, tick, at, region, policy, check_name, status,"
+            " value, threshold, reference, comparison, pending, reason, evidence) VALUES"
+            " (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(rollout_id, r["phase"], r["tick"], r["at"], r["region"], r["policy"], r["check"], r["status"],
+              r.get("value"), r.get("threshold"), r.get("reference"), r.get("comparison"), int(r.get("pending", False)),
+              self.redactor.redact(r.get("reason")), self._clean(r.get("evidence") or {})) for r in rows],
+        )
+
+    def measurements(self, rollout_id: str, phase: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM measurements WHERE rollout_id = ?", [rollout_id]
+        if phase is not None:
+            sql, args = sql + " AND phase = ?", args + [phase]
+        rows = self._read(sql + " ORDER BY id", args)
+        return [dict(r) | {"check": r["check_name"], "pending": bool(r["pending"]),
+                           "evidence": json.loads(r["evidence"] or "{}")} for r in rows]
+
+    def measurement_statuses(self, rollout_id: str, phase_like: str) -> list[tuple[str, str]]:
+        """(region, status) pairs present in phases matching a LIKE pattern."""
+        rows = self._read("SELECT DISTINCT region, status FROM measurements WHERE rollout_id = ? AND phase LIKE ?",
+                          (rollout_id, phase_like))
+        return [(r[0], r[1]) for r in rows]
+
+    def set_baseline(self, rollout_id: str, region: str, policy: str, check: str, value: float | None,
+                     window: tuple[float, float], evidence: dict[str, Any]) -> None:
+        self._write("INSERT OR REPLACE INTO baselines VALUES (?,?,?,?,?,?,?,?)",
+                    (rollout_id, region, policy, check, value, window[0], window[1], self._clean(evidence)))
+
+    def baselines(self, rollout_id: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+        rows = self._read("SELECT * FROM baselines WHERE rollout_id = ?", (rollout_id,))
+        return {(r["region"], r["policy"], r["check_name"]): dict(r) | {"evidence": json.loads(r["evidence"] or "{}")}
+                for r in rows}
+
+    # -- incidents and deliveries ------------------------------------------------------
+
+    def save_incident(self, incident: dict[str, Any]) -> None:
+        now = time.time()
+        self._write(
+            "INSERT INTO incidents (id, rollout_id, status, opened_at, updated_at, body) VALUES (?,?,?,?,?,?)"
+            " ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at,"
+            " body = excluded.body",
+            (incident["id"], incident["rollout_id"], incident["status"], now, now, self._clean(incident)),
+        )
+
+    def incident(self, incident_id: str) -> dict[str, Any]:
+        rows = self._read("SELECT body FROM incidents WHERE id = ? OR rollout_id = ?", (incident_id, incident_id))
+        if not rows:
+            raise NotFound(f"no incident {incident_id!r} in {self.path}")
+        return json.loads(rows[0][0])
+
+    def incidents(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self._read("SELECT body FROM incidents ORDER BY opened_at DESC LIMIT ?", (limit,))
+        return [json.loads(r[0]) for r in rows]
+
+    def sink_ref(self, incident_id: str, sink: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT ref FROM sink_refs WHERE incident_id = ? AND sink = ?", (incident_id, sink))
+        return json.loads(rows[0][0]) if rows else None
+
+    def set_sink_ref(self, incident_id: str, sink: str, ref: dict[str, Any] | None) -> None:
+        self._write("INSERT OR REPLACE INTO sink_refs VALUES (?,?,?)", (incident_id, sink, _dumps(ref)))
+
+    def spool(self, incident: dict[str, Any], sink: str, error: str) -> None:
+        """Keep an undelivered notification for ``guardrail incidents flush``."""
+        self._write(
+            "INSERT INTO deliveries (incident_id, sink, status, incident_status, attempts, created_at, last_error,"
+            " payload) VALUES (?,?,?,?,?,?,?,?)",
+            (incident["id"], sink, "pending", incident["status"], 1, time.time(), self.redactor.redact(error),
+             self._clean(incident)),
+        )
+
+    def deliveries(self, status: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM deliveries", []
+        if status:
+            sql, args = sql + " WHERE status = ?", [status]
+        return [dict(r) | {"payload": json.loads(r["payload"])} for r in self._read(sql + " ORDER BY id", args)]
+
+    # -- locks -----------------------------------------------------------------------
+
+    def try_lock(self, service: str, rollout_id: str, holder: str, host: str, pid: int, lease: float,
+                 stale: callable) -> dict[str, Any] | None:
+        """Take the service's lock; return the current holder's row if someone else has it.
+
+        ``stale(row)`` says whether an existing lock may be taken over (its lease
+        expired, or its process is gone)."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT * FROM locks WHERE service = ?", (service,)).fetchone()
+                if row is not None and row["rollout_id"] != rollout_id and not stale(dict(row)):
+                    self._db.execute("ROLLBACK")
+                    return dict(row)
+                self._db.execute("INSERT OR REPLACE INTO locks VALUES (?,?,?,?,?,?,?)",
+                                 (service, rollout_id, holder, host, pid, now, now + lease))
+                self._db.execute("COMMIT")
+                return None
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def renew_lock(self, service: str, rollout_id: str, lease: float) -> None:
+        self._write("UPDATE locks SET expires_at = ? WHERE service = ? AND rollout_id = ?",
+                    (time.time() + lease, service, rollout_id))
+
+    def lock(self, service: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT * FROM locks WHERE service = ?", (service,))
+        return dict(rows[0]) if rows else None
+
+    def release_lock(self, service: str, rollout_id: str | None = None) -> bool:
+        if rollout_id is None:
+            return self._write("DELETE FROM locks WHERE service = ?", (service,)).rowcount > 0
+        return self._write("DELETE FROM locks WHERE service = ? AND rollout_id = ?", (service, rollout_id)).rowcount > 0
