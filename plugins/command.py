@@ -2,7 +2,8 @@
 
 A value such as a region named ``eu; rm -rf /`` reaches the program as one argument.
 The idempotency key of each call is in ``GUARDRAIL_IDEMPOTENCY_KEY`` (and the
-``{{idempotency_key}}`` template) so a deploy script can skip a repeat after a crash.
+``{{idempotency_key}}`` template) so a deploy script can skip a repeat after a crash;
+``GUARDRAIL_CLOCK_NOW`` is the rollout's clock (epoch seconds; virtual in simulations).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ class CommandDeployer(Deployer):
     def _run(self, argv_template: list[str], target: Target) -> Outcome:
         variables = {**target.vars, "region": target.region, "version": target.version, "previous": target.previous,
                      "service": target.service, "idempotency_key": target.key}
-        env = {**self.settings.env, "GUARDRAIL_IDEMPOTENCY_KEY": target.key, "GUARDRAIL_ACTION": target.action}
+        env = {**self.settings.env, "GUARDRAIL_IDEMPOTENCY_KEY": target.key, "GUARDRAIL_ACTION": target.action,
+               "GUARDRAIL_CLOCK_NOW": repr(self.context.clock.now())}
         cwd = self.context.base_dir / self.settings.cwd if self.settings.cwd else self.context.base_dir
         return run_argv(_argv(argv_template, variables), timeout=self.settings.timeout, cwd=cwd, env=env)
 
@@ -60,7 +62,8 @@ class CommandAction(Action):
         variables = {**run.vars, "service": run.service, "rollout_id": run.rollout_id, "idempotency_key": run.key}
         if run.region is not None:
             variables["region"] = run.region
-        env = {**self.settings.env, "GUARDRAIL_IDEMPOTENCY_KEY": run.key, "GUARDRAIL_PHASE": run.phase}
+        env = {**self.settings.env, "GUARDRAIL_IDEMPOTENCY_KEY": run.key, "GUARDRAIL_PHASE": run.phase,
+               "GUARDRAIL_CLOCK_NOW": repr(self.context.clock.now())}
         cwd = self.context.base_dir / self.settings.cwd if self.settings.cwd else self.context.base_dir
         return run_argv(_argv(self.settings.run, variables), timeout=self.settings.timeout, cwd=cwd, env=env)
 
