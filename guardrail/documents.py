@@ -63,7 +63,8 @@ def interpolate_env(doc: Document, secrets: set[str], environ: dict[str, str] | 
                 return ""
             if env[name]:
                 secrets.add(env[name])
-                doc.secrets.setdefault(env[name], f"<value of ${{env:{name}}}>")
+                if len(env[name]) >= 4:  # as guardrail.secrets.Redactor: shorter values would mask ordinary words
+                    doc.secrets.setdefault(env[name], f"<value of ${{env:{name}}}>")
             return env[name]
 
         for loose in _ENV_LOOSE.findall(value):

@@ -163,15 +163,7 @@ def judge(check: Check, reading: Reading, *, at: float, state: CheckState, on_no
     return verdict, replace(state, breach_since=since, first_breach_at=first, inconclusive_streak=0, last=verdict)
 
 
-def bake_passed(states: dict[object, CheckState]) -> tuple[bool, list[str]]:
-    """A wave passes when every check passed over the whole bake: no failure, its last
-    evaluation a clean pass, and it was evaluated at least once. Reasons otherwise."""
-    reasons = []
-    for key, state in states.items():
-        if state.evaluations == 0 or state.last is None:
-            reasons.append(f"{key}: never evaluated")
-        elif state.failures:
-            reasons.append(f"{key}: failed")
-        elif state.last.status != "pass" or state.last.pending:
-            reasons.append(f"{key}: last evaluation {state.last.status}{' (pending)' if state.last.pending else ''}")
-    return not reasons, reasons
+def is_clean(state: CheckState) -> bool:
+    """Evidence a wave may be promoted on: evaluated, and the latest verdict a pass
+    that is not holding a breach. (A failure ends the bake before this is asked.)"""
+    return state.last is not None and state.last.status == "pass" and not state.last.pending

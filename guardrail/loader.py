@@ -360,5 +360,5 @@ def _validate_document(doc: Document, registry: Registry) -> list[Problem]:
     if kind is None and "apiVersion" not in doc.data:
         return [doc.problem((), f"not a guardrail file: apiVersion and kind are missing (kind is one of {', '.join(known)})")]
     if kind is None:
-        return [doc.problem((), f"kind: required key is missing (one of {', '.join(known)})")]
+        return [doc.problem(("kind",), f"required key is missing (one of {', '.join(known)})")]
     return [doc.problem(("kind",), unknown_name_message("document kind", kind, known))]

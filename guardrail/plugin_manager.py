@@ -8,6 +8,7 @@ Built-in plugins live in ``guardrail_plugins`` and are declared under the same
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -20,6 +21,7 @@ from .errors import PluginError
 
 ENTRY_POINT_GROUP = "guardrail"
 DISABLE_AUTOLOAD_ENV = "GUARDRAIL_DISABLE_PLUGIN_AUTOLOAD"
+PLUGINS_ENV = "GUARDRAIL_PLUGINS"  # comma-separated modules loaded as plugins without packaging
 KINDS = ("sources", "deployers", "incident_sinks", "actions", "document_kinds")
 KIND_LABEL = {
     "sources": "source",
@@ -127,6 +129,13 @@ def get_plugin_manager(*, autoload: bool | None = None, extra_plugins: list[Any]
         _register(pm, plugin, ep.name)
         version = ep.dist.version if ep.dist is not None else "?"
         pm.entry_points[ep.name] = ("builtin" if builtin else dist, version, ep.value)
+    for module_name in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise PluginError(f"{PLUGINS_ENV}: cannot import plugin module {module_name!r}: {exc}") from exc
+        _register(pm, module, module_name)
+        pm.entry_points[module_name] = (PLUGINS_ENV, "-", module_name)
     for plugin in extra_plugins:
         _register(pm, plugin, None)
     _check_pending(pm)

@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 
 from .clock import Clock
 from .evaluation import Evaluator, Item
-from .judge import CheckState, Verdict, judge
+from .judge import CheckState, Verdict, is_clean, judge
 from .store import SQLiteStore
 
 
@@ -111,4 +111,4 @@ class Phase:
 
     def unclean(self) -> list[Item]:
         """Items whose latest verdict is not a clean pass (failed, inconclusive, pending, none)."""
-        return [i for i, s in self.states.items() if s.last is None or s.last.status != "pass" or s.last.pending]
+        return [i for i, s in self.states.items() if not is_clean(s)]

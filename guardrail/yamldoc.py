@@ -73,8 +73,15 @@ def parse(text: str, file: str) -> Document:
     except yaml.MarkedYAMLError as exc:
         doc.problems.append(_syntax_problem(exc, file))
         return doc
+    except yaml.reader.ReaderError as exc:  # a control character: PyYAML gives an offset, not a line
+        # libyaml counts UTF-8 bytes, the pure-Python reader characters.
+        before = text.encode()[: exc.position].decode(errors="ignore") if _Loader is not yaml.SafeLoader else text[: exc.position]
+        line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        doc.problems.append(Problem(file, line, column, "", f"YAML syntax error: {exc.reason} (U+{code:04X})"))
+        return doc
     except yaml.YAMLError as exc:
-        doc.problems.append(Problem(file, 1, 1, "", f"YAML error: {exc}"))
+        doc.problems.append(Problem(file, 1, 1, "", "YAML error: " + " ".join(str(exc).split())))
         return doc
     if node is None:
         doc.problems.append(Problem(file, 1, 1, "", "the file is empty"))
@@ -92,6 +99,8 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, file: str) -> Problem:
         mark = context  # an unclosed quote or bracket: point at where it opened, not at EOF
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     message = f"YAML syntax error: {problem}"
+    if "tab character" in problem:  # PyYAML's context ("while scanning a plain scalar") only misleads here
+        return Problem(file, line, column, "", f"{message}: indent with spaces")
     if exc.context:
         where = f" at line {context.line + 1}, column {context.column + 1}" if context is not None and context is not mark else ""
         message += f" ({exc.context}{where})"
