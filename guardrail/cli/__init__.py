@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
@@ -31,7 +30,7 @@ def report_error(exc: GuardrailError) -> None:
 class _Group(TyperGroup):
     """Turns library errors into a message and the exit code they carry."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except GuardrailError as exc:
