@@ -288,8 +288,9 @@ class Engine:
             self.transition("aborted" if failure.aborted else "failed", reason=failure.reason,
                             findings=failure.findings)
         targets = self._rollback_targets(failure)
-        incident = build_incident(self, failure, targets, status="identified")
-        self.store.save_incident(incident)  # recorded now; sent only after the rollback
+        if not self._done("incident:recorded"):  # recorded now; sent only after the rollback
+            self.store.save_incident(build_incident(self, failure, targets, status="identified"))
+            self._mark("incident:recorded")
         self.transition("rolling_back", regions=targets)
         broken = [r for r in targets if not self._rollback_region(r).ok]
         if broken:

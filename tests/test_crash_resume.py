@@ -1,0 +1,128 @@
+"""Kill a rollout with SIGKILL anywhere, resume it, and get the same result.
+
+The plan (tests/data/killtest) runs every kind of step: three deploys (two in
+parallel), a bake that passes, a late failure in the canary region during the next
+wave's bake, three rollbacks, remediation actions, an incident and a recovery. It is
+killed either at the N-th event (right after a state is committed, before its side
+effect) or from inside a deploy/rollback/action script right after the work took
+effect. Then `guardrail resume` finishes it. Each time:
+
+- the final outcome equals that of an uninterrupted run, and
+- the deploy tool's own log shows no region deployed, rolled back or acted on twice
+  (a repeated call with the same idempotency key is allowed: the tool ignores it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PLAN = REPO / "tests" / "data" / "killtest" / "rollout.yaml"
+
+# Event numbers of the uninterrupted run (see KILLPOINT_LOG): rollout.started=1,
+# region.deploying r3=3, region.deployed=4, state.baking=5, a canary tick=30,
+# bake.passed=67, state.deploying main=69, the second parallel region.deploying=71,
+# state.baking main=74, a main tick=85, state.failed=96, state.rolling_back=97, the
+# second rollback=99, the first failure action=102, incident.monitoring=105,
+# state.verifying_recovery=106, a recovery action=108, incident.resolved=110.
+EVENT_KILLS = [1, 3, 4, 5, 30, 67, 69, 71, 74, 85, 96, 97, 99, 102, 105, 106, 108, 110]
+# Kills from inside the side effect, after it took effect but before guardrail heard back.
+EFFECT_KILLS = ["deploy:r3", "deploy:r2", "rollback:r1", "action:r3"]
+
+
+def _env(workdir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KILLPOINT", "KILL_PARENT"))}
+    env.update(
+        KILLTEST_FLEET=str(workdir / "fleet.jsonl"),
+        KILLTEST_LOG=str(workdir / "deploy.jsonl"),
+        PYTHONPATH=os.pathsep.join([str(REPO / "tests" / "support"), env.get("PYTHONPATH", "")]),
+        GUARDRAIL_PLUGINS="killpoint",
+        GUARDRAIL_STATE=str(workdir / "state.db"),
+        **extra,
+    )
+    return env
+
+
+def _guardrail(workdir: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "guardrail", *args], env=_env(workdir, **extra), cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _outcome(workdir: Path) -> dict:
+    history = json.loads(_guardrail(workdir, "history", "--json").stdout)
+    assert len(history) == 1, history
+    status = json.loads(_guardrail(workdir, "status", history[0]["id"], "--json").stdout)
+    return {
+        "outcome": status["outcome"],
+        "state": status["state"],
+        "waves": [(w["name"], [(r["region"], r["deployed_at"] is not None, r["rolled_back_at"] is not None,
+                                r["verdict"]) for r in w["regions"]]) for w in status["waves"]],
+        "failing": sorted((f["region"], f["check"]) for f in status["failing_checks"]),
+        "incident": status["incident"]["status"] if status["incident"] else None,
+    }
+
+
+def _effects(workdir: Path) -> list[tuple[str, str, str]]:
+    """The deploy tool's log: every call that took effect (repeats of a key excluded)."""
+    lines = [json.loads(line) for line in (workdir / "deploy.jsonl").read_text().splitlines()]
+    return sorted((e["action"], e["region"], e["version"]) for e in lines if not e["repeat"])
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    done = _guardrail(workdir, "rollout", str(PLAN))
+    assert done.returncode == 1, done.stdout + done.stderr
+    return _outcome(workdir), _effects(workdir)
+
+
+def _kill_and_resume(workdir: Path, **kill: str) -> tuple[dict, list, subprocess.CompletedProcess]:
+    killed = _guardrail(workdir, "rollout", str(PLAN), **kill)
+    assert killed.returncode == -signal.SIGKILL, f"not killed ({kill}): {killed.returncode}\n{killed.stdout}"
+    history = json.loads(_guardrail(workdir, "history", "--json").stdout)
+    resumed = _guardrail(workdir, "resume", history[0]["id"])
+    return _outcome(workdir), _effects(workdir), resumed
+
+
+@pytest.mark.slow
+def test_twenty_two_kill_points_resume_to_the_same_outcome(reference, tmp_path):
+    expected_outcome, expected_effects = reference
+    assert expected_outcome["outcome"] == "rolled_back" and expected_outcome["failing"] == [("r3", "sender-restarts")]
+    assert len(expected_effects) == 12  # 3 deploys, 3 rollbacks, 3 pause + 3 resume actions
+    kills = [{"KILLPOINT_AT": str(n)} for n in EVENT_KILLS] + [{"KILL_PARENT_ON": e} for e in EFFECT_KILLS]
+    assert len(kills) >= 20
+
+    def one(index_kill):
+        index, kill = index_kill
+        workdir = tmp_path / f"kill{index}"
+        workdir.mkdir()
+        return kill, _kill_and_resume(workdir, **kill)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(one, enumerate(kills)))
+    for kill, (outcome, effects, resumed) in results:
+        assert resumed.returncode == 1, f"{kill}: resume exited {resumed.returncode}\n{resumed.stdout}{resumed.stderr}"
+        assert outcome == expected_outcome, kill
+        assert effects == expected_effects, f"{kill}: the deploy tool saw {effects}"
+
+
+@pytest.mark.slow
+def test_a_killed_rollout_keeps_its_lock_until_resumed(tmp_path):
+    """The dead process's lock is taken over by `resume`, not by a second rollout of it."""
+    killed = _guardrail(tmp_path, "rollout", str(PLAN), KILLPOINT_AT="30")
+    assert killed.returncode == -signal.SIGKILL
+    history = json.loads(_guardrail(tmp_path, "history", "--json").stdout)
+    assert history[0]["state"] == "baking"
+    resumed = _guardrail(tmp_path, "resume", history[0]["id"], "--output", "json")
+    assert resumed.returncode == 1, resumed.stderr
+    assert json.loads(resumed.stdout)["outcome"] == "rolled_back"
+    again = _guardrail(tmp_path, "resume", history[0]["id"])
+    assert again.returncode == 2 and "finished" in again.stderr
