@@ -24,6 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from guardrail.store import SQLiteStore
+from guardrail.summary import summarize
+
 REPO = Path(__file__).resolve().parent.parent
 PLAN = REPO / "tests" / "data" / "killtest" / "rollout.yaml"
 
@@ -56,10 +59,22 @@ def _guardrail(workdir: Path, *args: str, **extra: str) -> subprocess.CompletedP
                           capture_output=True, text=True, timeout=120)
 
 
+def _rollout_id(workdir: Path) -> str:
+    store = SQLiteStore(workdir / "state.db")
+    try:
+        rows = store.rollouts()
+        assert len(rows) == 1, rows
+        return rows[0]["id"]
+    finally:
+        store.close()
+
+
 def _outcome(workdir: Path) -> dict:
-    history = json.loads(_guardrail(workdir, "history", "--json").stdout)
-    assert len(history) == 1, history
-    status = json.loads(_guardrail(workdir, "status", history[0]["id"], "--json").stdout)
+    store = SQLiteStore(workdir / "state.db")
+    try:
+        status = summarize(store, _rollout_id(workdir))
+    finally:
+        store.close()
     return {
         "outcome": status["outcome"],
         "state": status["state"],
@@ -87,8 +102,7 @@ def reference(tmp_path_factory):
 def _kill_and_resume(workdir: Path, **kill: str) -> tuple[dict, list, subprocess.CompletedProcess]:
     killed = _guardrail(workdir, "rollout", str(PLAN), **kill)
     assert killed.returncode == -signal.SIGKILL, f"not killed ({kill}): {killed.returncode}\n{killed.stdout}"
-    history = json.loads(_guardrail(workdir, "history", "--json").stdout)
-    resumed = _guardrail(workdir, "resume", history[0]["id"])
+    resumed = _guardrail(workdir, "resume", _rollout_id(workdir))
     return _outcome(workdir), _effects(workdir), resumed
 
 
