@@ -58,6 +58,8 @@ class Engine:
         self.deployer = factory(_settings(factory, self.rollout.deploy.with_), context)
         self.notifier = Notifier(store, registry, context, [self.rollout.on_failure.incident])
         self.started_at = clock.now()
+        # Per-tick progress events are built only when someone listens (a terminal).
+        self._listening = bool(hook.guardrail_on_event.get_hookimpls())
 
     # -- bookkeeping -----------------------------------------------------------------
 
@@ -260,6 +262,8 @@ class Engine:
         return None
 
     def _tick_event(self, wave: str, phase: Phase, at: float, end: float) -> None:
+        if not self._listening:
+            return
         latest = [{"item": str(i), "region": i.region, "check": i.check, "status": s.last.status, "value": s.last.value,
                    "threshold": s.last.threshold, "pending": s.last.pending}
                   for i, s in phase.states.items() if s.last is not None]

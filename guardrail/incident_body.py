@@ -62,6 +62,6 @@ def _observed(engine: Engine, finding: dict[str, Any]) -> list[dict[str, Any]]:
     """The last values of a failing check in its region, oldest first."""
     if finding.get("check") == "deploy":
         return []
-    rows = [m for m in engine.store.measurements(engine.id, finding.get("phase"))
-            if m["region"] == finding["region"] and m["check"] == finding["check"] and m["policy"] == finding["policy"]]
+    rows = [m for m in engine.store.measurements(engine.id, finding.get("phase"), region=finding["region"],
+                                                 check=finding["check"]) if m["policy"] == finding["policy"]]
     return [{"at": iso(m["at"]), "value": m["value"], "status": m["status"]} for m in rows[-10:]]

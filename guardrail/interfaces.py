@@ -93,6 +93,9 @@ class Source:
 
     Settings: ClassVar[type[BaseModel]] = NoSettings
     Params: ClassVar[type[BaseModel]] = AnyParams
+    blocking_io: ClassVar[bool] = True
+    """True when ``measure`` waits on the network: a tick then runs such probes
+    concurrently. A source that computes in-process sets it False."""
 
     def __init__(self, settings: BaseModel, context: PluginContext):
         self.settings, self.context = settings, context

@@ -8,24 +8,27 @@ A check yields ``pass``, ``fail`` or ``inconclusive`` with its evidence:
   (the baseline captured before the change);
 - no data follows ``on_no_data``; a provider error is always inconclusive;
 - several series need an explicit ``reduce``; ``any``/``all`` apply the comparison to
-  each series, the others reduce the values first.
+  each series, the others reduce the values first;
+- ``compare: control`` verdicts (``judge_control``) come from ``guardrail.statistics``
+  and are held by ``for:`` in the same way.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from .interfaces import Reading
 from .model import Check
 from .model.types import format_duration
+from .statistics import ControlComparison, allowed_ratios
 
 Status = Literal["pass", "fail", "inconclusive"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     status: Status
     value: float | None
@@ -33,10 +36,12 @@ class Verdict:
     reference: float | None
     reason: str
     pending: bool = False
-    """Breaching, but the ``for:`` hold has not elapsed yet."""
+    """Breaching, but the ``for:`` hold has not elapsed yet (or a control window still fills)."""
+    skipped: bool = False
+    """Not evaluated, for the reason given: a control comparison with no control region left."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CheckState:
     """What the judge remembers of one check in one region between evaluations."""
 
@@ -118,15 +123,19 @@ def _fmt(value: float | None) -> str:
 
 def judge(check: Check, reading: Reading, *, at: float, state: CheckState, on_no_data: str,
           reference: float | None = None, needs_reference: bool = False) -> tuple[Verdict, CheckState]:
-    """Evaluate one reading of one check; return the verdict and the updated state."""
+    """Evaluate one reading of one check; return the verdict and the updated state.
+
+    This runs once per check, region and tick (hundreds of thousands of times in a
+    long simulated bake), so states are built directly rather than with ``replace``.
+    """
     comparison = check.fail_if
     threshold = comparison.threshold(reference) if comparison is not None else None
-    state = replace(state, evaluations=state.evaluations + 1)
+    evaluations = state.evaluations + 1
 
-    def inconclusive(reason: str, value: float | None = None) -> tuple[Verdict, CheckState]:
-        verdict = Verdict("inconclusive", value, threshold, reference, reason)
-        return verdict, replace(state, inconclusive_streak=state.inconclusive_streak + 1,
-                                inconclusives=state.inconclusives + 1, last=verdict)
+    def inconclusive(reason: str) -> tuple[Verdict, CheckState]:
+        verdict = Verdict("inconclusive", None, threshold, reference, reason)
+        return verdict, CheckState(state.breach_since, state.first_breach_at, state.inconclusive_streak + 1,
+                                   evaluations, state.failures, state.inconclusives + 1, verdict)
 
     if reading.error:
         return inconclusive(reading.error)
@@ -140,30 +149,96 @@ def judge(check: Check, reading: Reading, *, at: float, state: CheckState, on_no
         no_data = check.on_no_data or on_no_data
         if no_data == "inconclusive":
             return inconclusive("no data")
-        status: Status = "fail" if no_data == "fail" else "pass"
-        verdict = Verdict(status, None, threshold, reference, f"no data (on_no_data: {no_data})")
-        return verdict, replace(state, inconclusive_streak=0, failures=state.failures + (status == "fail"),
-                                first_breach_at=state.first_breach_at or (at if status == "fail" else None),
-                                last=verdict)
-    described = _describe(check, value, reference) + (f"; {note}" if note else "")
+        failed = no_data == "fail"
+        verdict = Verdict("fail" if failed else "pass", None, threshold, reference, f"no data (on_no_data: {no_data})")
+        first = state.first_breach_at if state.first_breach_at is not None or not failed else at
+        return verdict, CheckState(state.breach_since, first, 0, evaluations, state.failures + failed,
+                                   state.inconclusives, verdict)
     if not holds:
-        verdict = Verdict("pass", value, threshold, reference, described)
-        return verdict, replace(state, breach_since=None, inconclusive_streak=0, last=verdict)
+        verdict = Verdict("pass", value, threshold, reference, note)
+        return verdict, CheckState(None, state.first_breach_at, 0, evaluations, state.failures,
+                                   state.inconclusives, verdict)
+    described = _describe(check, value, reference) + (f"; {note}" if note else "")
     since = state.breach_since if state.breach_since is not None else at
     held = at - since
     first = state.first_breach_at if state.first_breach_at is not None else at
     if held + 1e-9 >= check.for_:
         verdict = Verdict("fail", value, threshold, reference,
                           described + (f"; held {format_duration(held)}" if check.for_ else ""))
-        return verdict, replace(state, breach_since=since, first_breach_at=first, inconclusive_streak=0,
-                                failures=state.failures + 1, last=verdict)
+        return verdict, CheckState(since, first, 0, evaluations, state.failures + 1, state.inconclusives, verdict)
     verdict = Verdict("pass", value, threshold, reference,
                       f"{described}; breaching for {format_duration(held)} of {format_duration(check.for_)}",
                       pending=True)
-    return verdict, replace(state, breach_since=since, first_breach_at=first, inconclusive_streak=0, last=verdict)
+    return verdict, CheckState(since, first, 0, evaluations, state.failures, state.inconclusives, verdict)
+
+
+def explain(check: Check, verdict: Verdict) -> str:
+    """The reason of a verdict, for people; a clean pass stores none and gets one here."""
+    if verdict.reason or verdict.value is None or check.fail_if is None:
+        return verdict.reason
+    return _describe(check, verdict.value, verdict.reference)
 
 
 def is_clean(state: CheckState) -> bool:
     """Evidence a wave may be promoted on: evaluated, and the latest verdict a pass
     that is not holding a breach. (A failure ends the bake before this is asked.)"""
     return state.last is not None and state.last.status == "pass" and not state.last.pending
+
+
+def judge_control(check: Check, comparison: ControlComparison | None, *, at: float, state: CheckState,
+                  on_no_data: str, error: str | None = None, waiting: str | None = None,
+                  skipped: str | None = None) -> tuple[Verdict, CheckState]:
+    """Evaluate one canary-vs-control comparison (see ``guardrail.control``).
+
+    ``skipped``: no control exists (a pass that says why); ``waiting``: the window
+    still fills (a pending pass); ``error``: a side could not be measured. Otherwise
+    the comparison's verdict, where the value is the deployed mean, the reference the
+    control mean and the threshold the mean the allowed effect reaches; a ``fail_if``
+    given with ``compare: control`` must also hold (against the control mean) to fail."""
+    evaluations = state.evaluations + 1
+    if skipped is not None or waiting is not None:
+        verdict = Verdict("pass", None, None, None, f"skipped: {skipped}" if skipped else waiting,
+                          pending=waiting is not None and skipped is None, skipped=skipped is not None)
+        return verdict, CheckState(None, state.first_breach_at, 0, evaluations, state.failures,
+                                   state.inconclusives, verdict)
+    reference = comparison.control_mean if comparison is not None else None
+    threshold = None
+    if reference is not None and check.direction != "either":
+        low, high = allowed_ratios(check.effect_size)
+        threshold = reference * (high if check.direction == "increase" else low)
+
+    def inconclusive(reason: str) -> tuple[Verdict, CheckState]:
+        verdict = Verdict("inconclusive", None, threshold, reference, reason)
+        return verdict, CheckState(state.breach_since, state.first_breach_at, state.inconclusive_streak + 1,
+                                   evaluations, state.failures, state.inconclusives + 1, verdict)
+
+    if error is not None or comparison is None:
+        return inconclusive(error or "no comparison")
+    if comparison.deployed_samples == 0:
+        no_data = check.on_no_data or on_no_data
+        if no_data == "inconclusive":
+            return inconclusive("no data in the deployed region over the comparison window")
+        failed = no_data == "fail"
+        verdict = Verdict("fail" if failed else "pass", None, threshold, reference, f"no data (on_no_data: {no_data})")
+        first = state.first_breach_at if state.first_breach_at is not None or not failed else at
+        return verdict, CheckState(state.breach_since, first, 0, evaluations, state.failures + failed,
+                                   state.inconclusives, verdict)
+    if comparison.status == "inconclusive":
+        return inconclusive(comparison.reason)
+    value = comparison.deployed_mean
+    holds = comparison.status == "fail" and (check.fail_if is None or check.fail_if.holds(value, reference))
+    reason = comparison.reason if check.fail_if is None else f"{comparison.reason}; fails if {check.fail_if.text}"
+    if not holds:
+        verdict = Verdict("pass", value, threshold, reference, reason)
+        return verdict, CheckState(None, state.first_breach_at, 0, evaluations, state.failures,
+                                   state.inconclusives, verdict)
+    since = state.breach_since if state.breach_since is not None else at
+    held = at - since
+    first = state.first_breach_at if state.first_breach_at is not None else at
+    if held + 1e-9 >= check.for_:
+        verdict = Verdict("fail", value, threshold, reference,
+                          reason + (f"; held {format_duration(held)}" if check.for_ else ""))
+        return verdict, CheckState(since, first, 0, evaluations, state.failures + 1, state.inconclusives, verdict)
+    verdict = Verdict("pass", value, threshold, reference,
+                      f"{reason}; breaching for {format_duration(held)} of {format_duration(check.for_)}", pending=True)
+    return verdict, CheckState(since, first, 0, evaluations, state.failures, state.inconclusives, verdict)

@@ -55,9 +55,15 @@ CREATE TABLE IF NOT EXISTS measurements (
     id INTEGER PRIMARY KEY AUTOINCREMENT, rollout_id TEXT NOT NULL, phase TEXT NOT NULL,
     tick INTEGER NOT NULL, at REAL NOT NULL, region TEXT NOT NULL, policy TEXT NOT NULL,
     check_name TEXT NOT NULL, status TEXT NOT NULL, value REAL, threshold REAL, reference REAL,
-    comparison TEXT, pending INTEGER NOT NULL DEFAULT 0, reason TEXT, evidence TEXT,
-    UNIQUE (rollout_id, phase, tick, region, policy, check_name)
+    comparison TEXT, pending INTEGER NOT NULL DEFAULT 0, reason TEXT, query TEXT, evidence TEXT,
+    -- the judge's memory after this evaluation, so a resumed phase continues exactly
+    breach_since REAL, first_breach_at REAL, streak INTEGER NOT NULL DEFAULT 0,
+    evaluations INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,
+    inconclusives INTEGER NOT NULL DEFAULT 0
 );
+-- No unique index: a resumed phase never writes a row it already has (ticks.Phase),
+-- and maintaining one costs more than the rest of an insert.
+CREATE INDEX IF NOT EXISTS measurements_phase ON measurements (rollout_id, phase);
 CREATE TABLE IF NOT EXISTS baselines (
     rollout_id TEXT NOT NULL, region TEXT NOT NULL, policy TEXT NOT NULL, check_name TEXT NOT NULL,
     value REAL, window_start REAL NOT NULL, window_end REAL NOT NULL, evidence TEXT,
@@ -242,24 +248,38 @@ class SQLiteStore:
 
     # -- measurements and baselines ----------------------------------------------------
 
-    def add_measurements(self, rollout_id: str, rows: list[dict[str, Any]]) -> None:
-        """One transaction per evaluation tick; a replayed tick replaces nothing."""
-        self._many(
-            "INSERT OR IGNORE INTO measurements (rollout_id, phase, tick, at, region, policy, check_name, status,"
-            " value, threshold, reference, comparison, pending, reason, evidence) VALUES"
-            " (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(rollout_id, r["phase"], r["tick"], r["at"], r["region"], r["policy"], r["check"], r["status"],
-              r.get("value"), r.get("threshold"), r.get("reference"), r.get("comparison"), int(r.get("pending", False)),
-              self.redactor.redact(r.get("reason")), self._clean(r.get("evidence") or {})) for r in rows],
-        )
+    MEASUREMENT_COLUMNS = ("phase", "tick", "at", "region", "policy", "check_name", "status", "value", "threshold",
+                           "reference", "comparison", "pending", "reason", "query", "evidence", "breach_since",
+                           "first_breach_at", "streak", "evaluations", "failures", "inconclusives")
 
-    def measurements(self, rollout_id: str, phase: str | None = None) -> list[dict[str, Any]]:
+    def add_measurements(self, rollout_id: str, rows: list[tuple]) -> None:
+        """One transaction per evaluation tick. ``rows`` are tuples in the order of
+        ``MEASUREMENT_COLUMNS`` (``evidence`` a dict or None)."""
+        redact = self.redactor.redact
+        evidence_at = self.MEASUREMENT_COLUMNS.index("evidence")
+        reason_at = self.MEASUREMENT_COLUMNS.index("reason")
+        clean = []
+        for row in rows:
+            row = list(row)
+            row[reason_at] = redact(row[reason_at])
+            row[evidence_at] = self._clean(row[evidence_at]) if row[evidence_at] else None
+            clean.append((rollout_id, *row))
+        placeholders = ",".join("?" * (len(self.MEASUREMENT_COLUMNS) + 1))
+        self._many(f"INSERT INTO measurements (rollout_id, {', '.join(self.MEASUREMENT_COLUMNS)})"
+                   f" VALUES ({placeholders})", clean)
+
+    def measurements(self, rollout_id: str, phase: str | None = None, *, region: str | None = None,
+                     check: str | None = None) -> list[dict[str, Any]]:
         sql, args = "SELECT * FROM measurements WHERE rollout_id = ?", [rollout_id]
-        if phase is not None:
-            sql, args = sql + " AND phase = ?", args + [phase]
+        for column, value in (("phase", phase), ("region", region), ("check_name", check)):
+            if value is not None:
+                sql, args = sql + f" AND {column} = ?", args + [value]
         rows = self._read(sql + " ORDER BY id", args)
         return [dict(r) | {"check": r["check_name"], "pending": bool(r["pending"]),
-                           "evidence": json.loads(r["evidence"] or "{}")} for r in rows]
+                           "evidence": json.loads(r["evidence"]) if r["evidence"] else {}} for r in rows]
+
+    def measurement_count(self, rollout_id: str) -> int:
+        return self._read("SELECT COUNT(*) FROM measurements WHERE rollout_id = ?", (rollout_id,))[0][0]
 
     def measurement_statuses(self, rollout_id: str, phase_like: str) -> list[tuple[str, str]]:
         """(region, status) pairs present in phases matching a LIKE pattern."""

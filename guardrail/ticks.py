@@ -1,30 +1,45 @@
 """Evaluation ticks: measure, judge, store — resumably.
 
-A phase (``preflight``, ``bake:<wave>``, ``recovery``) evaluates each policy's checks
-every ``interval`` from the phase's start. Tick ``k`` of a policy happens at
-``start + k * interval``; its measurements are stored with that index, so a resumed
-phase replays stored verdicts instead of measuring again, and continues at the first
-tick that is not complete.
+A phase (``bake:<wave>``, ``recovery``) evaluates each policy's checks every
+``interval`` from the phase's start. Tick ``k`` of a policy happens at
+``start + k * interval``; its measurements are stored with that index and with the
+judge's memory after the evaluation, so a resumed phase replays stored verdicts
+instead of measuring again, and continues at the first tick that is not complete.
+
+This loop runs once per check, region and tick: everything that does not change
+between ticks is worked out once per phase (``_Plan``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 from .clock import Clock
+from .control import ControlChecks, describe as describe_control
 from .evaluation import Evaluator, Item
 from .judge import CheckState, Verdict, is_clean, judge
+from .model import Check
 from .store import SQLiteStore
 
 
-def state_to_dict(state: CheckState) -> dict:
-    return asdict(state)
+@dataclass(frozen=True)
+class _Plan:
+    """What an item's evaluation needs that never changes during a phase."""
+
+    check: Check
+    on_no_data: str
+    reference: float | None
+    needs_reference: bool
+    comparison: str | None
+    query: str
 
 
-def state_from_dict(data: dict) -> CheckState:
-    last = data.get("last")
-    return CheckState(**{**data, "last": Verdict(**last) if last else None})
+def _restore(row: dict[str, Any]) -> CheckState:
+    verdict = Verdict(row["status"], row["value"], row["threshold"], row["reference"], row["reason"] or "",
+                      bool(row["pending"]))
+    return CheckState(row["breach_since"], row["first_breach_at"], row["streak"], row["evaluations"],
+                      row["failures"], row["inconclusives"], verdict)
 
 
 class Phase:
@@ -35,10 +50,19 @@ class Phase:
                  reset_streaks: bool = False):
         self.rollout_id, self.name, self.start = rollout_id, name, start
         self.items, self.evaluator, self.store, self.clock = items, evaluator, store, clock
-        self.baselines = baselines
         self.states: dict[Item, CheckState] = {item: CheckState() for item in items}
         self.policies = sorted({item.policy for item in items})
         self.intervals = {p: evaluator.policies[p].interval for p in self.policies}
+        self._by_policy = {p: [i for i in items if i.policy == p] for p in self.policies}
+        self._plans = {}
+        for item in items:
+            check = evaluator.checks[(item.policy, item.check)]
+            base = baselines.get((item.region, item.policy, item.check))
+            self._plans[item] = _Plan(check, evaluator.policies[item.policy].on_no_data,
+                                      base["value"] if base else None, check.compare == "baseline",
+                                      describe_control(check) if check.compare == "control"
+                                      else check.fail_if.text if check.fail_if else None, evaluator.query_text(item))
+        self._control = ControlChecks(evaluator, items, start=start, store=store, rollout_id=rollout_id)
         self._stored: dict[tuple[int, Item], dict] = {}
         for row in store.measurements(rollout_id, name):
             item = Item(row["policy"], row["check"], row["region"])
@@ -47,15 +71,17 @@ class Phase:
         self.next_tick = {p: self._first_incomplete(p) for p in self.policies}
         for (tick, item), row in sorted(self._stored.items(), key=lambda kv: kv[0][0]):
             if tick < self.next_tick[item.policy]:
-                state = state_from_dict(row["evidence"]["state"])
-                self.states[item] = state if not reset_streaks else CheckState(**{**asdict(state), "inconclusive_streak": 0, "last": state.last})
+                self.states[item] = _restore(row)
+        if reset_streaks:  # a person resumed a halted rollout: count inconclusive evidence afresh
+            self.states = {i: CheckState(s.breach_since, s.first_breach_at, 0, s.evaluations, s.failures,
+                                         s.inconclusives, s.last) for i, s in self.states.items()}
         if realtime:  # missed ticks while nobody ran are skipped, not measured in the past
             now = clock.now()
             for p in self.policies:
                 self.next_tick[p] = max(self.next_tick[p], int((now - start) // self.intervals[p]))
 
     def _first_incomplete(self, policy: str) -> int:
-        items = [i for i in self.items if i.policy == policy]
+        items = self._by_policy[policy]
         tick = 0
         while items and all((tick, i) in self._stored for i in items):
             tick += 1
@@ -73,39 +99,42 @@ class Phase:
                 self.clock.sleep(wait)
             before(at)
             due = [p for p in self.policies if abs(self.start + self.next_tick[p] * self.intervals[p] - at) < 1e-6]
-            batch = [i for i in self.items if i.policy in due]
+            batch = [i for p in due for i in self._by_policy[p]]
             self._evaluate(batch, at)
             for p in due:
                 self.next_tick[p] += 1
             yield at, batch
 
     def _evaluate(self, batch: list[Item], at: float) -> None:
-        fresh = [i for i in batch if (self.next_tick[i.policy], i) not in self._stored]
+        stored = self._stored
+        fresh = [i for i in batch if (self.next_tick[i.policy], i) not in stored] if stored else batch
+        control = self._control
+        if control:  # compare: control items measure windows (in flight while the instants are measured)
+            windows = control.submit([i for i in fresh if i in control], at)
+            fresh = [i for i in fresh if i not in control]
         readings = self.evaluator.measure(fresh, at)
         rows = []
         for item in batch:
             tick = self.next_tick[item.policy]
-            stored = self._stored.get((tick, item))
-            if stored is not None:
-                self.states[item] = state_from_dict(stored["evidence"]["state"])
+            if stored and (tick, item) in stored:
+                self.states[item] = _restore(stored[(tick, item)])
                 continue
-            check = self.evaluator.checks[(item.policy, item.check)]
-            policy = self.evaluator.policies[item.policy]
-            base = self.baselines.get((item.region, item.policy, item.check))
-            reference = base["value"] if base else None
-            reading = readings[item]
-            verdict, self.states[item] = judge(check, reading, at=at, state=self.states[item],
-                                               on_no_data=policy.on_no_data, reference=reference,
-                                               needs_reference=check.compare == "baseline")
-            rows.append({
-                "phase": self.name, "tick": tick, "at": at, "region": item.region, "policy": item.policy,
-                "check": item.check, "status": verdict.status, "value": verdict.value,
-                "threshold": verdict.threshold, "reference": verdict.reference,
-                "comparison": check.fail_if.text if check.fail_if else None, "pending": verdict.pending,
-                "reason": verdict.reason,
-                "evidence": {"state": state_to_dict(self.states[item]), "query": self.evaluator.query_text(item),
-                             "series": len(reading.series), "detail": reading.detail},
-            })
+            plan = self._plans[item]
+            if control and item in control:
+                verdict, state, detail = control.judge(item, windows, self.states[item], plan.on_no_data)
+            else:
+                reading = readings[item]
+                verdict, state = judge(plan.check, reading, at=at, state=self.states[item],
+                                       on_no_data=plan.on_no_data, reference=plan.reference,
+                                       needs_reference=plan.needs_reference)
+                detail = reading.detail
+                if detail and detail.keys() == {"query"}:
+                    detail = None  # the query is stored in its own column
+            self.states[item] = state
+            rows.append((self.name, tick, at, item.region, item.policy, item.check, verdict.status, verdict.value,
+                         verdict.threshold, verdict.reference, plan.comparison, verdict.pending, verdict.reason,
+                         plan.query, detail, state.breach_since, state.first_breach_at, state.inconclusive_streak,
+                         state.evaluations, state.failures, state.inconclusives))
         if rows:
             self.store.add_measurements(self.rollout_id, rows)
 

@@ -41,6 +41,7 @@ class SimSource(Source):
         query: Template = Field(description="PromQL; {{region}} and friends are escaped for PromQL strings")
 
     escape = staticmethod(escape_promql)
+    blocking_io = False  # answers in-process from memory: threads would only add overhead
 
     def __init__(self, settings, context: PluginContext):
         super().__init__(settings, context)
