@@ -26,7 +26,6 @@ from .judge import CheckState, judge
 from .loader import Plan, load_plan
 from .locking import Lease, check_resumable
 from .plugin_manager import GuardrailPluginManager, get_plugin_manager
-from .secrets import Redactor
 from .store import SQLiteStore
 from .windows import frozen_by
 
@@ -107,28 +106,26 @@ class Guardrail:
         else:
             clock = SystemClock()
         rollout_id = new_rollout_id(now)
+        # The lock comes first: a refused second rollout leaves no trace. A crash from
+        # here on leaves the lock to lease expiry (or the dead-process check) and the
+        # store as it was, for `guardrail resume`.
         lease = Lease(self.store, rollout.service, rollout_id)
         lease.acquire()
-        try:
-            self.store.create_rollout({
-                "id": rollout_id, "service": rollout.service, "version": rollout.change.version,
-                "previous": rollout.change.previous, "plan_path": str(plan.path), "plan_digest": _digest(plan),
-                "clock": rollout.clock, "clock_start": clock.now(),
-            })
-            engine = self._engine(plan, rollout_id, clock, lease)
-            engine.emit("rollout.started", service=rollout.service, change=rollout.change.model_dump(),
-                        waves=[{"name": w.name, "regions": w.regions, "bake": w.bake} for w in rollout.waves],
-                        plan=str(plan.path), policies=[str(p.path) for p in plan.policies], clock=rollout.clock)
-            refusal = self._guards(plan, engine, clock, override_window)
-            if refusal is not None:
-                engine.transition("refused", outcome="halted", reason=refusal, finished=True)
-                lease.release()
-                return self._result(rollout_id)
-            engine.run()
-        except BaseException:
-            # A crash leaves the lock to lease expiry (or a dead-process check), and the
-            # store as it was: `guardrail resume` continues from there.
-            raise
+        self.store.create_rollout({
+            "id": rollout_id, "service": rollout.service, "version": rollout.change.version,
+            "previous": rollout.change.previous, "plan_path": str(plan.path), "plan_digest": _digest(plan),
+            "clock": rollout.clock, "clock_start": clock.now(),
+        })
+        engine = self._engine(plan, rollout_id, clock, lease)
+        engine.emit("rollout.started", service=rollout.service, change=rollout.change.model_dump(),
+                    waves=[{"name": w.name, "regions": w.regions, "bake": w.bake} for w in rollout.waves],
+                    plan=str(plan.path), policies=[str(p.path) for p in plan.policies], clock=rollout.clock)
+        refusal = self._guards(plan, engine, clock, override_window)
+        if refusal is not None:
+            engine.transition("refused", outcome="halted", reason=refusal, finished=True)
+            lease.release()
+            return self._result(rollout_id)
+        engine.run()
         return self._result(rollout_id)
 
     def _guards(self, plan: Plan, engine: Engine, clock: Any, override_window: str | None) -> str | None:
@@ -177,9 +174,8 @@ class Guardrail:
         check_resumable(self.store, row["service"], rollout_id)
         clock: Any
         if row["clock"] == "virtual":
-            last = max(self.store.last_event_at(rollout_id) or row["clock_start"],
-                       max((m["at"] for m in self.store.measurements(rollout_id)[-1:]), default=row["clock_start"]))
-            clock = VirtualClock(last)
+            # Simulated time continues from the last thing that happened.
+            clock = VirtualClock(self.store.last_time(rollout_id) or row["clock_start"])
         else:
             clock = SystemClock()
         lease = Lease(self.store, row["service"], rollout_id)
@@ -251,4 +247,4 @@ class Guardrail:
         return RolloutResult(rollout_id, row["service"], row["outcome"] or "halted", row["state"], row["reason"])
 
 
-__all__ = ["Guardrail", "RolloutResult", "GuardrailError", "Redactor"]
+__all__ = ["Guardrail", "RolloutResult", "GuardrailError"]

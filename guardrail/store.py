@@ -215,8 +215,10 @@ class SQLiteStore:
         rows = self._read(sql + " ORDER BY seq", args)
         return [{"seq": r["seq"], "at": r["at"], "kind": r["kind"], **json.loads(r["data"])} for r in rows]
 
-    def last_event_at(self, rollout_id: str) -> float | None:
-        row = self._read("SELECT MAX(at) FROM events WHERE rollout_id = ?", (rollout_id,))
+    def last_time(self, rollout_id: str) -> float | None:
+        """The rollout clock's latest recorded time (events and measurements)."""
+        row = self._read("SELECT MAX(t) FROM (SELECT MAX(at) AS t FROM events WHERE rollout_id = ?"
+                         " UNION ALL SELECT MAX(at) FROM measurements WHERE rollout_id = ?)", (rollout_id, rollout_id))
         return row[0][0] if row else None
 
     # -- steps (idempotent side effects) ---------------------------------------------
