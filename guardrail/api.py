@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import secrets as _secrets
 import time
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from .plugin_manager import GuardrailPluginManager, get_plugin_manager
 from .store import SQLiteStore
 from .windows import frozen_by
 
+LEASE_ENV = "GUARDRAIL_LOCK_LEASE"
+DEFAULT_LEASE = 120.0
 OUTCOME_EXIT = {
     "promoted": ExitCode.PROMOTED,
     "rolled_back": ExitCode.ROLLED_BACK,
@@ -68,10 +71,12 @@ class Guardrail:
 
     def __init__(self, state: str | Path, *, pm: GuardrailPluginManager | None = None,
                  environ: dict[str, str] | None = None, concurrency: int = 16):
-        self.state_path = Path(state)
+        self.state_path = Path(state).absolute()  # plugins resolve their own paths against the plan
         self.pm = pm or get_plugin_manager()
         self.environ = environ
         self.concurrency = concurrency
+        # How long a lock outlives a process that stopped renewing it (killed, frozen).
+        self.lease = float((environ or os.environ).get(LEASE_ENV, "") or DEFAULT_LEASE)
         self.store = SQLiteStore(self.state_path)
 
     def close(self) -> None:
@@ -109,7 +114,7 @@ class Guardrail:
         # The lock comes first: a refused second rollout leaves no trace. A crash from
         # here on leaves the lock to lease expiry (or the dead-process check) and the
         # store as it was, for `guardrail resume`.
-        lease = Lease(self.store, rollout.service, rollout_id)
+        lease = Lease(self.store, rollout.service, rollout_id, duration=self.lease)
         lease.acquire()
         self.store.create_rollout({
             "id": rollout_id, "service": rollout.service, "version": rollout.change.version,
@@ -161,16 +166,17 @@ class Guardrail:
                 failing.append(f"{item}: {verdict.reason}")
         return failing
 
-    def resume(self, rollout_id: str) -> RolloutResult:
+    def resume(self, rollout_id: str, *, allow_changed_plan: bool = False) -> RolloutResult:
         """Continue a rollout that was halted, paused or killed."""
         row = self.store.rollout(rollout_id)
         rollout_id = row["id"]
         if row["finished_at"] and row["state"] != "rollback_failed":  # a failed rollback may be retried
             raise StateError(f"rollout {rollout_id} is finished ({row['state']}); nothing to resume")
         plan = self.load(row["plan_path"])
-        if _digest(plan) != row["plan_digest"]:
-            raise StateError(f"the plan or its policies changed since rollout {rollout_id} started; "
-                             f"restore them, or abort it (`guardrail abort {rollout_id}`)")
+        changed = _digest(plan) != row["plan_digest"]
+        if changed and not allow_changed_plan:
+            raise StateError(f"the plan or its policies changed since rollout {rollout_id} started; restore them "
+                             f"to resume, or roll back with the plan as it is now: `guardrail abort {rollout_id}`")
         check_resumable(self.store, row["service"], rollout_id)
         clock: Any
         if row["clock"] == "virtual":
@@ -178,10 +184,13 @@ class Guardrail:
             clock = VirtualClock(self.store.last_time(rollout_id) or row["clock_start"])
         else:
             clock = SystemClock()
-        lease = Lease(self.store, row["service"], rollout_id)
+        lease = Lease(self.store, row["service"], rollout_id, duration=self.lease)
         lease.acquire(takeover_own=True)
         was_halted = row["state"] == "halted"
-        engine = self._engine(plan, rollout_id, clock, lease, resumed_from_halt=was_halted)
+        engine = self._engine(plan, rollout_id, clock, lease, resumed_from_halt=was_halted,
+                              resumed_at=self.store.last_time(rollout_id))
+        if changed:
+            engine.emit("plan.changed", detail="rolling back with the plan and policies as they are now")
         if row["requests"].get("pause"):
             self.store.request(rollout_id, "pause", None)
             self.store.request(rollout_id, "pause_honoured", None)
@@ -189,20 +198,25 @@ class Guardrail:
         engine.run()
         return self._result(rollout_id)
 
-    def abort(self, rollout_id: str, reason: str = "aborted by a person") -> RolloutResult:
-        """Roll back what is deployed. A running process sees the request at its next tick;
-        otherwise the rollback runs here."""
+    def abort(self, rollout_id: str, reason: str = "aborted by a person") -> RolloutResult | None:
+        """Roll back what is deployed. A running process sees the request at its next
+        tick (None is returned: that process reports the outcome); otherwise the
+        rollback runs here, with the plan as it is now if it changed."""
+        if self.abort_requested_of_running(rollout_id, reason):
+            return None
+        return self.resume(self.store.rollout(rollout_id)["id"], allow_changed_plan=True)
+
+    def abort_requested_of_running(self, rollout_id: str, reason: str) -> bool:
+        """Record the abort request; True when a live process runs the rollout (it will roll back)."""
+        from .locking import HOST, process_alive
+
         row = self.store.rollout(rollout_id)
         if row["state"] in ("promoted", "done", "refused"):
             raise StateError(f"rollout {row['id']} is finished ({row['state']}); nothing to abort")
         self.store.request(row["id"], "abort", reason)
         lock = self.store.lock(row["service"])
-        if lock and lock["rollout_id"] == row["id"] and lock["pid"] > 0:
-            from .locking import HOST, process_alive
-
-            if lock["host"] != HOST or process_alive(lock["pid"]):
-                return self._result(row["id"])  # the running process will roll back
-        return self.resume(row["id"])
+        return bool(lock and lock["rollout_id"] == row["id"] and lock["pid"] > 0
+                    and (lock["host"] != HOST or process_alive(lock["pid"])))
 
     def pause(self, rollout_id: str, reason: str = "paused by a person") -> None:
         row = self.store.rollout(rollout_id)
@@ -217,6 +231,13 @@ class Guardrail:
         name = wave or (waiting[-1]["waiting_for"] if waiting else None)
         if name is None:
             raise UsageError(f"rollout {row['id']} is not waiting for an approval; name the wave with --wave")
+        started = self.store.events(row["id"], "rollout.started")
+        manual = [w["name"] for w in (started[0]["waves"] if started else [])]
+        plan_waves = {w.name: w for w in self.load(row["plan_path"]).rollout.waves}
+        manual = [n for n in manual if n in plan_waves and plan_waves[n].approval == "manual"]
+        if name not in manual:
+            raise UsageError(f"wave {name!r} of rollout {row['id']} does not wait for approval"
+                             + (f"; waves with approval: manual: {', '.join(manual)}" if manual else ""))
         approvals = dict(row["requests"].get("approved") or {})
         approvals[name] = {"at": time.time()}
         self.store.request(row["id"], "approved", approvals)

@@ -18,8 +18,7 @@ from typing import Any
 
 from .evaluation import Evaluator, Item
 from .judge import baseline_value
-from .incidents import Notifier
-from .incident_body import build_incident
+from .incidents import IncidentTracker, Notifier
 from .interfaces import ActionRun, Outcome, PluginContext, Target
 from .loader import Plan
 from .locking import Lease
@@ -48,15 +47,18 @@ class Halt:
 class Engine:
     def __init__(self, *, plan: Plan, store: SQLiteStore, registry: Registry, hook: Any, clock: Any,
                  rollout_id: str, context: PluginContext, lease: Lease, realtime: bool,
-                 resumed_from_halt: bool = False, concurrency: int = 16):
+                 resumed_from_halt: bool = False, resumed_at: float | None = None, concurrency: int = 16):
         self.plan, self.store, self.registry, self.hook, self.clock = plan, store, registry, hook, clock
         self.id, self.context, self.lease, self.realtime = rollout_id, context, lease, realtime
         self.resumed_from_halt = resumed_from_halt
+        self.resumed_at = resumed_at
+        """When resuming: the rollout clock's last recorded time before the gap."""
         self.rollout = plan.rollout
         self.evaluator = Evaluator(plan, registry, context, concurrency=concurrency)
         factory = registry.get("deployers", self.rollout.deploy.plugin)
         self.deployer = factory(_settings(factory, self.rollout.deploy.with_), context)
-        self.notifier = Notifier(store, registry, context, [self.rollout.on_failure.incident])
+        self.notifier = Notifier(store, registry, context, self.rollout.on_failure.incident_refs(), rollout_id=rollout_id,
+                                 emit=self.emit)
         self.started_at = clock.now()
         # Per-tick progress events are built only when someone listens (a terminal).
         self._listening = bool(hook.guardrail_on_event.get_hookimpls())
@@ -110,9 +112,11 @@ class Engine:
     def run(self) -> str:
         """Run (or continue) the rollout; return its outcome."""
         try:
+            self.notifier.start()  # what earlier runs left undelivered, in the background
             return self._run()
         finally:
             self.evaluator.close()
+            self.notifier.close()  # bounded: undelivered updates stay spooled
 
     def _run(self) -> str:
         failed = self.store.step(self.id, "decision:failed")
@@ -166,6 +170,8 @@ class Engine:
             self.emit("region.deploying", region=region, version=self.rollout.change.version, persist=False)
             return self.deployer.deploy(self._target(region, "deploy"))
 
+        if self._done(f"deploy:{region}"):  # deployed before a resume: already in the audit trail
+            return Outcome(True, "deployed earlier")
         outcome = self._side_effect(f"deploy:{region}", call, {"region": region})
         self.emit("region.deployed" if outcome.ok else "region.deploy_failed", region=region, detail=outcome.detail)
         return outcome
@@ -207,8 +213,7 @@ class Engine:
         self._mark(f"baseline:{wave.name}", {"at": end})
 
     def _watch(self, before) -> None:
-        """Between ticks: keep the lock alive and honour pause/abort requests."""
-        self.lease.renew()
+        """Between ticks: honour pause/abort requests (the lease renews itself)."""
         requests = self._requests()
         if requests.get("abort"):
             raise _Interrupted(Failure(f"aborted: {requests['abort']}", aborted=True))
@@ -225,6 +230,14 @@ class Engine:
             self.transition("baking", wave=wave.name, bake=format_duration(wave.bake))
         else:
             start = step["detail"]["start"]
+            if self.realtime and self.resumed_at is not None:
+                # Time while halted, paused or dead gathered no evidence: it does not
+                # count as bake. The bake's start moves by that gap, durably.
+                gap = max(0.0, self.clock.now() - self.resumed_at)
+                if gap > 0:
+                    start += gap
+                    self.store.update_step_detail(self.id, name, {"start": start})
+            self.transition("baking", wave=wave.name, bake=format_duration(wave.bake), resumed=True)  # not `deploying`
         end = start + wave.bake
         regions = self.deployed_regions()
         phase = Phase(rollout_id=self.id, name=name, start=start, items=self.evaluator.items(regions),
@@ -245,7 +258,8 @@ class Engine:
                 if stuck:
                     reason = "no evidence: " + "; ".join(f"{i}: {phase.states[i].last.reason}" for i in stuck[:5])
                     if any(self.evaluator.policies[i.policy].on_inconclusive == "fail" for i in stuck):
-                        return Failure(reason, [self._finding(phase, i) for i in stuck], [wave.name])
+                        return Failure(reason, [self._finding(phase, i) for i in stuck],
+                                       sorted({self.rollout.wave_of(i.region).name for i in stuck} | {wave.name}))
                     return Halt(reason)
                 if phase.next_time() > end:
                     unclean = phase.unclean()
@@ -258,6 +272,7 @@ class Engine:
                         return Halt("bake ended without clean evidence for " + ", ".join(map(str, unclean[:5])))
         except _Interrupted as interrupted:
             return interrupted.result
+        self.store.finish_step(self.id, name, True, self.clock.now(), {"start": start})
         self.emit("bake.passed", wave=wave.name, regions=regions)
         return None
 
@@ -292,31 +307,31 @@ class Engine:
             self.transition("aborted" if failure.aborted else "failed", reason=failure.reason,
                             findings=failure.findings)
         targets = self._rollback_targets(failure)
-        if not self._done("incident:recorded"):  # recorded now; sent only after the rollback
-            self.store.save_incident(build_incident(self, failure, targets, status="identified"))
-            self._mark("incident:recorded")
+        incident = IncidentTracker(self, failure, targets)
+        incident.record()  # "investigating", in the store only
         self.transition("rolling_back", regions=targets)
+        incident.identified()  # queued: delivered in the background while the rollback runs
         broken = [r for r in targets if not self._rollback_region(r).ok]
         if broken:
             reason = f"rollback failed in {', '.join(broken)}: a person is needed now"
-            self._publish(build_incident(self, failure, targets, status="identified", note=reason))
+            incident.needs_person("rollback-failed", reason)
             self.transition("rollback_failed", outcome="rollback_failed", reason=reason, finished=True)
             self.lease.keep(f"rollback failed for rollout {self.id}")
             return "rollback_failed"
         self.transition("rolled_back", regions=targets)
         actions = self._actions("failure", self.rollout.on_failure.actions, targets)
-        self._publish(build_incident(self, failure, targets, status="monitoring", actions=actions))
+        incident.monitoring(actions)
         self.transition("verifying_recovery", regions=targets,
                         **{"for": format_duration(self.rollout.verify_recovery.for_)})
-        recovered, detail = verify_recovery(self, failure, targets)
+        recovered, detail = verify_recovery(self, failure, targets, incident)
         if not recovered:
             reason = f"recovery not achieved: {detail}; a person is needed now"
-            self._publish(build_incident(self, failure, targets, status="identified", actions=actions, note=reason))
+            incident.needs_person("recovery-failed", reason)
             self.transition("rollback_failed", outcome="rollback_failed", reason=reason, finished=True)
             self.lease.keep(f"recovery failed for rollout {self.id}")
             return "rollback_failed"
         actions += self._actions("recovery", self.rollout.on_recovery.actions, targets)
-        self._publish(build_incident(self, failure, targets, status="resolved", actions=actions, note=detail))
+        incident.resolved(actions, detail)
         self.transition("done", outcome="rolled_back", reason=failure.reason, finished=True)
         self.lease.release()
         return "rolled_back"
@@ -356,14 +371,6 @@ class Engine:
                 self.emit("action.ran", **result)
                 results.append(result)
         return results
-
-    def _publish(self, incident: dict[str, Any]) -> None:
-        key = f"notify:{incident['status']}:{incident.get('revision', 0)}"
-        if self._done(key):
-            return
-        outcomes = self.notifier.publish(incident)
-        self._mark(key, {"sinks": outcomes})
-        self.emit("incident." + incident["status"], incident=incident["id"], sinks=outcomes)
 
 
 class _Interrupted(Exception):

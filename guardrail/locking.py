@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 
 from .errors import LockedError
@@ -42,11 +43,36 @@ def _stale(row: dict) -> bool:
 
 
 class Lease:
-    """The lock a running process holds for one rollout; ``renew`` at most every few seconds."""
+    """The lock a running process holds for one rollout.
+
+    A heartbeat thread renews it every quarter of its duration for as long as the
+    process holds it, so a deploy or rollback that takes longer than the lease does
+    not let another rollout in; a killed process stops renewing and the lease expires.
+    """
 
     def __init__(self, store: SQLiteStore, service: str, rollout_id: str, *, duration: float = 120.0):
         self.store, self.service, self.rollout_id, self.duration = store, service, rollout_id, duration
         self._renewed = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.duration / 4):
+            try:
+                self.store.renew_lock(self.service, self.rollout_id, self.duration)
+            except Exception:  # the next beat tries again; the lease has slack for it
+                pass
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._heartbeat, name="guardrail-lease", daemon=True)
+            self._thread.start()
+
+    def _stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
 
     def acquire(self, *, takeover_own: bool = False) -> None:
         pid = os.getpid()
@@ -60,6 +86,7 @@ class Lease:
         if holder is not None:
             raise LockedError(self.service, holder["holder"], holder["rollout_id"])
         self._renewed = time.monotonic()
+        self._start()
 
     def renew(self) -> None:
         if time.monotonic() - self._renewed > min(10.0, self.duration / 4):
@@ -68,9 +95,11 @@ class Lease:
 
     def keep(self, why: str) -> None:
         """Keep the lock after this process ends (halted, rollback failed)."""
+        self._stop_heartbeat()
         self.store.try_lock(self.service, self.rollout_id, why, HOST, 0, NEVER - time.time(), lambda row: True)
 
     def release(self) -> None:
+        self._stop_heartbeat()
         self.store.release_lock(self.service, self.rollout_id)
 
 

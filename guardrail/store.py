@@ -244,6 +244,9 @@ class SQLiteStore:
             (rollout_id, key, "started", at, self._clean(detail)),
         )
 
+    def update_step_detail(self, rollout_id: str, key: str, detail: Any) -> None:
+        self._write("UPDATE steps SET detail = ? WHERE rollout_id = ? AND key = ?", (self._clean(detail), rollout_id, key))
+
     def finish_step(self, rollout_id: str, key: str, ok: bool, at: float, detail: Any = None) -> None:
         self._write("UPDATE steps SET status = ?, finished_at = ?, detail = ? WHERE rollout_id = ? AND key = ?",
                     ("done" if ok else "failed", at, self._clean(detail), rollout_id, key))
@@ -325,7 +328,7 @@ class SQLiteStore:
         return json.loads(rows[0][0]) if rows else None
 
     def set_sink_ref(self, incident_id: str, sink: str, ref: dict[str, Any] | None) -> None:
-        self._write("INSERT OR REPLACE INTO sink_refs VALUES (?,?,?)", (incident_id, sink, _dumps(ref)))
+        self._write("INSERT OR REPLACE INTO sink_refs VALUES (?,?,?)", (incident_id, sink, self._clean(ref)))
 
     def spool(self, incident: dict[str, Any], sink: str, error: str) -> None:
         """Keep an undelivered notification for ``guardrail incidents flush``."""
@@ -336,11 +339,37 @@ class SQLiteStore:
              self._clean(incident)),
         )
 
-    def deliveries(self, status: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM deliveries", []
-        if status:
-            sql, args = sql + " WHERE status = ?", [status]
+    def enqueue_delivery(self, incident: dict[str, Any], sink: str) -> bool:
+        """Queue one revision of an incident for a sink (``pending``). Idempotent per
+        (incident, sink, revision), so a publish repeated after a crash queues nothing new."""
+        return self._write(
+            "INSERT INTO deliveries (incident_id, sink, status, incident_status, attempts, created_at, payload)"
+            " SELECT ?, ?, 'pending', ?, 0, ?, ? WHERE NOT EXISTS (SELECT 1 FROM deliveries WHERE incident_id = ?"
+            " AND sink = ? AND json_extract(payload, '$.revision') = ?)",
+            (incident["id"], sink, incident["status"], time.time(), self._clean(incident), incident["id"], sink,
+             incident.get("revision", 0))).rowcount > 0
+
+    def deliveries(self, status: str | None = None, *, incident_id: str | None = None,
+                   sink: str | None = None) -> list[dict[str, Any]]:
+        """Outbox rows in the order they were queued (the order a sink must see them)."""
+        sql, args = "SELECT * FROM deliveries WHERE 1 = 1", []
+        for column, value in (("status", status), ("incident_id", incident_id), ("sink", sink)):
+            if value is not None:
+                sql, args = sql + f" AND {column} = ?", args + [value]
         return [dict(r) | {"payload": json.loads(r["payload"])} for r in self._read(sql + " ORDER BY id", args)]
+
+    def record_delivery(self, delivery_id: int, status: str, error: str | None = None) -> None:
+        """One attempt's result: ``delivered``, ``pending`` (retry later) or ``rejected``
+        (the service refused it; retried only on request)."""
+        self._write(
+            "UPDATE deliveries SET status = ?, attempts = attempts + 1, last_error = ?,"
+            " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END WHERE id = ?",
+            (status, self.redactor.redact(error), status, time.time(), delivery_id))
+
+    def requeue_rejected(self, incident_id: str | None = None) -> int:
+        """Make rejected deliveries pending again (after the configuration was fixed)."""
+        return self._write("UPDATE deliveries SET status = 'pending' WHERE status = 'rejected'"
+                           " AND (? IS NULL OR incident_id = ?)", (incident_id, incident_id)).rowcount
 
     # -- locks -----------------------------------------------------------------------
 

@@ -21,9 +21,12 @@ class JournalSink(IncidentSink):
         path: str | None = Field(None, description="JSON-lines file; default: incidents.jsonl beside the state file")
 
     def notify(self, incident: dict, ref: dict | None) -> dict:
-        path = Path(self.settings.path) if self.settings.path else self.context.state_dir / "incidents.jsonl"
-        if not path.is_absolute():
-            path = self.context.base_dir / path
+        if self.settings.path:  # a path written in the plan is relative to the plan
+            path = Path(self.settings.path)
+            if not path.is_absolute():
+                path = self.context.base_dir / path
+        else:  # beside the state file, even when --state was given relative to the current directory
+            path = Path(self.context.state_dir) / "incidents.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(incident, sort_keys=True, default=str) + "\n")

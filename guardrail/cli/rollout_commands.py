@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ..errors import ExitCode, LockedError
 from .options import JsonOption, StateOption, state_path
+from .report_commands import JunitOption, ReportOption, publish
 
 
 class Output(str, Enum):
@@ -35,7 +36,7 @@ def _guardrail(state: Path | None, progress: bool):
     return Guardrail(state_path(state), pm=pm), listener
 
 
-def _finish(api, result, output: Output, listener) -> None:
+def _finish(api, result, output: Output, listener, report: Path | None = None, junit: Path | None = None) -> None:
     from . import out_console
 
     if listener is not None:
@@ -48,10 +49,12 @@ def _finish(api, result, output: Output, listener) -> None:
         _print_summary(summary)
         if result.exit_code == ExitCode.ROLLBACK_FAILED:
             out_console.print("[bold red]A PERSON IS NEEDED NOW[/bold red]: the system did not return to health.")
+    publish(api.store, result.rollout_id, html=report, junit=junit, machine_output=output is Output.json)
     raise typer.Exit(int(result.exit_code))
 
 
-def _run(state: Path | None, output: Output, call: Callable[[Any], Any]) -> None:
+def _run(state: Path | None, output: Output, call: Callable[[Any], Any], report: Path | None = None,
+         junit: Path | None = None) -> None:
     api, listener = _guardrail(state, progress=output is Output.text)
     try:
         result = call(api)
@@ -64,7 +67,7 @@ def _run(state: Path | None, output: Output, call: Callable[[Any], Any]) -> None
     finally:
         if listener is not None:
             listener.close()
-    _finish(api, result, output, listener)
+    _finish(api, result, output, listener, report, junit)
 
 
 def rollout(
@@ -73,35 +76,57 @@ def rollout(
     output: OutputOption = Output.text,
     override_window: Annotated[str | None, typer.Option(
         "--override-window", help="start inside a change freeze; the reason is recorded")] = None,
+    report: ReportOption = None,
+    junit: JunitOption = None,
 ) -> None:
     """Deploy a change wave by wave, bake, and roll back on failure.
 
     Exit codes: 0 promoted, 1 rolled back, 2 invalid input, 3 halted,
     4 rollback failed (a person is needed), 5 locked by another rollout.
     """
-    _run(state, output, lambda api: api.rollout(plan, override_window=override_window))
+    _run(state, output, lambda api: api.rollout(plan, override_window=override_window), report, junit)
 
 
-def resume(rollout_id: IdArgument, state: StateOption = None, output: OutputOption = Output.text) -> None:
+def resume(rollout_id: IdArgument, state: StateOption = None, output: OutputOption = Output.text,
+           report: ReportOption = None, junit: JunitOption = None) -> None:
     """Continue a rollout that was halted, paused, or killed."""
-    _run(state, output, lambda api: api.resume(rollout_id))
+    _run(state, output, lambda api: api.resume(rollout_id), report, junit)
 
 
 def abort(rollout_id: IdArgument, state: StateOption = None, output: OutputOption = Output.text,
-          reason: Annotated[str, typer.Option(help="recorded with the rollout")] = "aborted by a person") -> None:
-    """Roll back every region that runs the new version."""
-    _run(state, output, lambda api: api.abort(rollout_id, reason))
+          reason: Annotated[str, typer.Option(help="recorded with the rollout")] = "aborted by a person",
+          report: ReportOption = None, junit: JunitOption = None) -> None:
+    """Roll back every region that runs the new version.
+
+    If another process is running the rollout, it is asked to roll back at its next
+    evaluation and reports the outcome itself; this command then exits 0.
+    """
+    from ..api import Guardrail
+    from . import out_console
+
+    api = Guardrail(state_path(state))
+    row = api.store.rollout(rollout_id)
+    if api.abort_requested_of_running(row["id"], reason):
+        holder = (api.store.lock(row["service"]) or {}).get("holder", "another process")
+        if output is Output.json:
+            typer.echo(json.dumps({"rollout_id": row["id"], "abort": "requested", "holder": holder}, indent=2))
+        else:
+            out_console.print(f"abort requested: {holder} rolls rollout {row['id']} back at its next evaluation;"
+                              f" follow it with `guardrail status {row['id']}`")
+        return
+    _run(state, output, lambda api: api.abort(rollout_id, reason), report, junit)
 
 
 def approve(rollout_id: IdArgument, state: StateOption = None, output: OutputOption = Output.text,
-            wave: Annotated[str | None, typer.Option(help="the wave to approve (default: the one waiting)")] = None) -> None:
+            wave: Annotated[str | None, typer.Option(help="the wave to approve (default: the one waiting)")] = None,
+            report: ReportOption = None, junit: JunitOption = None) -> None:
     """Approve a wave that declares approval: manual, and continue the rollout."""
 
     def call(api):
         result = api.approve(rollout_id, wave)
         return result if result is not None else api._result(api.store.rollout(rollout_id)["id"])
 
-    _run(state, output, call)
+    _run(state, output, call, report, junit)
 
 
 def pause(rollout_id: IdArgument, state: StateOption = None,
@@ -151,9 +176,15 @@ def history(state: StateOption = None, service: Annotated[str | None, typer.Opti
         keep = ("id", "service", "version", "previous", "state", "outcome", "reason", "clock")
         typer.echo(json.dumps([{k: r[k] for k in keep} | {"started_at": iso(r["clock_start"])} for r in rows], indent=2))
         return
-    table = Table("rollout", "service", "version", "state", "outcome", "reason", box=None)
-    for r in rows:
-        table.add_row(r["id"], r["service"], r["version"], r["state"], r["outcome"] or "-", (r["reason"] or "")[:80])
+    table = Table(box=None)
+    cells = [(r["id"], r["service"], r["version"], r["state"], r["outcome"] or "-") for r in rows]
+    # Ids and services are what people copy into the next command: never truncate a cell
+    # (a CI log or a pipe is 80 columns wide); only the reason wraps.
+    for i, column in enumerate(("rollout", "service", "version", "state", "outcome")):
+        table.add_column(column, no_wrap=True, min_width=max((len(c[i]) for c in cells), default=len(column)))
+    table.add_column("reason")
+    for r, c in zip(rows, cells):
+        table.add_row(*c, (r["reason"] or "")[:80])
     out_console.print(table)
 
 

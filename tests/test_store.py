@@ -1,0 +1,199 @@
+"""The SQLite state store: WAL, an idempotent schema, steps committed before and after
+their side effect, one measurement per (phase, tick, region, policy, check), a state
+file from a newer guardrail refused, and secrets that never reach the file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from guardrail.cli import create_app
+from guardrail.errors import ExitCode, StoreError
+from guardrail.secrets import Redactor
+from guardrail.store import SCHEMA_VERSION, SQLiteStore
+
+DATA = Path(__file__).parent / "data" / "engine"
+SECRET = "s3cr3t-T0KEN-4f9a2c"
+TABLES = {"meta", "rollouts", "events", "steps", "measurements", "baselines", "incidents", "deliveries", "sink_refs",
+          "locks"}
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "state.db"
+
+
+def _raw(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path)
+
+
+def _rollout(store: SQLiteStore, rollout_id: str = "r-1", service: str = "svc") -> None:
+    store.create_rollout({"id": rollout_id, "service": service, "version": "2.0", "previous": "1.0",
+                          "plan_path": "/plans/p.yaml", "plan_digest": "d", "clock": "virtual", "clock_start": 1000.0})
+
+
+def _measurement(store: SQLiteStore, **values) -> tuple:
+    """A row in the store's column order, from a few named values."""
+    row = {c: None for c in store.MEASUREMENT_COLUMNS}
+    row.update(phase="bake:canary", tick=0, at=1000.0, region="r3", policy="errors", check_name="errors",
+               status="pass", value=0.01, threshold=0.5, comparison="> 0.5", pending=0, reason="0.01 (fails if > 0.5)",
+               query='max(errors_ratio{region="r3"})', evidence={"series": 1}, streak=0, evaluations=1, failures=0,
+               inconclusives=0)
+    row.update(values)
+    return tuple(row[c] for c in store.MEASUREMENT_COLUMNS)
+
+
+def test_wal_mode_and_a_schema_created_idempotently(path):
+    with closing(SQLiteStore(path)) as store:
+        _rollout(store)
+    for _ in range(2):  # reopening neither fails nor loses anything
+        with closing(SQLiteStore(path)) as store:
+            assert store.rollout("r-1")["state"] == "pending"
+    with closing(_raw(path)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert TABLES <= tables
+        assert db.execute("SELECT key, value FROM meta").fetchall() == [("schema_version", str(SCHEMA_VERSION))]
+        assert db.execute("SELECT COUNT(*) FROM rollouts").fetchone()[0] == 1
+
+
+def test_a_step_is_committed_as_started_before_and_finished_after(path):
+    with closing(SQLiteStore(path)) as store, closing(_raw(path)) as reader:
+        _rollout(store)
+        store.start_step("r-1", "deploy:r3", 1000.0, {"region": "r3"})
+        # Visible to another connection at once: committed, not pending in a transaction.
+        assert reader.execute("SELECT status, attempts, finished_at FROM steps").fetchall() == [("started", 1, None)]
+        step = store.step("r-1", "deploy:r3")
+        assert step["status"] == "started" and step["detail"] == {"region": "r3"} and step["started_at"] == 1000.0
+
+        store.finish_step("r-1", "deploy:r3", True, 1010.0, {"region": "r3", "outcome": "sim: r3 runs 2.0"})
+        step = store.step("r-1", "deploy:r3")
+        assert (step["status"], step["finished_at"], step["attempts"]) == ("done", 1010.0, 1)
+        assert step["detail"]["outcome"] == "sim: r3 runs 2.0"
+
+        # After a crash the same key is started again: one row, attempts counted.
+        store.start_step("r-1", "rollback:r3", 1020.0)
+        store.finish_step("r-1", "rollback:r3", False, 1021.0, {"outcome": "exit 1"})
+        assert store.step("r-1", "rollback:r3")["status"] == "failed"
+        store.start_step("r-1", "rollback:r3", 1030.0)
+        step = store.step("r-1", "rollback:r3")
+        assert (step["status"], step["attempts"], step["started_at"]) == ("started", 2, 1020.0)
+
+        assert [s["key"] for s in store.steps("r-1", "deploy:")] == ["deploy:r3"]
+        assert [s["key"] for s in store.steps("r-1")] == ["deploy:r3", "rollback:r3"]
+        assert store.step("r-1", "deploy:r1") is None
+
+
+def test_measurements_are_stored_with_the_judges_memory_and_read_back_by_phase(path):
+    with closing(SQLiteStore(path)) as store:
+        _rollout(store)
+        store.add_measurements("r-1", [_measurement(store), _measurement(store, region="r1"),
+                                       _measurement(store, tick=1, at=1030.0, status="inconclusive", value=None,
+                                                    streak=1, reason="no data")])
+        store.add_measurements("r-1", [_measurement(store, phase="recovery")])
+        assert store.measurement_count("r-1") == 4
+        rows = store.measurements("r-1", "bake:canary", region="r3", check="errors")
+        assert [(m["tick"], m["status"], m["streak"], m["pending"]) for m in rows] == [
+            (0, "pass", 0, False), (1, "inconclusive", 1, False)]
+        assert rows[0]["query"] == 'max(errors_ratio{region="r3"})' and rows[0]["evidence"] == {"series": 1}
+        assert [m["phase"] for m in store.measurements("r-1", "recovery")] == ["recovery"]
+
+
+def test_measurements_are_one_per_phase_tick_region_policy_and_check_across_a_resume(tmp_path):
+    """A halted bake resumed in the same phase continues at the first tick it lacks: ticks
+    0-2 (inconclusive: halt), then 3-5 after ``resume`` (halted again), none twice."""
+    work = tmp_path / "engine"
+    shutil.copytree(DATA, work)
+    plan = yaml.safe_load((work / "plans" / "base.yaml").read_text()) | {"policies": ["../policies/absent.yaml"]}
+    (work / "plans" / "absent.yaml").write_text(yaml.safe_dump(plan))
+    state = tmp_path / "state" / "state.db"
+    cli = CliRunner()
+    first = cli.invoke(create_app(), ["rollout", str(work / "plans" / "absent.yaml"), "--state", str(state),
+                                      "--output", "json"])
+    assert first.exit_code == 3, first.output
+    rollout_id = json.loads(first.stdout)["rollout_id"]
+    again = cli.invoke(create_app(), ["resume", rollout_id, "--state", str(state)])
+    assert again.exit_code == 3, again.output
+    with closing(_raw(state)) as db:
+        ticks = [r[0] for r in db.execute("SELECT tick FROM measurements WHERE phase = 'bake:canary' ORDER BY id")]
+        assert ticks == [0, 1, 2, 3, 4, 5]
+        assert db.execute("SELECT phase, tick, region, policy, check_name, COUNT(*) FROM measurements"
+                          " GROUP BY phase, tick, region, policy, check_name HAVING COUNT(*) > 1").fetchall() == []
+
+
+def test_a_state_file_from_a_newer_guardrail_is_refused_clearly(path):
+    SQLiteStore(path).close()
+    with closing(_raw(path)) as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+        db.commit()
+    with pytest.raises(StoreError, match=rf"written by a newer guardrail \(schema {SCHEMA_VERSION + 1}\); "
+                                         r"upgrade guardrail"):
+        SQLiteStore(path)
+    result = CliRunner().invoke(create_app(), ["status", "--state", str(path)])
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert f"{path} was written by a newer guardrail" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_file_that_is_not_sqlite_is_a_store_error(path):
+    path.parent.mkdir(parents=True)
+    path.write_text("this is not a database\n" * 100)
+    with pytest.raises(StoreError, match="cannot open state file"):
+        SQLiteStore(path)
+
+
+def _everything_written(path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(path.parent.iterdir()) if p.is_file())
+
+
+def test_secrets_given_to_the_redactor_never_reach_the_file(path):
+    with closing(SQLiteStore(path, Redactor({SECRET}))) as store:
+        _rollout(store)
+        leak = f"Authorization: Bearer {SECRET}"
+        store.add_event("r-1", 1000.0, "region.deploy_failed", {"detail": leak, "nested": [{"x": leak}],
+                                                                "marker": "visible-marker-1"})
+        store.set_state("r-1", "failed", reason=f"deploy failed: {leak}")
+        store.start_step("r-1", "deploy:r3", 1000.0, {"argv": ["deploy.sh", SECRET]})
+        store.finish_step("r-1", "deploy:r3", False, 1001.0, {"outcome": leak})
+        store.add_measurements("r-1", [_measurement(store, reason=leak, evidence={"detail": leak})])
+        store.set_baseline("r-1", "r3", "errors", "errors", 1.0, (0.0, 1000.0), {"error": leak})
+        store.save_incident({"id": "INC-r-1", "rollout_id": "r-1", "status": "identified", "decision": leak})
+        store.spool({"id": "INC-r-1", "status": "identified", "decision": leak}, "webhook", f"401 for {SECRET}")
+        assert store.events("r-1")[0]["detail"] == "Authorization: Bearer ***"
+        assert store.rollout("r-1")["reason"] == "deploy failed: Authorization: Bearer ***"
+    written = _everything_written(path)
+    assert b"visible-marker-1" in written  # the raw bytes are readable: the check below means something
+    assert SECRET.encode() not in written
+
+
+def test_a_secret_from_the_environment_never_reaches_the_state_file_the_journal_or_the_output(tmp_path):
+    work = tmp_path / "engine"
+    shutil.copytree(DATA, work)
+    plan = yaml.safe_load((work / "plans" / "base.yaml").read_text())
+    plan["deploy"] = {"plugin": "command", "with": {
+        "deploy": [sys.executable, "../scripts/leaky_deploy.py", "{{region}}", "--token=${env:DEPLOY_TOKEN}"],
+        "rollback": [sys.executable, "../scripts/record_argv.py", "{{region}}", "${env:DEPLOY_TOKEN}"],
+        "env": {"ARGV_LOG": str(tmp_path / "argv.jsonl")}}}
+    (work / "plans" / "leaky.yaml").write_text(yaml.safe_dump(plan))
+    state = tmp_path / "state" / "state.db"
+    result = CliRunner().invoke(create_app(), ["rollout", str(work / "plans" / "leaky.yaml"), "--state", str(state)],
+                                env={"DEPLOY_TOKEN": SECRET})
+    assert result.exit_code == 1, result.output  # the deploy failed, the rollback ran, recovery verified
+    # The secret did reach the programs (as their argument) ...
+    assert json.loads((tmp_path / "argv.jsonl").read_text())["argv"] == ["r3", SECRET]
+    # ... and the failure detail was kept, with the secret masked.
+    with closing(SQLiteStore(state)) as store:
+        [row] = store.rollouts()
+        detail = store.step(row["id"], "deploy:r3")["detail"]["outcome"]
+        assert "deploy failed with arguments" in detail and "--token=***" in detail
+        assert store.incident(row["id"])["status"] == "resolved"
+    assert SECRET not in result.output
+    assert (state.parent / "incidents.jsonl").exists()
+    assert SECRET.encode() not in _everything_written(state)
