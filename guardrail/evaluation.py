@@ -9,7 +9,7 @@ the slowest query rather than the sum of all of them.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -102,6 +102,11 @@ class Evaluator:
             return source.measure_range(probe, start, end, step)
         except Exception as exc:
             return RangeReading(error=self.redactor.redact(f"source error: {type(exc).__name__}: {exc}"))
+
+    def submit_range(self, item: Item, start: float, end: float, step: float) -> Future[RangeReading]:
+        """``measure_range`` on the bounded pool, so control windows are measured
+        alongside a tick's instant readings (``guardrail.control``)."""
+        return self._pool.submit(self.measure_range, item, start, end, step)
 
     def query_text(self, item: Item) -> str:
         """The rendered query (or params) of an item, for evidence."""

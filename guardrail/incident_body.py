@@ -1,14 +1,24 @@
-"""What an incident says: everything a person paged at 2 a.m. needs, in one document."""
+"""What an incident says: everything a person paged at 2 a.m. needs, in one document.
+
+The document is plain JSON, the same for every sink (each sink renders it in its own
+format with ``guardrail.incident_text``): the service and the change, every region and
+its state, each failing check with its query, observed values, threshold and first
+breach, the decision, the remediation actions with their outcome, the recovery so far,
+the timeline of updates, and the commands that show more.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from .incidents import dedup_key, incident_id
+from .model.types import format_duration
 
 if TYPE_CHECKING:
     from .engine import Engine, Failure
+
+SEVERITY = {"investigating": "error", "identified": "error", "monitoring": "warning", "resolved": "info"}
+"""Severity by status (PagerDuty's vocabulary); ``critical`` when a person is needed now."""
 
 
 def iso(epoch: float | None) -> str | None:
@@ -17,25 +27,24 @@ def iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def incident_id(rollout_id: str) -> str:
+    return f"INC-{rollout_id}"
+
+
+def dedup_key(service: str, rollout_id: str) -> str:
+    """One key per failed rollout, the same in every sink and every update. Slash-free:
+    sinks put it in URL paths (Opsgenie aliases)."""
+    return f"guardrail:{service}:{rollout_id}"
+
+
 def build_incident(engine: Engine, failure: Failure, rolled_back: list[str], *, status: str,
-                   actions: list[dict[str, Any]] | None = None, note: str | None = None) -> dict[str, Any]:
+                   actions: list[dict[str, Any]] | None = None, note: str | None = None, revision: int = 0,
+                   needs_person: bool = False, timeline: list[dict[str, Any]] | None = None,
+                   recovery: dict[str, Any] | None = None) -> dict[str, Any]:
     rollout = engine.rollout
     change = rollout.change
-    deployed = engine.deployed_regions()
     steps = {s["key"]: s for s in engine.store.steps(engine.id)}
-    regions = []
-    for wave in rollout.waves:
-        for region in wave.regions:
-            rb = steps.get(f"rollback:{region}")
-            state = ("rolled back" if rb and rb["status"] == "done" else "rollback failed" if rb and rb["status"] == "failed"
-                     else "rolling back" if rb else f"on {change.version}" if region in deployed else f"untouched ({change.previous})")
-            regions.append({"region": region, "wave": wave.name, "state": state})
-    findings = []
-    for finding in failure.findings:
-        entry = dict(finding)
-        entry["first_breach_at"] = iso(finding.get("first_breach_at"))
-        entry["observed"] = _observed(engine, finding)
-        findings.append(entry)
+    decided = steps.get("decision:failed")
     title = (f"{rollout.service} {change.version}: rolled back after "
              + (", ".join(sorted({f['check'] for f in failure.findings})) or "a failure"))
     return {
@@ -43,19 +52,50 @@ def build_incident(engine: Engine, failure: Failure, rolled_back: list[str], *, 
         "dedup_key": dedup_key(rollout.service, engine.id),
         "rollout_id": engine.id,
         "status": status,
+        "revision": revision,
+        "severity": "critical" if needs_person else SEVERITY.get(status, "error"),
+        "needs_person": needs_person,
         "title": title,
         "service": rollout.service,
         "change": change.model_dump(exclude_none=True),
         "decision": failure.reason,
         "aborted": failure.aborted,
-        "regions": regions,
+        "opened_at": iso(decided["started_at"]) if decided else iso(engine.clock.now()),
+        "regions": _regions(engine, steps),
         "rolled_back": rolled_back,
-        "failing_checks": findings,
+        "failing_checks": [_finding(engine, f) for f in failure.findings],
         "actions": actions or [],
+        "recovery": recovery or {"for": format_duration(rollout.verify_recovery.for_)},
         "note": note,
+        "timeline": (timeline or []) + [{"at": iso(engine.clock.now()), "status": status, "note": note}],
         "at": iso(engine.clock.now()),
+        "clock": rollout.clock,
+        "update_every": format_duration(rollout.on_failure.update_every),
         "see_more": f"guardrail status {engine.id}",
+        "commands": [f"guardrail status {engine.id}", f"guardrail incidents show {incident_id(engine.id)}",
+                     f"guardrail report {engine.id} --html report.html"],
     }
+
+
+def _regions(engine: Engine, steps: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    change = engine.rollout.change
+    deployed = engine.deployed_regions()
+    out = []
+    for wave in engine.rollout.waves:
+        for region in wave.regions:
+            rb = steps.get(f"rollback:{region}")
+            state = ("rolled back" if rb and rb["status"] == "done" else "rollback failed" if rb and rb["status"] == "failed"
+                     else "rolling back" if rb else f"on {change.version}" if region in deployed
+                     else f"untouched ({change.previous})")
+            out.append({"region": region, "wave": wave.name, "state": state})
+    return out
+
+
+def _finding(engine: Engine, finding: dict[str, Any]) -> dict[str, Any]:
+    entry = dict(finding)
+    entry["first_breach_at"] = iso(finding.get("first_breach_at"))
+    entry["observed"] = _observed(engine, finding)
+    return entry
 
 
 def _observed(engine: Engine, finding: dict[str, Any]) -> list[dict[str, Any]]:

@@ -224,8 +224,9 @@ def _check_rollout(doc: Document, registry: Registry) -> tuple[Rollout | None, l
             problems += _plugin_problems(registry, "actions", ref, doc, (phase, "actions", i))
             problems += _template_problems(_mapping(ref).get("with", {}), doc, (phase, "actions", i, "with"), rollout)
     incident = _mapping(data.get("on_failure")).get("incident")
-    if incident is not None:
-        problems += _plugin_problems(registry, "incident_sinks", incident, doc, ("on_failure", "incident"))
+    for i, ref in enumerate(incident if isinstance(incident, list) else [incident] if incident is not None else []):
+        at = ("on_failure", "incident") + ((i,) if isinstance(incident, list) else ())
+        problems += _plugin_problems(registry, "incident_sinks", ref, doc, at)
     windows = _mapping(data.get("windows"))
     if isinstance(windows.get("timezone"), str):
         try:

@@ -1,20 +1,64 @@
 """``prometheus`` source: PromQL instant and range queries (prometheus-api-client).
 
-Template values are escaped for PromQL string literals, so a region or service name
-cannot change a query's meaning. Every failure becomes an inconclusive reading that
-names the source, the query and the cause.
+Safety. Template values are escaped for double-quoted PromQL string literals
+(``escape_promql``), and a query may use templates only inside such a string
+(``region="{{region}}"``; checked when the policy is validated), so a region or
+service name cannot change a query's meaning: an escape that is right for ``"..."``
+is wrong for ``'...'`` or a backtick string, and no escape makes a bare value safe.
+
+Failures. The library returns only ``data.result``, so the result type is guessed
+from its shape, and values arrive as strings. It raises unrelated exception types;
+each becomes an inconclusive ``Reading.failed`` naming the source URL (credentials
+removed), the query and the cause, never a token or password::
+
+    requests.exceptions.RequestException
+    ├── ConnectionError          refused, DNS, reset       "cannot connect (Connection refused)"
+    │   ├── ConnectTimeout       no TCP connection in time "cannot connect within 10s"
+    │   └── SSLError             bad certificate           "TLS error: ..."
+    ├── Timeout / ReadTimeout    no answer in time         "no answer within 10s"
+    └── RetryError               5xx after urllib3 retries (the library's default policy)
+    PrometheusApiClientException any non-200 answer        "HTTP 400 bad_data: 1:5: parse error: ..."
+
+Retries. The library's default (3 retries, 0/2/4 s backoff, each attempt with the full
+timeout) can wait four times the timeout. Here urllib3 does not retry; ``_call`` does,
+for connection failures and 502/503/504 only, each attempt waiting at most the time
+left of one ``timeout`` budget, so a reading never takes longer than ``timeout``. The
+budget is also sent as Prometheus's own ``timeout`` parameter, so the server stops
+evaluating when we stop waiting.
+
+Concurrency. The evaluator calls one instance from several threads. The
+``requests.Session`` is configured once and never mutated afterwards; urllib3's
+connection pool is thread-safe, and its size (``connections``) should be at least the
+evaluator's concurrency: with fewer, every extra concurrent request opens and then
+discards a TCP connection.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import math
+import os
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit, urlunsplit
 
-import requests
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from guardrail import hookimpl
 from guardrail.interfaces import Probe, RangeReading, Reading, Series, Source
 from guardrail.model.types import Duration, Template
+
+MAX_POINTS = 10_000
+"""Points per series per range request; Prometheus refuses more than 11,000."""
+RETRY_STATUS = frozenset({502, 503, 504})
+BACKOFF = 0.1
+"""Seconds before the first retry; doubled for each further one."""
+_PLACEHOLDER = re.compile(r"\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}")
+_API_ERROR = re.compile(r"HTTP Status Code (\d+) \((b(['\"]).*\3)\)\s*$", re.DOTALL)
 
 
 def escape_promql(value: str) -> str:
@@ -22,88 +66,334 @@ def escape_promql(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def templates_outside_double_quotes(query: str) -> list[str]:
+    """The ``{{name}}`` placeholders of ``query`` that are not inside a ``"..."`` string
+    (comments excepted: an escaped value cannot end a comment)."""
+    found, quote, i = [], None, 0
+    while i < len(query):
+        match = _PLACEHOLDER.match(query, i)
+        if match:
+            if quote not in ('"', "#"):
+                found.append(match.group(0))
+            i = match.end()
+            continue
+        ch = query[i]
+        if quote is None:
+            quote = ch if ch in "\"'`#" else None
+        elif quote == "#":
+            quote = None if ch == "\n" else quote
+        elif ch == "\\" and quote != "`":
+            i += 1  # the escaped character cannot end the string
+        elif ch == quote:
+            quote = None
+        i += 1
+    return found
+
+
 class PrometheusSource(Source):
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid")
         url: str = Field(description="base URL, e.g. http://prometheus:9090")
-        timeout: Duration = Field(10.0, gt=0)
+        timeout: Duration = Field(10.0, gt=0, description="the most one reading may take, retries included")
         bearer_token: str | None = Field(None, description="from ${env:NAME}; sent as Authorization: Bearer")
         username: str | None = None
         password: str | None = Field(None, description="basic auth; from ${env:NAME}")
-        headers: dict[str, str] = Field(default_factory=dict)
+        headers: dict[str, str] = Field(default_factory=dict, description="sent with every request; values never shown")
         verify_tls: bool = True
-        ca_file: str | None = None
+        ca_file: str | None = Field(None, description="CA bundle for TLS verification, relative to the plan")
+        retries: int = Field(2, ge=0, le=5, description="retries after a refused connection or a 502/503/504")
+        connections: int = Field(32, ge=1, description="HTTP connections kept open; at least guardrail's concurrency")
+
+        @field_validator("url")
+        @classmethod
+        def _http_url(cls, url: str) -> str:
+            if not url or "${" in url:
+                return url  # an unset or malformed ${env:NAME}: the loader already says so
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"expected an http:// or https:// URL, got {_without_credentials(url)!r}")
+            return url
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        query: Template = Field(description="PromQL; {{region}} and friends are escaped for PromQL strings")
+        query: Template = Field(description='PromQL; {{region}} and friends go inside double quotes: region="{{region}}"')
+
+        @field_validator("query")
+        @classmethod
+        def _templates_inside_strings(cls, query: str) -> str:
+            outside = templates_outside_double_quotes(query)
+            if outside:
+                raise ValueError(f"{outside[0]} must sit inside a double-quoted string, as in region=\"{{{{region}}}}\":"
+                                 " values are escaped for one, and nowhere else can they be made safe")
+            return query
 
     escape = staticmethod(escape_promql)
+    blocking_io = True
+    live_name = "Prometheus"
+    """Who rejects a query in ``guardrail validate --live`` messages (``parse_error``)."""
 
     def __init__(self, settings, context):
         super().__init__(settings, context)
+        import requests
         from prometheus_api_client import PrometheusConnect
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
 
+        self.url = settings.url.rstrip("/")
+        self.display_url = _without_credentials(self.url)
         headers = dict(settings.headers)
         if settings.bearer_token:
             headers["Authorization"] = f"Bearer {settings.bearer_token}"
-        self._prom = PrometheusConnect(url=settings.url.rstrip("/"), headers=headers or None, disable_ssl=not settings.verify_tls)
-        if settings.username is not None:
-            self._prom._session.auth = (settings.username, settings.password or "")
+        self._secrets = [s for s in (settings.bearer_token, settings.password, *settings.headers.values()) if s]
+        session = requests.Session()
+        # requests reads the environment (proxies, CA bundle) again on every request,
+        # walking os.environ twice: a third of the client's CPU per query. Read it once.
+        session.proxies = requests.utils.get_environ_proxies(self.url)
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        session.trust_env = False
+        session.verify = bool(settings.verify_tls) and (bundle or True)
         if settings.ca_file and settings.verify_tls:
-            self._prom._session.verify = settings.ca_file
+            session.verify = str(Path(context.base_dir) / settings.ca_file)
+        no_retry = Retry(total=0, read=False, raise_on_status=False)  # _call retries, within the budget
+        auth = (settings.username, settings.password or "") if settings.username is not None else None
+        self._prom = PrometheusConnect(url=self.url, headers=headers or None, retry=no_retry, auth=auth, session=session)
+        # The library mounts an adapter with urllib3's default pool of 10; replace it.
+        session.mount(self.url, HTTPAdapter(max_retries=no_retry, pool_connections=1,
+                                            pool_maxsize=settings.connections))
+        self._session, self._headers, self._auth = session, headers, auth
 
-    def _fail(self, probe: Probe, exc: Exception) -> str:
-        cause = getattr(exc, "__cause__", None) or exc
-        text = str(exc).strip() or type(exc).__name__
-        if isinstance(exc, requests.exceptions.RetryError):
-            text = f"server error after retries ({text})"
-        elif isinstance(cause, requests.exceptions.Timeout):
-            text = f"timed out after {self.settings.timeout:g}s"
-        return f"prometheus {self.settings.url}: query {probe.params['query']!r} failed: {text}"
+    # -- readings ----------------------------------------------------------------------
 
     def measure(self, probe: Probe, at: float) -> Reading:
         query = probe.params["query"]
         try:
-            result = self._prom.custom_query(query, params={"time": at, "timeout": f"{self.settings.timeout:g}s"},
-                                             timeout=self.settings.timeout)
-        except Exception as exc:  # the library raises several unrelated types; all are inconclusive
-            return Reading.failed(self._fail(probe, exc), query=query)
-        series = []
-        if isinstance(result, list):
-            for item in result:
-                value = float(item.get("value", [0, "nan"])[1])
-                if not math.isnan(value):
-                    series.append(Series(dict(item.get("metric", {})), value))
-        elif isinstance(result, list) is False and result:  # scalar result: [time, "value"]
-            value = float(result[1])
-            if not math.isnan(value):
-                series.append(Series({}, value))
-        return Reading(series=tuple(series), detail={"query": query})
+            result = self._call(query, lambda left: self._prom.custom_query(
+                query, params={"time": _num(at), "timeout": _num(left)}, timeout=left))
+            series = _instant_series(result)
+        except _Failed as failed:
+            return Reading.failed(failed.reason, query=query)
+        except _Unexpected as odd:
+            return Reading.failed(self._reason(query, str(odd)), query=query)
+        return Reading(series=series, detail={"query": query})
 
     def measure_range(self, probe: Probe, start: float, end: float, step: float) -> RangeReading:
+        """Points at ``start + k * step`` up to ``end``, as the base class defines them
+        (several series: their mean at each step). One range request per 10,000 points,
+        with the exact (fractional) start and end: the library's own arguments round
+        them to whole seconds, so they are overridden through ``params``."""
         query = probe.params["query"]
-        try:
-            result = self._prom.custom_query_range(query, start_time=_dt(start), end_time=_dt(end),
-                                                   step=f"{max(step, 1):g}s", timeout=self.settings.timeout)
-        except Exception as exc:
-            return RangeReading(error=self._fail(probe, exc))
-        by_time: dict[float, list[float]] = {}
-        for item in result:
-            for t, v in item.get("values", []):
-                value = float(v)
-                if not math.isnan(value):
-                    by_time.setdefault(float(t), []).append(value)
-        points = tuple((t, sum(vs) / len(vs)) for t, vs in sorted(by_time.items()))
-        return RangeReading(points=points)
+        if step <= 0 or end < start:
+            return RangeReading(error=self._reason(query, f"invalid range [{start}, {end}] step {step}"))
+        count = int((end - start) / step + 1e-9) + 1
+        sums: dict[float, list[float]] = {}
+        for first in range(0, count, MAX_POINTS):
+            lo, hi = start + first * step, start + (min(first + MAX_POINTS, count) - 1) * step
+            try:
+                result = self._call(query, lambda left: self._prom.custom_query_range(
+                    query, start_time=_dt(lo), end_time=_dt(hi), step=_num(step), timeout=left,
+                    params={"start": _num(lo), "end": _num(hi), "timeout": _num(left)}))
+            except _Failed as failed:
+                return RangeReading(error=failed.reason)
+            for item in result if isinstance(result, list) else ():
+                for t, v in item.get("values", ()) if isinstance(item, dict) else ():
+                    value = _float(v)
+                    if value is not None and not math.isnan(value):
+                        acc = sums.setdefault(float(t), [0.0, 0])
+                        acc[0] += value
+                        acc[1] += 1
+        return RangeReading(points=tuple((t, total / n) for t, (total, n) in sorted(sums.items())))
+
+    def parse_error(self, query: str) -> str | None:
+        """Prometheus's objection to ``query`` (parse and type errors), or None when it
+        accepts it. Asks ``/api/v1/format_query``, which parses without evaluating
+        (Prometheus 2.38+), else an instant query at time 0, where no data exists.
+        Raises ``RuntimeError`` with the cause when Prometheus cannot be asked."""
+        def ask(path: str, params: dict[str, str]) -> Callable[[float], Any]:
+            return lambda left: self._session.get(f"{self.url}{path}", params=params, headers=self._headers,
+                                                  auth=self._auth, timeout=left)
+
+        response = self._call(query, ask("/api/v1/format_query", {"query": query}), raw=True)
+        if response.status_code == 404:
+            response = self._call(query, ask("/api/v1/query", {"query": query, "time": "0"}), raw=True)
+        if response.status_code == 200:
+            return None
+        error = _api_error(response.status_code, response.content)
+        if response.status_code in (400, 422):
+            return error.split(": ", 1)[1] if error.startswith("invalid parameter \"query\": ") else error
+        raise _Failed(self._reason(query, f"HTTP {response.status_code}: {error}"))
 
     def close(self) -> None:
-        self._prom._session.close()
+        self._session.close()
+
+    # -- failures ----------------------------------------------------------------------
+
+    def _call(self, query: str, send: Callable[[float], Any], *, raw: bool = False) -> Any:
+        """``send(time_left)``, retried within one ``timeout`` budget; raises ``_Failed``."""
+        deadline = time.monotonic() + self.settings.timeout
+        attempt = 0
+        while True:
+            cause: Exception
+            try:
+                answer = send(max(deadline - time.monotonic(), 0.001))
+                if not raw or answer.status_code not in RETRY_STATUS:
+                    return answer
+                cause = _Status(answer)
+            except Exception as exc:
+                if _timed_out(exc):  # the budget is spent: no retry
+                    raise _Failed(self._reason(query, self._describe(exc))) from exc
+                cause = exc
+            pause = BACKOFF * 2 ** attempt
+            if (attempt >= self.settings.retries or not _retryable(cause)
+                    or deadline - time.monotonic() < pause + 0.05):
+                tries = f" (after {attempt + 1} attempts)" if attempt else ""
+                raise _Failed(self._reason(query, self._describe(cause) + tries)) from cause
+            time.sleep(pause)
+            attempt += 1
+
+    def _describe(self, exc: Exception) -> str:
+        import requests
+
+        timeout = f"{self.settings.timeout:g}s"
+        if isinstance(exc, _Status):
+            return f"HTTP {exc.response.status_code}: {_api_error(exc.response.status_code, exc.response.content)}"
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return f"cannot connect within {timeout}"
+        if _timed_out(exc):
+            return f"no answer within {timeout} (timeout)"
+        if isinstance(exc, requests.exceptions.RetryError):
+            found = re.search(r"ResponseError\('([^']*)'\)", str(exc))
+            return f"server errors until retries ran out ({found.group(1) if found else 'retry error'})"
+        if isinstance(exc, requests.exceptions.SSLError):
+            return f"TLS error: {_innermost(exc)}"
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            return f"cannot connect ({_innermost(exc)})"
+        match = _API_ERROR.match(str(exc))
+        if match:
+            try:
+                body = ast.literal_eval(match.group(2))
+            except (ValueError, SyntaxError):
+                body = match.group(2).encode()
+            return f"HTTP {match.group(1)}: {_api_error(int(match.group(1)), body)}"
+        if isinstance(exc, (ValueError, KeyError, TypeError)):  # a 200 that is not Prometheus JSON
+            return f"the answer is not Prometheus API JSON ({type(exc).__name__})"
+        return f"{type(exc).__name__}: {exc}"
+
+    def _reason(self, query: str, cause: str) -> str:
+        text = f"prometheus {self.display_url}: query {query!r} failed: {cause}"
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
 
-def _dt(epoch: float):
-    from datetime import datetime, timezone
+class _Failed(RuntimeError):
+    @property
+    def reason(self) -> str:
+        return str(self.args[0])
 
+
+class _Unexpected(Exception):
+    """A successful answer guardrail cannot use as a number (a string, a range vector)."""
+
+
+class _Status(Exception):
+    def __init__(self, response: Any):
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+def _timed_out(exc: Exception) -> bool:
+    """requests raises ``ConnectionError("Read timed out")`` rather than ``ReadTimeout``
+    when the time runs out while the body is read."""
+    import requests
+
+    return isinstance(exc, requests.exceptions.Timeout) or (
+        isinstance(exc, requests.exceptions.ConnectionError) and "timed out" in str(exc))
+
+
+def _retryable(exc: Exception) -> bool:
+    import requests
+
+    if isinstance(exc, _Status):
+        return True
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return True
+    match = _API_ERROR.match(str(exc))
+    return bool(match) and int(match.group(1)) in RETRY_STATUS
+
+
+def _api_error(status: int, body: bytes) -> str:
+    """Prometheus's ``errorType: error`` from an error body, else the body's start."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and data.get("error"):
+        kind = data.get("errorType")
+        return f"{kind}: {data['error']}" if kind and status not in (400, 422) else str(data["error"])
+    short = " ".join(text.split())[:200]
+    return short or "(empty body)"
+
+
+def _innermost(exc: BaseException) -> str:
+    """``Connection refused`` rather than three nested reprs with the full URL."""
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text) or re.search(r"\[SSL[^\]]*\] ([^'\")(]+)", text)
+    if found:
+        return found.group(1).strip()
+    for pattern in (r"Failed to resolve '[^']+'", r"RemoteDisconnected\('([^']+)'", r"Connection aborted"):
+        found = re.search(pattern, text)
+        if found:
+            return found.group(found.lastindex or 0)
+    return type(exc).__name__
+
+
+def _without_credentials(url: str) -> str:
+    """The URL as shown in messages: ``https://user:pass@host`` loses ``user:pass@``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def _instant_series(result: Any) -> tuple[Series, ...]:
+    """``data.result`` of an instant query, whatever its type, as series (NaN dropped)."""
+    if isinstance(result, list) and len(result) == 2 and isinstance(result[0], (int, float)):
+        value = _float(result[1])  # a scalar [t, "v"] or a string [t, "text"]
+        if value is None:
+            raise _Unexpected(f"the query returns the string {result[1]!r}, not a number")
+        return () if math.isnan(value) else (Series({}, value),)
+    series = []
+    for item in result if isinstance(result, list) else ():
+        if not isinstance(item, dict):
+            continue
+        if "values" in item:
+            raise _Unexpected("the query returns a range vector; wrap it in a function such as "
+                              "rate() or max_over_time()")
+        value = _float((item.get("value") or (0, "NaN"))[1])
+        if value is not None and not math.isnan(value):
+            series.append(Series(dict(item.get("metric") or {}), value))
+    return tuple(series)
+
+
+def _float(text: Any) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _num(seconds: float) -> str:
+    """Seconds as Prometheus reads them: a plain decimal, millisecond precision."""
+    return f"{seconds:.3f}"
+
+
+def _dt(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, timezone.utc)
 
 

@@ -1,6 +1,17 @@
-"""``webhook`` deployer and action: a JSON POST to a URL you run."""
+"""``webhook`` deployer, action and incident sink: a JSON POST to a URL you run.
+
+The incident sink posts ``{"event": "incident.<status>", "incident": {...}}``. With a
+``secret`` it adds ``X-Guardrail-Signature: sha256=<hex HMAC-SHA256 of the body bytes>``
+(the receiver recomputes it over the raw body before parsing) and, always,
+``X-Guardrail-Delivery: <incident id>:<revision>`` so a receiver can drop the repeat of
+an update re-sent after a crash.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import hmac
+import json
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -8,6 +19,7 @@ from guardrail import hookimpl
 from guardrail.http import post_json
 from guardrail.interfaces import Action, ActionRun, Deployer, Outcome, Target
 from guardrail.model.types import Duration, Template, render_value
+from guardrail.sink_http import HttpSettings, HttpSink
 
 
 class Settings(BaseModel):
@@ -56,9 +68,37 @@ class WebhookAction(Action):
         return _post(self.settings, variables, payload)
 
 
+class WebhookSink(HttpSink):
+    class Settings(HttpSettings):
+        url: str = Field(pattern=r"^https?://", description="where to POST each incident update")
+        headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization: Bearer ${env:TOKEN}")
+        secret: str | None = Field(None, description="HMAC-SHA256 key for X-Guardrail-Signature: ${env:HOOK_SECRET}")
+
+    def notify(self, incident: dict, ref: dict | None) -> dict:
+        body = json.dumps({"event": f"incident.{incident['status']}", "incident": incident}, sort_keys=True,
+                          separators=(",", ":"), default=str).encode()
+        headers = {**self.settings.headers, "Content-Type": "application/json",
+                   "X-Guardrail-Event": f"incident.{incident['status']}",
+                   "X-Guardrail-Delivery": f"{incident['id']}:{incident.get('revision', 0)}"}
+        if self.settings.secret:
+            headers["X-Guardrail-Signature"] = "sha256=" + sign(self.settings.secret, body)
+        self.request("POST", self.settings.url, content=body, headers=headers)
+        return {"deliveries": (ref or {}).get("deliveries", 0) + 1}
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The hex HMAC-SHA256 of ``body`` (what X-Guardrail-Signature carries after ``sha256=``)."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
 @hookimpl(trylast=True)
 def guardrail_register_deployers(register):
     register("webhook", WebhookDeployer)
+
+
+@hookimpl(trylast=True)
+def guardrail_register_incident_sinks(register):
+    register("webhook", WebhookSink)
 
 
 @hookimpl(trylast=True)

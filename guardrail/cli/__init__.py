@@ -39,7 +39,7 @@ class _Group(TyperGroup):
 
 
 def create_app(*, with_plugins: bool = True) -> typer.Typer:
-    from . import config_commands, rollout_commands
+    from . import check_command, config_commands, report_commands, rollout_commands
 
     app = typer.Typer(
         cls=_Group,
@@ -52,6 +52,10 @@ def create_app(*, with_plugins: bool = True) -> typer.Typer:
     )
     config_commands.register(app)
     rollout_commands.register(app)
+    check_command.register(app)
+    __import__(f"{__name__}.prove_commands", fromlist=["register"]).register(app)
+    report_commands.register(app)
+    __import__(f"{__name__}.incident_commands", fromlist=["register"]).register(app)
     if with_plugins:
         from ..plugin_manager import get_plugin_manager
 

@@ -23,6 +23,9 @@ class SchemaKind(str, Enum):
 
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="plan, policy or scenario files, or folders of them")],
+    live: Annotated[bool, typer.Option("--live", help="also ask Prometheus to parse every check's query")] = False,
+    prometheus: Annotated[str | None, typer.Option("--prometheus", metavar="URL",
+                                                   help="the Prometheus for --live (default: the plan's)")] = None,
 ) -> None:
     """Check YAML files; print every problem as FILE:LINE:COL: KEY.PATH: message (exit 2)."""
     from . import out_console
@@ -33,6 +36,12 @@ def validate(
         raise ConfigError(problems)
     if checked == 0:
         raise typer.BadParameter("no guardrail YAML files found", param_hint="PATHS")
+    if live:
+        from ..live import live_problems
+
+        problems = live_problems(paths, registry, prometheus_url=prometheus)
+        if problems:
+            raise ConfigError(problems)
     out_console.print(f"[green]ok[/green]: {checked} file{'s' if checked != 1 else ''} valid")
 
 

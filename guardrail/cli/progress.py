@@ -104,6 +104,10 @@ def _describe(kind: str, e: dict) -> str | None:
     if kind == "action.ran":
         where = f" ({e['region']})" if e.get("region") else ""
         return f"  action {e['plugin']}{where}: {'ok' if e['ok'] else 'FAILED'} {e.get('detail') or ''}".rstrip()
+    if kind in ("incident.delivered", "incident.delivery_failed"):  # from the background delivery threads
+        what = "delivered" if kind == "incident.delivered" else \
+            ("REFUSED: " if e.get("rejected") else "not delivered (spooled): ") + str(e.get("error"))
+        return f"  incident {e['incident']} {e['status']} → {e['sink']}: {what}"
     if kind.startswith("incident."):
         sinks = ", ".join(f"{s['sink']}{'' if s['ok'] else ' (spooled: ' + s.get('error', '') + ')'}" for s in e["sinks"])
         return f"incident {e['incident']} {kind.split('.', 1)[1]} → {sinks}"

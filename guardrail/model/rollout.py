@@ -44,7 +44,15 @@ class Wave(_Strict):
 class OnFailure(_Strict):
     rollback: Literal["all-deployed", "failing-wave"] = "all-deployed"
     actions: list[PluginRef] = Field(default_factory=list)
-    incident: PluginRef = Field(default_factory=lambda: PluginRef(plugin="journal"))
+    incident: PluginRef | list[PluginRef] = Field(
+        default_factory=lambda: PluginRef(plugin="journal"),
+        description="incident sink(s): one {plugin, with} or a list of them; default: journal")
+    update_every: Duration = Field(1800.0, gt=0, description="while the incident is open, send an update this often"
+                                                              " (on the rollout's clock)")
+
+    def incident_refs(self) -> list[PluginRef]:
+        """The incident sinks as a list, whichever way the plan wrote them."""
+        return list(self.incident) if isinstance(self.incident, list) else [self.incident]
 
 
 class OnRecovery(_Strict):

@@ -1,0 +1,100 @@
+"""``guardrail check``: a policy's checks evaluated once, in one region (``guardrail.checking``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..checking import CheckResult, check_now, exit_code
+from ..errors import UsageError
+from ..plugin_manager import get_plugin_manager
+from .options import JsonOption, StateOption, state_path
+
+STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
+
+
+def parse_vars(pairs: list[str]) -> dict[str, object]:
+    """``k=v`` pairs; ``k=[a, b]`` is a list (for a variable such as ``smtp_hosts``)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--var {pair!r}: expected NAME=VALUE")
+        text = value.strip()
+        if text.startswith("[") and text.endswith("]"):
+            try:
+                out[name.strip()] = [str(v) for v in yaml.safe_load(text)]
+                continue
+            except (yaml.YAMLError, TypeError):
+                raise UsageError(f"--var {pair!r}: a list looks like NAME=[a, b]") from None
+        out[name.strip()] = value
+    return out
+
+
+def parse_time(text: str | None) -> float | None:
+    """Epoch seconds, or an ISO 8601 time (UTC unless it says otherwise)."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--at {text!r}: expected an ISO time like 2024-07-04T10:00:00Z or epoch seconds") from None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def check(
+    policy: Annotated[Path, typer.Argument(help="the policy file to evaluate")],
+    region: Annotated[str, typer.Option("--region", help="the region whose {{region}} and variables fill the templates")],
+    var: Annotated[list[str], typer.Option("--var", help="template variable NAME=VALUE (repeatable; NAME=\\[a, b] for a list)")] = [],  # noqa: B006
+    prometheus: Annotated[str | None, typer.Option("--prometheus", metavar="URL", help="where prometheus checks ask")] = None,
+    plan: Annotated[Path | None, typer.Option("--plan", help="take sources, region variables and control regions from this plan")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="evaluate at this time (ISO 8601 or epoch) instead of now")] = None,
+    state: StateOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Evaluate every check of POLICY once, now; exit 0 all pass, 1 a check fails, 3 inconclusive."""
+    results = check_now(policy, region, get_plugin_manager().registry, variables=parse_vars(var),
+                        prometheus_url=prometheus, plan_path=plan, at=parse_time(at),
+                        state_dir=state_path(state).parent)
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in results], indent=2, default=str))
+    else:
+        _table(results)
+    raise typer.Exit(exit_code(results))
+
+
+def _table(results: list[CheckResult]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from . import out_console
+
+    table = Table("check", "value", "threshold", "verdict", "reason", box=None, show_edge=False,
+                  title=f"{results[0].policy} in {results[0].region}" if results else None, title_justify="left")
+    table.columns[0].overflow = "fold"
+    for r in results:
+        verdict = "skipped" if r.skipped else f"{r.status} (pending)" if r.pending else r.status
+        table.add_row(Text(r.check), _fmt(r.value), _fmt(r.threshold),
+                      Text(verdict, style=STATUS_STYLE.get(r.status, "")), Text(r.reason))
+    out_console.print(table)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return str(value) if math.isnan(value) or math.isinf(value) else f"{value:.4g}"
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(check)

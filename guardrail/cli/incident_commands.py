@@ -1,0 +1,108 @@
+"""``guardrail incidents list|show|flush``: the incidents in a state file and their delivery.
+
+``flush`` sends what the sinks did not take (down, rate-limiting, refused) now, from
+this process, with the ``${env:...}`` secrets of this environment. Exit 0 when nothing
+is left to deliver, 1 when something stays spooled or was refused.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from .options import JsonOption, StateOption, state_path
+
+incidents_app = typer.Typer(help="Incidents of failed rollouts: list, show, flush the delivery spool.",
+                            no_args_is_help=True)
+IncidentArgument = Annotated[str, typer.Argument(help="incident id (INC-...) or rollout id", show_default=False)]
+
+
+def _api(state):
+    from ..api import Guardrail
+
+    return Guardrail(state_path(state))
+
+
+@incidents_app.command("list")
+def list_incidents(state: StateOption = None, as_json: JsonOption = False,
+                   limit: Annotated[int, typer.Option(help="how many incidents")] = 20) -> None:
+    """List incidents, newest first, with how many updates are still spooled."""
+    from . import out_console
+
+    api = _api(state)
+    pending = {}
+    for row in api.store.deliveries("pending"):
+        pending[row["incident_id"]] = pending.get(row["incident_id"], 0) + 1
+    rows = [{"id": i["id"], "status": i["status"], "service": i["service"], "version": i["change"]["version"],
+             "severity": i.get("severity"), "opened_at": i.get("opened_at"), "updated_at": i.get("at"),
+             "spooled": pending.get(i["id"], 0), "title": i["title"]} for i in api.store.incidents(limit)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(box=None)
+    cells = [(r["id"], r["status"], r["service"], r["version"], r["opened_at"] or "-", str(r["spooled"])) for r in rows]
+    # Ids are what people copy into the next command: never truncated; only the title wraps.
+    for i, column in enumerate(("incident", "status", "service", "version", "opened", "spooled")):
+        table.add_column(column, no_wrap=True, min_width=max([len(column)] + [len(c[i]) for c in cells]))
+    table.add_column("title")
+    for r, c in zip(rows, cells):
+        table.add_row(*c, escape(r["title"]))
+    out_console.print(table)
+
+
+@incidents_app.command("show")
+def show(incident: IncidentArgument, state: StateOption = None, as_json: JsonOption = False) -> None:
+    """Show an incident: what it says, its timeline, and each sink's delivery."""
+    from ..incident_text import plain_text
+    from . import out_console
+
+    api = _api(state)
+    doc = api.store.incident(incident)
+    deliveries = [{"sink": d["sink"], "status": d["incident_status"],
+                   "revision": d["payload"].get("revision"), "delivery": d["status"], "attempts": d["attempts"],
+                   "error": d["last_error"]} for d in api.store.deliveries(incident_id=doc["id"])]
+    if as_json:
+        typer.echo(json.dumps({"incident": doc, "deliveries": deliveries}, indent=2, default=str))
+        return
+    out_console.print(escape(plain_text(doc)), highlight=False)
+    out_console.print("\n[bold]timeline[/bold]")
+    for entry in doc.get("timeline") or []:
+        out_console.print(f"  {entry.get('at')}  {entry.get('status')}" + (f"  {escape(entry['note'])}"
+                                                                           if entry.get("note") else ""))
+    table = Table("sink", "update", "delivery", "attempts", "error", box=None, title="deliveries", title_justify="left")
+    for d in deliveries:
+        table.add_row(d["sink"], f"{d['revision']} {d['status']}", d["delivery"], str(d["attempts"]),
+                      escape(d["error"] or ""))
+    out_console.print(table)
+
+
+@incidents_app.command("flush")
+def flush(incident: Annotated[str | None, typer.Argument(help="only this incident (default: all)")] = None,
+          state: StateOption = None, as_json: JsonOption = False,
+          rejected: Annotated[bool, typer.Option("--rejected", help="also retry updates a service refused")] = False,
+          ) -> None:
+    """Deliver spooled incident updates now (exit 1 if some are still not delivered)."""
+    from ..delivery import flush as flush_spool
+    from . import out_console
+
+    api = _api(state)
+    results = flush_spool(api.store, api.pm.registry, incident=incident, rejected=rejected)
+    left = [d for d in api.store.deliveries() if d["status"] != "delivered"
+            and (incident is None or incident in (d["incident_id"], d["payload"].get("rollout_id")))]
+    if as_json:
+        typer.echo(json.dumps({"results": [r.as_dict() for r in results], "left": len(left)}, indent=2))
+    else:
+        for r in results:
+            outcome = "[green]delivered[/green]" if r.ok else f"[red]{r.outcome}[/red]: {escape(r.error or '')}"
+            out_console.print(f"{r.incident_id} {r.status} (update {r.revision}) → {r.sink}: {outcome}")
+        out_console.print(f"{len(results)} attempted, {len(left)} not delivered" if results or left
+                          else "nothing to deliver")
+    raise typer.Exit(1 if left else 0)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(incidents_app, name="incidents")

@@ -1,0 +1,127 @@
+"""``test`` and ``backtest``: prove a policy before it guards a rollout.
+
+``guardrail test`` runs policy unit tests offline (``guardrail.policytest``);
+``guardrail backtest`` replays a policy over real history (``guardrail.backtest``).
+Both are thin: parse arguments, call the library, print.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..backtest import BacktestResult, iso
+from ..errors import UsageError
+from ..model.types import format_duration
+from .check_command import parse_time, parse_vars
+from .options import JsonOption
+
+STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "halt": "yellow"}
+
+
+def policy_test(
+    paths: Annotated[list[Path], typer.Argument(help="PolicyTest files, or folders searched for them")],
+) -> None:
+    """Run policy unit tests: exit 0 when every expectation holds, 1 on a mismatch, 2 on an invalid file."""
+    from ..plugin_manager import get_plugin_manager
+    from ..policytest import run_paths
+    from . import out_console
+
+    results = run_paths(paths, get_plugin_manager().registry)
+    failed = 0
+    for result in results:
+        for mismatch in result.mismatches:
+            out_console.print(mismatch.render(), markup=False, highlight=False)
+            out_console.print()
+        status = "[green]ok[/green]" if result.ok else "[bold red]FAIL[/bold red]"
+        failed += len(result.mismatches)
+        out_console.print(f"{status}  {_display(result.path)}: {result.tests} test{'s' if result.tests != 1 else ''}, "
+                          f"{result.assertions} assertions, {len(result.mismatches)} failed "
+                          f"({result.seconds * 1000:.0f} ms)")
+    files, bad = len(results), sum(not r.ok for r in results)
+    summary = f"{files} file{'s' if files != 1 else ''}, {sum(r.assertions for r in results)} assertions"
+    if failed:
+        out_console.print(f"[bold red]{failed} assertion{'s' if failed != 1 else ''} failed[/bold red] "
+                          f"in {bad} of {summary}")
+        raise typer.Exit(1)
+    out_console.print(f"[green]passed[/green]: {summary}")
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def backtest(
+    policies: Annotated[list[Path], typer.Argument(help="policy file(s) to replay")],
+    region: Annotated[str, typer.Option("--region", help="the region the change is imagined deployed to")],
+    deployed_at: Annotated[str, typer.Option("--deployed-at", help="when (ISO 8601, UTC unless it says, or epoch)")],
+    prometheus: Annotated[str | None, typer.Option("--prometheus", metavar="URL", help="the Prometheus holding the history")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="last evaluation; default: one hour after --deployed-at")] = None,
+    control: Annotated[list[str], typer.Option("--control", help="a region still on the old version (repeatable)")] = [],  # noqa: B006
+    var: Annotated[list[str], typer.Option("--var", help="template variable NAME=VALUE (repeatable)")] = [],  # noqa: B006
+    state: Annotated[Path | None, typer.Option("--state", help="keep the virtual rollout in this state file")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay policies over history as if a change was deployed at --deployed-at: exit 0 would pass, 1 would fail, 3 would halt."""
+    from ..backtest import backtest as run
+
+    start = parse_time(deployed_at)
+    end = parse_time(until) if until is not None else None
+    sources = {"prometheus": {"plugin": "prometheus", "url": prometheus}} if prometheus else {}
+    if not sources:
+        raise UsageError("--prometheus URL is required: a backtest reads history from it")
+    result = run(policies, region=region, deployed_at=start, until=end, controls=control, sources=sources,
+                 variables=parse_vars(var), state=state)
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2, default=str))
+    else:
+        print_result(result)
+    raise typer.Exit(result.exit_code)
+
+
+def print_result(result: BacktestResult) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from . import out_console
+
+    def offset(at: float | None) -> str:
+        if at is None:
+            return "-"
+        return f"{iso(at)} (+{format_duration(at - result.deployed_at)})"
+
+    controls = f", control {', '.join(result.controls)}" if result.controls else ""
+    out_console.print(f"backtest in {result.region}{controls}: deployed at {iso(result.deployed_at)}, "
+                      f"evaluated until {iso(result.until)}", markup=False)
+    verdict = {"fail": "would have FAILED (and rolled back)", "pass": "would have PASSED",
+               "halt": "would have HALTED (no clean evidence)"}[result.outcome]
+    out_console.print(Text(f"{verdict} at {offset(result.decided_at)}", style=STYLE[result.outcome]))
+    for finding in result.findings:
+        out_console.print(Text(f"  {finding['region']}/{finding['policy']}/{finding['check']}: {finding['reason']}"))
+        out_console.print(Text(f"    query: {finding['query']}  first breach: {offset(finding['first_breach_at'])}"))
+    if result.outcome == "halt" and result.reason:
+        out_console.print(Text(f"  {result.reason}"))
+    table = Table("check", "evaluations", "baseline", "last value", "verdict", "first breach", "failed at",
+                  box=None, show_edge=False)
+    for c in result.checks:
+        shown = c.status + (" (pending)" if "breaching for" in c.reason and c.status == "pass" else "")
+        table.add_row(Text(f"{c.policy}/{c.check}"), str(c.evaluations), _number(c.reference), _number(c.value),
+                      Text(shown, style=STYLE.get(c.status, "")), offset(c.first_breach_at), offset(c.failed_at))
+    out_console.print(table)
+    for skip in result.skipped:
+        out_console.print(Text(f"not replayed: {skip['policy']}/{skip['check']}: {skip['why']}", style="dim"))
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("test")(policy_test)
+    app.command()(backtest)

@@ -1,0 +1,177 @@
+"""The rollout as time spans and decisions: what the timeline draws and the event log says.
+
+Spans come from the store's steps (deploy, rollback: started before the call, finished
+after it) and from the measured phases (a region bakes from its first to its last
+evaluation in ``bake:<wave>``; recovery likewise); decisions are the state events.
+With a virtual clock a deploy takes no time at all: the drawing gives such spans a
+minimum width rather than hiding them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..model.types import format_duration
+
+if TYPE_CHECKING:
+    from .data import Verdict
+
+WAVES_ROW = "waves"
+
+
+@dataclass(frozen=True)
+class Span:
+    row: str  # a region, or WAVES_ROW
+    kind: str  # bake | deploy | version | rollback | recovery
+    start: float
+    end: float
+    label: str
+    ok: bool = True
+
+
+@dataclass(frozen=True)
+class Mark:
+    at: float
+    kind: str
+    label: str
+    tone: str  # fail | pass | warn | info
+    row: str | None = None  # None: a decision across every row
+
+    @property
+    def short(self) -> str:
+        return _SHORT.get(self.kind, self.kind)
+
+
+_DECISIONS = {
+    "state.failed": ("fail", "failed"),
+    "state.aborted": ("fail", "aborted"),
+    "state.rollback_failed": ("fail", "a person is needed"),
+    "state.halted": ("warn", "halted"),
+    "state.refused": ("warn", "refused"),
+    "state.promoted": ("pass", "promoted"),
+    "state.done": ("pass", "recovered"),
+    "wave.passed": ("pass", "wave passed"),
+    "recovery.relapsed": ("warn", "relapse"),
+    "rollout.resumed": ("info", "resumed"),
+    "window.overridden": ("warn", "freeze overridden"),
+}
+_SHORT = {kind: short for kind, (_, short) in _DECISIONS.items()} | {"incident.delivery_failed": "not delivered"}
+INCIDENT_STATUSES = {f"incident.{s}" for s in ("investigating", "identified", "monitoring", "resolved")}
+
+
+def build_timeline(waves: list[dict[str, Any]], events: list[dict[str, Any]], steps: list[dict[str, Any]],
+                   verdicts: list[Verdict], end: float) -> tuple[list[Span], list[Mark]]:
+    by_key = {s["key"]: s for s in steps}
+    spans: list[Span] = []
+    phases: dict[tuple[str, str], list[float]] = {}
+    for v in verdicts:
+        window = phases.setdefault((v.phase, v.region), [v.first_at, v.last_at])
+        window[0], window[1] = min(window[0], v.first_at), max(window[1], v.last_at)
+    for wave in waves:
+        bake = by_key.get(f"bake:{wave['name']}")
+        if bake is not None:
+            ends = [w[1] for (phase, _), w in phases.items() if phase == f"bake:{wave['name']}"]
+            spans.append(Span(WAVES_ROW, "bake", bake["started_at"], max(ends, default=bake["started_at"]),
+                              f"wave {wave['name']}: bake {format_duration(wave.get('bake') or 0)}"))
+        for region in wave["regions"]:
+            spans += _region_spans(region, by_key, end)
+    for (phase, region), (first, last) in phases.items():
+        kind = "recovery" if phase == "recovery" else "bake"
+        label = "verifying recovery" if kind == "recovery" else f"baking in wave {phase.removeprefix('bake:')}"
+        spans.append(Span(region, kind, first, last, label))
+    marks = []
+    for e in events:
+        if e["kind"] in _DECISIONS:
+            tone, _ = _DECISIONS[e["kind"]]
+            marks.append(Mark(e["at"], e["kind"], describe(e) or e["kind"], tone))
+        elif e["kind"] in INCIDENT_STATUSES:
+            marks.append(Mark(e["at"], e["kind"], describe(e) or e["kind"], "info"))
+        elif e["kind"] == "incident.delivery_failed":
+            marks.append(Mark(e["at"], e["kind"], describe(e) or e["kind"], "warn"))
+        elif e["kind"] == "action.ran" and e.get("region"):
+            marks.append(Mark(e["at"], e["kind"], describe(e) or e["kind"], "info" if e.get("ok") else "fail",
+                              row=e["region"]))
+    return spans, marks
+
+
+def _region_spans(region: str, by_key: dict[str, dict[str, Any]], end: float) -> list[Span]:
+    out = []
+    deploy, rollback = by_key.get(f"deploy:{region}"), by_key.get(f"rollback:{region}")
+    if deploy is not None:
+        detail = (deploy.get("detail") or {}).get("outcome") or ""
+        ok = deploy["status"] != "failed"
+        out.append(Span(region, "deploy", deploy["started_at"], deploy["finished_at"] or end,
+                        f"deploy: {deploy['status']}" + (f": {detail}" if detail else ""), ok))
+        if deploy["status"] == "done":
+            back = rollback["finished_at"] if rollback and rollback["status"] == "done" else end
+            out.append(Span(region, "version", deploy["finished_at"], back, "runs the new version"))
+    if rollback is not None:
+        detail = (rollback.get("detail") or {}).get("outcome") or ""
+        out.append(Span(region, "rollback", rollback["started_at"], rollback["finished_at"] or end,
+                        f"rollback: {rollback['status']}" + (f": {detail}" if detail else ""),
+                        rollback["status"] != "failed"))
+    return out
+
+
+def describe(e: dict[str, Any]) -> str | None:
+    """One event as a sentence for the event log (None for bookkeeping events)."""
+    kind = e["kind"]
+    if kind == "rollout.started":
+        change = e.get("change") or {}
+        waves = " → ".join(f"{w['name']} [{', '.join(w['regions'])}]" for w in e.get("waves") or [])
+        return f"started: {e.get('service')} {change.get('previous')} → {change.get('version')} in waves {waves}"
+    if kind == "rollout.resumed":
+        return f"resumed (was {e.get('previous_state')})"
+    if kind == "preflight":
+        failing = e.get("failing") or []
+        return "preflight: policies pass" if not failing else "preflight: already failing: " + "; ".join(failing)
+    if kind == "window.overridden":
+        return f"change freeze {e.get('window')!r} overridden: {e.get('reason')}"
+    if kind == "state.deploying":
+        return f"wave {e.get('wave')}: deploying {', '.join(e.get('regions') or [])}"
+    if kind in ("region.deployed", "region.deploy_failed", "region.rolled_back", "region.rollback_failed"):
+        what = {"region.deployed": "deployed", "region.deploy_failed": "DEPLOY FAILED",
+                "region.rolled_back": "rolled back", "region.rollback_failed": "ROLLBACK FAILED"}[kind]
+        return f"{e.get('region')}: {what}" + (f" ({e['detail']})" if e.get("detail") else "")
+    if kind == "state.baking":
+        return f"wave {e.get('wave')}: baking for {e.get('bake')}"
+    if kind == "bake.passed":
+        return f"wave {e.get('wave')}: bake passed ({', '.join(e.get('regions') or [])} healthy)"
+    if kind == "wave.passed":
+        return f"wave {e.get('wave')} passed"
+    if kind in ("state.failed", "state.aborted"):
+        return f"{'ABORTED' if kind == 'state.aborted' else 'FAILED'}: {e.get('reason', '')}"
+    if kind == "state.rolling_back":
+        return f"rolling back {', '.join(e.get('regions') or [])} (reverse wave order)"
+    if kind == "state.rolled_back":
+        return f"rolled back {', '.join(e.get('regions') or [])}"
+    if kind == "action.ran":
+        where = f" in {e['region']}" if e.get("region") else ""
+        return f"{e.get('phase')} action {e.get('plugin')}{where}: {'ok' if e.get('ok') else 'FAILED'}" + (
+            f" ({e['detail']})" if e.get("detail") else "")
+    if kind == "incident.delivered":
+        return f"incident {e.get('incident')} ({e.get('status')}) delivered to {e.get('sink')}"
+    if kind == "incident.delivery_failed":
+        then = "rejected" if e.get("rejected") else "spooled, retried later" if e.get("spooled") else "failed"
+        return f"incident {e.get('incident')} ({e.get('status')}) not delivered to {e.get('sink')}: " \
+               f"{e.get('error') or 'error'} ({then})"
+    if kind.startswith("incident."):
+        sinks = ", ".join(f"{s.get('sink')}" + ("" if s.get("ok") else f" (spooled: {s.get('error', '')})")
+                          for s in e.get("sinks") or [])
+        return f"incident {e.get('incident')} {kind.split('.', 1)[1]} → {sinks or 'no sink'}"
+    if kind == "state.verifying_recovery":
+        return f"verifying recovery of {', '.join(e.get('regions') or [])} for {e.get('for')}"
+    if kind == "recovery.relapsed":
+        return f"recovery relapsed: {'; '.join(e.get('reasons') or [])}"
+    if kind == "state.halted":
+        return f"HALTED: {e.get('reason', '')}"
+    if kind == "state.refused":
+        return f"REFUSED: {e.get('reason', '')}"
+    if kind == "state.promoted":
+        return "promoted: every wave passed"
+    if kind == "state.done":
+        return f"rolled back and recovered ({e.get('reason', '')})" if e.get("reason") else "rolled back and recovered"
+    if kind == "state.rollback_failed":
+        return f"A PERSON IS NEEDED NOW: {e.get('reason', '')}"
+    return None
