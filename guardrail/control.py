@@ -87,8 +87,9 @@ class ControlChecks:
                 continue
             batch.deployed[item] = self.evaluator.submit_range(item, begin, at, interval)
             if key not in batch.control:
-                batch.control[key] = [(r, self.evaluator.submit_range(Item(item.policy, item.check, r), begin, at, interval))
-                                      for r in self.controls]
+                batch.control[key] = [
+                    (r, self.evaluator.submit_range(Item(item.policy, item.check, r), begin, at, interval))
+                    for r in self.controls]
         return batch
 
     def judge(self, item: Item, batch: Round, state: CheckState,

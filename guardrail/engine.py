@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .evaluation import Evaluator, Item
-from .judge import baseline_value
+from .judge import baseline_samples, baseline_value
 from .incidents import IncidentTracker, Notifier
 from .interfaces import ActionRun, Outcome, PluginContext, Target
 from .loader import Plan
@@ -206,7 +206,7 @@ class Engine:
             step = self.evaluator.policies[item.policy].interval
             reading = self.evaluator.measure_range(item, end - window, end, step)
             stat = check.baseline.stat if check.baseline else "mean"
-            value = baseline_value([v for _, v in reading.points], stat) if not reading.error else None
+            value = baseline_value(baseline_samples(reading, check.reduce), stat) if not reading.error else None
             self.store.set_baseline(self.id, item.region, item.policy, item.check, value, (end - window, end),
                                     {"samples": len(reading.points), "stat": stat, "error": reading.error,
                                      "query": self.evaluator.query_text(item)})

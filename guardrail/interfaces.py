@@ -85,7 +85,17 @@ class RangeReading:
     """Samples over a window, for baselines and control comparisons."""
 
     points: tuple[tuple[float, float], ...] = ()
+    """(time, the mean of the series at that time)."""
     error: str | None = None
+    samples: tuple[tuple[float, tuple[float, ...]], ...] = ()
+    """(time, every series' value at that time): a baseline for a check that reduces
+    with ``sum``, ``max`` or ``min`` reduces these the same way, not their mean."""
+
+    @classmethod
+    def of(cls, samples: list[tuple[float, list[float]]]) -> RangeReading:
+        """From every series' values per time (NaN already dropped; empty times skipped)."""
+        kept = [(t, tuple(vs)) for t, vs in samples if vs]
+        return cls(points=tuple((t, sum(vs) / len(vs)) for t, vs in kept), samples=tuple(kept))
 
 
 class Source:
@@ -106,17 +116,15 @@ class Source:
 
     def measure_range(self, probe: Probe, start: float, end: float, step: float) -> RangeReading:
         """Samples in [start, end] every ``step``; default: ``measure`` at each step."""
-        points = []
+        samples = []
         t = start
         while t <= end + 1e-9:
             reading = self.measure(probe, t)
             if reading.error:
                 return RangeReading(error=reading.error)
-            values = [s.value for s in reading.series if s.value == s.value]
-            if values:
-                points.append((t, sum(values) / len(values)))
+            samples.append((t, [s.value for s in reading.series if s.value == s.value]))
             t += step
-        return RangeReading(points=tuple(points))
+        return RangeReading.of(samples)
 
     def close(self) -> None:
         """Release connections; called once when the rollout ends."""

@@ -20,7 +20,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Literal
 
-from .interfaces import Reading
+from .interfaces import RangeReading, Reading
 from .model import Check
 from .model.types import format_duration
 from .statistics import ControlComparison, allowed_ratios
@@ -64,6 +64,14 @@ def reduce_values(values: list[float], how: str) -> float:
     if how == "avg":
         return math.fsum(values) / len(values)
     raise ValueError(f"unknown reduce {how!r}")
+
+
+def baseline_samples(reading: RangeReading, reduce: str | None) -> list[float]:
+    """One value per step of a pre-change window, reduced as the live check reduces
+    its series (``any``/``all`` compare each series, so their baseline is the mean)."""
+    if reduce in ("max", "min", "sum", "avg") and reading.samples:
+        return [reduce_values(list(values), reduce) for _, values in reading.samples]
+    return [value for _, value in reading.points]
 
 
 def baseline_value(points: list[float], stat: str) -> float | None:

@@ -108,8 +108,8 @@ class Phase:
     def _evaluate(self, batch: list[Item], at: float) -> None:
         stored = self._stored
         fresh = [i for i in batch if (self.next_tick[i.policy], i) not in stored] if stored else batch
-        control = self._control
-        if control:  # compare: control items measure windows (in flight while the instants are measured)
+        control = self._control if self._control else None
+        if control is not None:  # control checks measure windows, in flight while the instants are measured
             windows = control.submit([i for i in fresh if i in control], at)
             fresh = [i for i in fresh if i not in control]
         readings = self.evaluator.measure(fresh, at)
@@ -120,7 +120,7 @@ class Phase:
                 self.states[item] = _restore(stored[(tick, item)])
                 continue
             plan = self._plans[item]
-            if control and item in control:
+            if control is not None and item in control:
                 verdict, state, detail = control.judge(item, windows, self.states[item], plan.on_no_data)
             else:
                 reading = readings[item]

@@ -178,14 +178,14 @@ class PrometheusSource(Source):
 
     def measure_range(self, probe: Probe, start: float, end: float, step: float) -> RangeReading:
         """Points at ``start + k * step`` up to ``end``, as the base class defines them
-        (several series: their mean at each step). One range request per 10,000 points,
+        (every series' values at each step, and their mean). One range request per 10,000 points,
         with the exact (fractional) start and end: the library's own arguments round
         them to whole seconds, so they are overridden through ``params``."""
         query = probe.params["query"]
         if step <= 0 or end < start:
             return RangeReading(error=self._reason(query, f"invalid range [{start}, {end}] step {step}"))
         count = int((end - start) / step + 1e-9) + 1
-        sums: dict[float, list[float]] = {}
+        by_time: dict[float, list[float]] = {}
         for first in range(0, count, MAX_POINTS):
             lo, hi = start + first * step, start + (min(first + MAX_POINTS, count) - 1) * step
             try:
@@ -198,10 +198,8 @@ class PrometheusSource(Source):
                 for t, v in item.get("values", ()) if isinstance(item, dict) else ():
                     value = _float(v)
                     if value is not None and not math.isnan(value):
-                        acc = sums.setdefault(float(t), [0.0, 0])
-                        acc[0] += value
-                        acc[1] += 1
-        return RangeReading(points=tuple((t, total / n) for t, (total, n) in sorted(sums.items())))
+                        by_time.setdefault(float(t), []).append(value)
+        return RangeReading.of(sorted(by_time.items()))
 
     def parse_error(self, query: str) -> str | None:
         """Prometheus's objection to ``query`` (parse and type errors), or None when it

@@ -119,3 +119,14 @@ def test_only_a_clean_last_pass_is_evidence_to_promote():
     _, gap_state = run(check(), [1, None])
     assert is_clean(clean_state)
     assert not is_clean(pending_state) and not is_clean(gap_state) and not is_clean(CheckState())
+
+
+def test_a_summed_check_gets_a_summed_baseline_not_the_mean_of_its_series():
+    from guardrail.interfaces import RangeReading
+    from guardrail.judge import baseline_samples
+
+    window = RangeReading.of([(0.0, [1.0, 3.0]), (30.0, [2.0, 4.0]), (60.0, [])])
+    assert baseline_samples(window, "sum") == [4.0, 6.0]
+    assert baseline_samples(window, "max") == [3.0, 4.0]
+    assert baseline_samples(window, None) == [2.0, 3.0]  # one series expected: its value (here the mean)
+    assert baseline_value(baseline_samples(window, "sum"), "mean") == 5.0

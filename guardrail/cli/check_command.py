@@ -56,10 +56,13 @@ def parse_time(text: str | None) -> float | None:
 def check(
     policy: Annotated[Path, typer.Argument(help="the policy file to evaluate")],
     region: Annotated[str, typer.Option("--region", help="the region whose {{region}} and variables fill the templates")],
-    var: Annotated[list[str], typer.Option("--var", help="template variable NAME=VALUE (repeatable; NAME=\\[a, b] for a list)")] = [],  # noqa: B006
+    var: Annotated[list[str], typer.Option(
+        "--var", help="template variable NAME=VALUE (repeatable; NAME=\\[a, b] for a list)")] = [],  # noqa: B006
     prometheus: Annotated[str | None, typer.Option("--prometheus", metavar="URL", help="where prometheus checks ask")] = None,
-    plan: Annotated[Path | None, typer.Option("--plan", help="take sources, region variables and control regions from this plan")] = None,
-    at: Annotated[str | None, typer.Option("--at", help="evaluate at this time (ISO 8601 or epoch) instead of now")] = None,
+    plan: Annotated[Path | None, typer.Option(
+        "--plan", help="take sources, region variables and control regions from this plan")] = None,
+    at: Annotated[str | None, typer.Option(
+        "--at", help="evaluate at this time (ISO 8601 or epoch seconds) instead of now")] = None,
     state: StateOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -70,17 +70,12 @@ class SimSource(Source):
         return Reading(series=series, detail={"query": query})
 
     def measure_range(self, probe: Probe, start: float, end: float, step: float) -> RangeReading:
-        """Like the base class (the mean of the series at each step), without building
-        a Reading per step."""
+        """Like the base class, without building a Reading per step."""
         query = probe.params["query"]
-        points = []
         count = int((end - start) / step + 1e-9) + 1 if step > 0 else 1
         try:
-            for i in range(count):
-                t = start + i * step
-                values = [s.value for s in self._series(query, t)]
-                if values:
-                    points.append((t, sum(values) / len(values)))
+            samples = [(start + i * step, [s.value for s in self._series(query, start + i * step)])
+                       for i in range(count)]
         except PromQLError as exc:
             return RangeReading(error=f"sim: query {query!r} failed: {exc}")
-        return RangeReading(points=tuple(points))
+        return RangeReading.of(samples)
