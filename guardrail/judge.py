@@ -138,45 +138,59 @@ def judge(check: Check, reading: Reading, *, at: float, state: CheckState, on_no
     """
     comparison = check.fail_if
     threshold = comparison.threshold(reference) if comparison is not None else None
-    evaluations = state.evaluations + 1
-
-    def inconclusive(reason: str) -> tuple[Verdict, CheckState]:
-        verdict = Verdict("inconclusive", None, threshold, reference, reason)
-        return verdict, CheckState(state.breach_since, state.first_breach_at, state.inconclusive_streak + 1,
-                                   evaluations, state.failures, state.inconclusives + 1, verdict)
-
     if reading.error:
-        return inconclusive(reading.error)
+        return _inconclusive(state, threshold, reference, reading.error)
     if needs_reference and reference is None:
-        return inconclusive("no baseline: the query had no data before the change")
+        return _inconclusive(state, threshold, reference, "no baseline: the query had no data before the change")
     try:
         value, holds, note = _measure(check, reading, reference)
     except _Inconclusive as exc:
-        return inconclusive(str(exc))
+        return _inconclusive(state, threshold, reference, str(exc))
     if holds is None:
-        no_data = check.on_no_data or on_no_data
-        if no_data == "inconclusive":
-            return inconclusive("no data")
-        failed = no_data == "fail"
-        verdict = Verdict("fail" if failed else "pass", None, threshold, reference, f"no data (on_no_data: {no_data})")
-        first = state.first_breach_at if state.first_breach_at is not None or not failed else at
-        return verdict, CheckState(state.breach_since, first, 0, evaluations, state.failures + failed,
-                                   state.inconclusives, verdict)
+        return _no_data(check, on_no_data, state, at, threshold, reference, "no data")
     if not holds:
-        verdict = Verdict("pass", value, threshold, reference, note)
+        return _settle(check, False, value, threshold, reference, note, at, state)
+    return _settle(check, True, value, threshold, reference,
+                   _describe(check, value, reference) + (f"; {note}" if note else ""), at, state)
+
+
+def _inconclusive(state: CheckState, threshold: float | None, reference: float | None,
+                  reason: str) -> tuple[Verdict, CheckState]:
+    verdict = Verdict("inconclusive", None, threshold, reference, reason)
+    return verdict, CheckState(state.breach_since, state.first_breach_at, state.inconclusive_streak + 1,
+                               state.evaluations + 1, state.failures, state.inconclusives + 1, verdict)
+
+
+def _no_data(check: Check, on_no_data: str, state: CheckState, at: float, threshold: float | None,
+             reference: float | None, what: str) -> tuple[Verdict, CheckState]:
+    """No data follows the check's (or the policy's) explicit ``on_no_data``."""
+    no_data = check.on_no_data or on_no_data
+    if no_data == "inconclusive":
+        return _inconclusive(state, threshold, reference, what)
+    failed = no_data == "fail"
+    verdict = Verdict("fail" if failed else "pass", None, threshold, reference, f"no data (on_no_data: {no_data})")
+    first = state.first_breach_at if state.first_breach_at is not None or not failed else at
+    return verdict, CheckState(state.breach_since, first, 0, state.evaluations + 1, state.failures + failed,
+                               state.inconclusives, verdict)
+
+
+def _settle(check: Check, holds: bool, value: float, threshold: float | None, reference: float | None,
+            reason: str, at: float, state: CheckState) -> tuple[Verdict, CheckState]:
+    """A measured value: pass, or a breach that fails once it has held for ``for:``."""
+    evaluations = state.evaluations + 1
+    if not holds:
+        verdict = Verdict("pass", value, threshold, reference, reason)
         return verdict, CheckState(None, state.first_breach_at, 0, evaluations, state.failures,
                                    state.inconclusives, verdict)
-    described = _describe(check, value, reference) + (f"; {note}" if note else "")
     since = state.breach_since if state.breach_since is not None else at
     held = at - since
     first = state.first_breach_at if state.first_breach_at is not None else at
     if held + 1e-9 >= check.for_:
         verdict = Verdict("fail", value, threshold, reference,
-                          described + (f"; held {format_duration(held)}" if check.for_ else ""))
+                          reason + (f"; held {format_duration(held)}" if check.for_ else ""))
         return verdict, CheckState(since, first, 0, evaluations, state.failures + 1, state.inconclusives, verdict)
     verdict = Verdict("pass", value, threshold, reference,
-                      f"{described}; breaching for {format_duration(held)} of {format_duration(check.for_)}",
-                      pending=True)
+                      f"{reason}; breaching for {format_duration(held)} of {format_duration(check.for_)}", pending=True)
     return verdict, CheckState(since, first, 0, evaluations, state.failures, state.inconclusives, verdict)
 
 
@@ -203,50 +217,24 @@ def judge_control(check: Check, comparison: ControlComparison | None, *, at: flo
     the comparison's verdict, where the value is the deployed mean, the reference the
     control mean and the threshold the mean the allowed effect reaches; a ``fail_if``
     given with ``compare: control`` must also hold (against the control mean) to fail."""
-    evaluations = state.evaluations + 1
     if skipped is not None or waiting is not None:
         verdict = Verdict("pass", None, None, None, f"skipped: {skipped}" if skipped else waiting,
                           pending=waiting is not None and skipped is None, skipped=skipped is not None)
-        return verdict, CheckState(None, state.first_breach_at, 0, evaluations, state.failures,
+        return verdict, CheckState(None, state.first_breach_at, 0, state.evaluations + 1, state.failures,
                                    state.inconclusives, verdict)
     reference = comparison.control_mean if comparison is not None else None
     threshold = None
     if reference is not None and check.direction != "either":
         low, high = allowed_ratios(check.effect_size)
         threshold = reference * (high if check.direction == "increase" else low)
-
-    def inconclusive(reason: str) -> tuple[Verdict, CheckState]:
-        verdict = Verdict("inconclusive", None, threshold, reference, reason)
-        return verdict, CheckState(state.breach_since, state.first_breach_at, state.inconclusive_streak + 1,
-                                   evaluations, state.failures, state.inconclusives + 1, verdict)
-
     if error is not None or comparison is None:
-        return inconclusive(error or "no comparison")
+        return _inconclusive(state, threshold, reference, error or "no comparison")
     if comparison.deployed_samples == 0:
-        no_data = check.on_no_data or on_no_data
-        if no_data == "inconclusive":
-            return inconclusive("no data in the deployed region over the comparison window")
-        failed = no_data == "fail"
-        verdict = Verdict("fail" if failed else "pass", None, threshold, reference, f"no data (on_no_data: {no_data})")
-        first = state.first_breach_at if state.first_breach_at is not None or not failed else at
-        return verdict, CheckState(state.breach_since, first, 0, evaluations, state.failures + failed,
-                                   state.inconclusives, verdict)
+        return _no_data(check, on_no_data, state, at, threshold, reference,
+                        "no data in the deployed region over the comparison window")
     if comparison.status == "inconclusive":
-        return inconclusive(comparison.reason)
+        return _inconclusive(state, threshold, reference, comparison.reason)
     value = comparison.deployed_mean
     holds = comparison.status == "fail" and (check.fail_if is None or check.fail_if.holds(value, reference))
     reason = comparison.reason if check.fail_if is None else f"{comparison.reason}; fails if {check.fail_if.text}"
-    if not holds:
-        verdict = Verdict("pass", value, threshold, reference, reason)
-        return verdict, CheckState(None, state.first_breach_at, 0, evaluations, state.failures,
-                                   state.inconclusives, verdict)
-    since = state.breach_since if state.breach_since is not None else at
-    held = at - since
-    first = state.first_breach_at if state.first_breach_at is not None else at
-    if held + 1e-9 >= check.for_:
-        verdict = Verdict("fail", value, threshold, reference,
-                          reason + (f"; held {format_duration(held)}" if check.for_ else ""))
-        return verdict, CheckState(since, first, 0, evaluations, state.failures + 1, state.inconclusives, verdict)
-    verdict = Verdict("pass", value, threshold, reference,
-                      f"{reason}; breaching for {format_duration(held)} of {format_duration(check.for_)}", pending=True)
-    return verdict, CheckState(since, first, 0, evaluations, state.failures, state.inconclusives, verdict)
+    return _settle(check, holds, value, threshold, reference, reason, at, state)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import Result
+from typer.testing import Result
 from typer.testing import CliRunner
 
 from guardrail import hookimpl
@@ -29,55 +29,12 @@ from guardrail.plugin_manager import get_plugin_manager
 from guardrail.store import SQLiteStore
 from guardrail_plugins.sim import FleetLog
 
-DATA = Path(__file__).parent / "data" / "engine"
 SERVICE = "engine-test"
 MINUTE = 60.0
 
 
-# --- helpers ---------------------------------------------------------------------------
+from support.engine_plans import DATA, rollout, run, state, states, work, write_plan, write_policy  # noqa: F401
 
-
-@pytest.fixture
-def work(tmp_path: Path) -> Path:
-    """A private copy of tests/data/engine (plans are edited; the fleet log lives in state/)."""
-    shutil.copytree(DATA, tmp_path / "engine")
-    return tmp_path / "engine"
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "state.db"
-
-
-def _merge(base: dict, changes: dict) -> dict:
-    out = dict(base)
-    for key, value in changes.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def write_plan(work: Path, name: str, base: str = "base.yaml", replace: dict | None = None, **changes) -> Path:
-    """A copy of plans/<base> with ``changes`` merged in (mappings merge, lists replace)
-    and the top-level keys in ``replace`` replaced."""
-    doc = _merge(yaml.safe_load((work / "plans" / base).read_text()), changes) | (replace or {})
-    path = work / "plans" / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
-    return path
-
-
-def run(*args) -> Result:
-    return CliRunner().invoke(create_app(), [str(a) for a in args])
-
-
-def rollout(plan: Path, state: Path, expect: int, *extra) -> dict:
-    """``guardrail rollout PLAN --output json``: assert the exit code, return the document."""
-    result = run("rollout", plan, "--state", state, "--output", "json", *extra)
-    assert result.exit_code == expect, result.output
-    return json.loads(result.stdout)
-
-
-def states(store: SQLiteStore, rollout_id: str) -> list[str]:
-    return [e["kind"].removeprefix("state.") for e in store.events(rollout_id) if e["kind"].startswith("state.")]
 
 
 def kinds(store: SQLiteStore, rollout_id: str, kind: str) -> list[dict]:

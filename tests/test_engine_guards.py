@@ -27,59 +27,13 @@ from guardrail.locking import HOST
 from guardrail.store import SQLiteStore
 from guardrail_plugins.sim import FleetLog
 
-DATA = Path(__file__).parent / "data" / "engine"
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = "engine-test"
 MINUTE = 60.0
 
 
-# --- helpers (as in test_engine.py) -------------------------------------------------------
+from support.engine_plans import DATA, rollout, run, state, states, work, write_plan, write_policy  # noqa: F401
 
-
-@pytest.fixture
-def work(tmp_path: Path) -> Path:
-    shutil.copytree(DATA, tmp_path / "engine")
-    return tmp_path / "engine"
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "state.db"
-
-
-def _merge(base: dict, changes: dict) -> dict:
-    out = dict(base)
-    for key, value in changes.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def write_plan(work: Path, name: str, base: str = "base.yaml", **changes) -> Path:
-    doc = _merge(yaml.safe_load((work / "plans" / base).read_text()), changes)
-    path = work / "plans" / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
-
-
-def write_policy(work: Path, base: str, name: str, **changes) -> str:
-    """A copy of policies/<base>.yaml with ``changes``; returns its path relative to plans/."""
-    doc = _merge(yaml.safe_load((work / "policies" / f"{base}.yaml").read_text()), changes)
-    (work / "policies" / f"{name}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    return f"../policies/{name}.yaml"
-
-
-def run(*args, env: dict | None = None):
-    return CliRunner().invoke(create_app(), [str(a) for a in args], env=env)
-
-
-def rollout(plan: Path, state: Path, expect: int, *extra) -> dict:
-    result = run("rollout", plan, "--state", state, "--output", "json", *extra)
-    assert result.exit_code == expect, result.output
-    return json.loads(result.stdout)
-
-
-def states(store: SQLiteStore, rollout_id: str) -> list[str]:
-    return [e["kind"].removeprefix("state.") for e in store.events(rollout_id) if e["kind"].startswith("state.")]
 
 
 def fleet(state: Path) -> list[tuple[str, str, str]]:

@@ -15,7 +15,6 @@ import sys
 import threading
 from pathlib import Path
 
-import click
 import pytest
 import typer
 import yaml
@@ -106,7 +105,7 @@ def test_every_environment_variable_guardrail_reads_or_sets_is_documented():
 # -- commands and links ---------------------------------------------------------------------
 
 
-def _commands() -> dict[str, click.Command]:
+def _commands() -> dict:  # name -> the command object typer built (click is bundled, not installed)
     group = typer.main.get_command(create_app())
     out = {}
     for name, command in group.commands.items():
@@ -121,17 +120,19 @@ def test_every_command_and_option_the_guides_show_exists():
     shown = 0
     for guide in GUIDES + [CI / "github-actions.yml", CI / "gitlab-ci.yml", CI / "rollout.sh"]:
         for line in guide.read_text().splitlines():
-            for match in re.finditer(r"\bguardrail ([a-z]+(?: [a-z]+)?)((?: +(?:--?[a-z][\w-]*|[^\s`|#;)]+))*)", line):
+            for match in re.finditer(r"\bguardrail ([a-z][^`|#;]*)", line):
                 words = match.group(1).split()
-                name = " ".join(words) if " ".join(words) in commands else words[0]
+                name = " ".join(words[:2]) if " ".join(words[:2]) in commands else words[0]
                 if name not in commands:
-                    if words[0] in ("rollout", "report", "status") or not re.match(r"^[a-z]+$", words[0]):
-                        pytest.fail(f"{guide.name}: `guardrail {match.group(1)}` is not a command")
+                    assert words[0] not in ("rollout", "report", "status"), f"{guide.name}: {match.group(0)}"
                     continue  # prose: "guardrail rolls back..."
                 shown += 1
                 options = {opt for p in commands[name].params for opt in getattr(p, "opts", [])}
-                for option in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", match.group(2)):
-                    assert option in options | {"--help"}, f"{guide.name}: guardrail {name} has no {option}"
+                for word in words[1:]:
+                    option = re.match(r"^(--[a-z][\w-]*)", word)
+                    if option:
+                        assert option.group(1) in options | {"--help"}, \
+                            f"{guide.name}: guardrail {name} has no {option.group(1)}"
     assert shown > 30
 
 
