@@ -265,16 +265,24 @@ class Engine:
                     unclean = phase.unclean()
                     if not unclean:
                         break
-                    grace = max(self.evaluator.checks[(i.policy, i.check)].for_
-                                + self.evaluator.policies[i.policy].inconclusive_limit
-                                * self.evaluator.policies[i.policy].interval for i in unclean)
-                    if phase.next_time() > extend_from + grace:
-                        return Halt("bake ended without clean evidence for " + ", ".join(map(str, unclean[:5])))
+                    # The bake goes on while a breach is holding or evidence is missing,
+                    # each for as long as its own check could still settle: a breach that
+                    # starts during the extension gets its whole `for:` too.
+                    overdue = [i for i in unclean if phase.next_time() > self._settle_by(phase, i, extend_from)]
+                    if overdue:
+                        return Halt("bake ended without clean evidence for " + ", ".join(map(str, overdue[:5])))
         except _Interrupted as interrupted:
             return interrupted.result
         self.store.finish_step(self.id, name, True, self.clock.now(), {"start": start})
         self.emit("bake.passed", wave=wave.name, regions=regions)
         return None
+
+    def _settle_by(self, phase: Phase, item: Item, extend_from: float) -> float:
+        """When an unclean item must have settled (passed or failed) after the bake's end."""
+        policy = self.evaluator.policies[item.policy]
+        since = phase.states[item].breach_since
+        start = max(extend_from, since) if since is not None else extend_from
+        return start + self.evaluator.checks[(item.policy, item.check)].for_ + policy.inconclusive_limit * policy.interval
 
     def _tick_event(self, wave: str, phase: Phase, at: float, end: float) -> None:
         if not self._listening:
