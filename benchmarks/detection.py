@@ -120,9 +120,8 @@ def _failure_measures(lib, result) -> dict[str, Any]:
         known = [r for r in ready if r is not None]
         out["ready"] = min(known) if known else None
         out["latency"] = result.decided_at - out["ready"] if known else None
-    relapse = [e for e in result.events if e["kind"] == "recovery.relapsed"]
-    if relapse and out["rolled_back_at"] is not None:
-        out["relapse_after_rollback"] = relapse[0]["at"] - out["rolled_back_at"]
+    if result.relapsed_at is not None and out["rolled_back_at"] is not None:
+        out["relapse_after_rollback"] = result.relapsed_at - out["rolled_back_at"]
     return out
 
 

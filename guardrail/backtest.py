@@ -122,22 +122,23 @@ def build_plan(policies: list[LoadedPolicy], *, sources: dict[str, dict[str, Any
 def _check_inputs(plan: Plan, registry: Any) -> None:
     """Source settings and template variables, refused before the first query rather
     than turned into a bake of inconclusive readings."""
-    for name, settings in plan.rollout.sources.items():
-        plugin = settings.get("plugin", name)
-        factory = registry.get("sources", plugin)
-        model = getattr(factory, "Settings", None)
-        if model is not None:
-            try:
-                model.model_validate({k: v for k, v in settings.items() if k != "plugin"})
-            except ValidationError as exc:
-                first = exc.errors(include_url=False)[0]
-                where = ".".join(str(p) for p in first["loc"])
-                raise UsageError(f"source {name!r}: {where}: {first['msg']}") from None
+    used = {c.source for p in plan.policies for c in p.policy.checks} | set(plan.rollout.sources)
+    for name in sorted(used):
+        plugin, settings = plan.source_config(name)
+        if plugin not in registry.sources:
+            raise UsageError(f"checks read source {name!r}, which is neither configured nor a source plugin")
+        model = getattr(registry.get("sources", plugin), "Settings", None)
+        if model is None:
+            continue
+        try:
+            model.model_validate(settings)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            hint = " (give it with --prometheus URL)" if plugin == "prometheus" else ""
+            raise UsageError(f"source {name!r}: {where}: {first['msg']}{hint}") from None
     for loaded in plan.policies:
         for check in loaded.policy.checks:
-            if check.source not in plan.rollout.sources and check.source not in registry.sources:
-                raise UsageError(f"{loaded.policy.name}/{check.name} reads source {check.source!r}: "
-                                 f"give its location (for prometheus: --prometheus URL)")
             for region in plan.rollout.regions:
                 try:
                     render_value(check.params, plan.rollout.region_vars(region))
@@ -198,8 +199,8 @@ def _run(plan: Plan, store: SQLiteStore, pm: GuardrailPluginManager, deployed_at
     lease = Lease(store, SERVICE, rollout_id)
     lease.acquire()
     context = PluginContext(clock=clock, state_dir=state_dir, base_dir=plan.path.parent, service=SERVICE)
-    engine = Engine(plan=plan, store=store, registry=pm.registry, hook=pm.hook, clock=clock, rollout_id=rollout_id,
-                    context=context, lease=lease, realtime=False)
+    engine = Engine(plan=plan, store=store, registry=pm.registry, hook=_unobserved(), clock=clock,
+                    rollout_id=rollout_id, context=context, lease=lease, realtime=False)
     wave = plan.rollout.waves[0]
     try:
         engine._capture_baselines(wave)
@@ -217,6 +218,18 @@ def _run(plan: Plan, store: SQLiteStore, pm: GuardrailPluginManager, deployed_at
                           decision.reason if decision is not None else None,
                           decision.findings if isinstance(decision, Failure) else [],
                           _summaries(rows), rollout_id=rollout_id)
+
+
+def _unobserved() -> Any:
+    """The hooks with no ``guardrail_on_event`` observer: a notifier plugin must not
+    announce an imagined rollout as a real one."""
+    import pluggy
+
+    from . import hookspecs
+
+    quiet = pluggy.PluginManager("guardrail")
+    quiet.add_hookspecs(hookspecs)
+    return quiet.hook
 
 
 def _summaries(rows: list[dict[str, Any]]) -> list[CheckSummary]:

@@ -82,6 +82,8 @@ class Run:
     """Region -> [(deployed at, rolled back at or None)] on the plan's new version."""
     baselines: dict[tuple[str, str, str], float | None] = field(default_factory=dict)
     version: str = ""
+    relapsed_at: float | None = None
+    """During verify_recovery: the first failure after the checks had passed cleanly."""
 
     @property
     def directory(self) -> Path:
@@ -125,9 +127,24 @@ def run(name: str, *, seed: int | None = None, policies: list[Path] | None = Non
             found.decided_at = failed[0]["at"]
         found.exposure = _exposure(found.fleet, row["version"])
         found.baselines = {k: v["value"] for k, v in store.baselines(result.rollout_id).items()}
+        found.relapsed_at = _relapse(store.measurements(result.rollout_id, "recovery"))
         return found
     finally:
         api.close()
+
+
+def _relapse(rows: list[dict[str, Any]]) -> float | None:
+    """The first failed evaluation after a tick where every verified check passed cleanly."""
+    by_time: dict[float, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_time.setdefault(row["at"], []).append(row)
+    clean = False
+    for at in sorted(by_time):
+        tick = by_time[at]
+        if clean and any(r["status"] == "fail" for r in tick):
+            return at
+        clean = clean or all(r["status"] == "pass" and not r["pending"] for r in tick)
+    return None
 
 
 def _exposure(fleet: Path, version: str) -> dict[str, list[tuple[float, float | None]]]:

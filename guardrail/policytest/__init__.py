@@ -33,6 +33,12 @@ sim's PromQL evaluator follows Prometheus 2.x (lookback, ``rate`` extrapolation)
 a test means the same as a bake against Prometheus. A check that has no query (a
 live ``tcp`` probe) or uses a function the evaluator lacks takes ``values:`` instead.
 
+Two things a test author meets: a series has no samples before t = 0, so a rate over
+its first minutes reads low, as Prometheus's does over a new series (start the
+baseline window a rate window after t = 0 when it matters, as the library's
+``mail-delivery`` tests do); and ``values:`` are read without lookback (the value at an
+evaluation is the sample at or before it; ``_`` there is no data).
+
 ``run_paths`` is the whole command: load every file first (invalid files raise
 ``ConfigError``, exit 2, before anything runs), then run, then compare.
 """

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from .. import documents
 from ..errors import ConfigError, Problem
@@ -60,13 +60,8 @@ class RegionInput(_Strict):
 
 class Expectation(_Strict):
     verdict: Verdict
-    first_failure: Duration | None = Field(None, description="time of the first failed evaluation, from t = 0")
-
-    @model_validator(mode="after")
-    def _failure_time_needs_fail(self) -> Expectation:
-        if self.first_failure is not None and self.verdict != "fail":
-            raise ValueError("first_failure: only a check expected to fail has a first failure")
-        return self
+    first_failure: Duration | None = Field(None, description="time of the first failed evaluation, from t = 0; "
+                                                               "only with verdict: fail")
 
 
 def _verdict_shorthand(value: Any) -> Any:
@@ -140,11 +135,23 @@ def check_document(doc: Document, facts: PolicyFacts | None) -> tuple[PolicyTest
     """Validate a parsed test file; ``facts`` None skips the checks against the policy."""
     restore_notation(doc)
     test, problems = documents.validate(PolicyTest, doc.data, doc)
-    if test is None:
-        return None, problems
-    for i, case in enumerate(test.tests):
+    cases = test.tests if test is not None else _valid_cases(doc)
+    for i, case in cases if test is None else enumerate(cases):
         problems += _case_problems(doc, ("tests", i), case, facts)
-    return (test if not problems else None), problems
+    return (test if not problems else None), list(dict.fromkeys(problems))
+
+
+def _valid_cases(doc: Document) -> list[tuple[int, Case]]:
+    """The cases that validate on their own, so one bad key elsewhere in the file does
+    not hide the cross-reference problems of every test (their own problems are
+    already among the document's)."""
+    raw = doc.data.get("tests") if isinstance(doc.data, dict) else None
+    out = []
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        case, _ = documents.validate(Case, item, doc, ("tests", i))
+        if case is not None:
+            out.append((i, case))
+    return out
 
 
 def _case_problems(doc: Document, at: tuple, case: Case, facts: PolicyFacts | None) -> list[Problem]:
@@ -178,9 +185,12 @@ def _case_problems(doc: Document, at: tuple, case: Case, facts: PolicyFacts | No
         if region not in case.regions or region in case.control:
             why = "is a control region" if region in case.control else "has no inputs under regions:"
             problems.append(doc.problem(at + ("expect", region), f"region {region!r} {why}", key=True))
-        for name in checks:
+        for name, expected in checks.items():
             if known is not None and name not in known:
                 problems.append(doc.problem(at + ("expect", region, name), _unknown_check(name, known), key=True))
+            if expected.first_failure is not None and expected.verdict != "fail":
+                problems.append(doc.problem(at + ("expect", region, name, "first_failure"),
+                                            "only a check expected to fail has a first failure"))
     if case.until is not None and case.until < case.deployed_at:
         problems.append(doc.problem(at + ("until",), "must not be before deployed_at"))
     if case.until is None and not problems and longest == 0:
@@ -197,9 +207,11 @@ def _length(doc: Document, where: tuple, text: str, problems: list[Problem]) -> 
 
 
 def _unknown_check(name: str, known: dict[str, bool]) -> str:
-    from ..plugin_manager import unknown_name_message
+    import difflib
 
-    return unknown_name_message("check", name, known) + " in the policy under test"
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f"; it has {', '.join(sorted(known))}"
+    return f"the policy under test has no check {name!r}{hint}"
 
 
 def series_labels(key: str) -> dict[str, str]:

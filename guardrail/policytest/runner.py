@@ -130,11 +130,12 @@ def run_case(test: PolicyTest, case: Case, policy: Policy) -> dict[tuple[str, st
                 check, source, probes[key], start, until - start, interval))
             states[key] = CheckState()
     live = list(outcomes)
+    checks = {c.name: c for c in policy.checks}
     k = 0
     while live and start + k * interval <= until + 1e-9:
         at = start + k * interval
         for key in list(live):
-            check = next(c for c in policy.checks if c.name == key[1])
+            check = checks[key[1]]
             outcome, state = outcomes[key], states[key]
             if check.compare == "control":
                 verdict, state = _judge_control(check, source, probes, key, case.control, start, at, interval,
