@@ -1,7 +1,8 @@
 """examples/plugin/ is a real third-party plugin package (guardrail-csv): installed with
 pip into a fresh virtual environment next to guardrail, it shows in ``guardrail
-plugins`` and its ``csv`` source drives a simulated rollout. The source's rules (time
-formats, regions, gaps, staleness, errors) are checked in-process first."""
+plugins``, its command writes a demo, and its ``csv`` source drives that simulated
+rollout. The source's rules (time formats, regions, gaps, staleness, errors) are
+checked in-process first."""
 
 from __future__ import annotations
 
@@ -67,11 +68,15 @@ def test_the_csv_source_reads_the_latest_row_per_region(guardrail_csv, tmp_path)
     assert source.measure(probe, origin).series[0].value == 99
 
 
-def test_the_example_validates_and_rolls_back_in_process(guardrail_csv, tmp_path):
+def test_the_demo_validates_and_rolls_back_in_process(guardrail_csv, tmp_path):
     pm = get_plugin_manager(autoload=False, extra_plugins=[guardrail_csv])
-    assert validate_paths([PLUGIN / "example"], pm.registry) == (2, [])
+    guardrail_csv.write_demo(tmp_path / "demo")
+    assert validate_paths([tmp_path / "demo"], pm.registry) == (2, [])
+    # ...and only with the plugin: which is why the demo is not YAML in examples/
+    _, problems = validate_paths([tmp_path / "demo" / "queue-depth.yaml"], get_plugin_manager(autoload=False).registry)
+    assert any("unknown source 'csv'" in p.message for p in problems)
     api = Guardrail(tmp_path / "state.db", pm=pm)
-    result = api.rollout(PLUGIN / "example" / "rollout.yaml")
+    result = api.rollout(tmp_path / "demo" / "rollout.yaml")
     assert (result.outcome, int(result.exit_code)) == ("rolled_back", 1)
     status = api.status(result.rollout_id)
     [failing] = status["failing_checks"]
@@ -129,8 +134,9 @@ def test_guardrail_plugins_lists_the_installed_package(venv):
 
 @pytest.mark.slow
 def test_a_simulated_rollout_uses_the_plugins_source(venv):
-    example = venv.work.parent / "plugin" / "example"
+    example = venv.work / "demo"
     state = venv.work / "state.db"
+    assert "now run:" in venv.run(venv.bin("guardrail"), "csv-demo", example).stdout  # the plugin's command
     assert venv.run(venv.bin("guardrail"), "validate", example).stdout.strip() == "ok: 2 files valid"
     result = venv.run(venv.bin("guardrail"), "rollout", example / "rollout.yaml", "--state", state, "-o", "json",
                       check=False)

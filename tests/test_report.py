@@ -215,6 +215,19 @@ def test_a_halted_rollout_has_a_report_too(tmp_path, fleet):
     assert "No incident" in html
 
 
+def test_abort_writes_the_report_of_what_it_did(tmp_path, fleet):
+    state = tmp_path / "s" / "state.db"
+    doc = rollout(fleet("2.0", "absent.yaml"), state, 3)
+    result = run("abort", doc["rollout_id"], "--state", state, "--report", tmp_path / "a.html",
+                 "--junit", tmp_path / "a.xml")
+    # rolled back, but a check without data cannot show the recovery: a person is needed
+    assert result.exit_code == 4, result.output
+    html = (tmp_path / "a.html").read_text()
+    assert "A PERSON IS NEEDED NOW: rollback or recovery failed" in html
+    assert "state.aborted" in html and "rollback: done" in html
+    assert "mail-sender" not in html and doc["rollout_id"] in (tmp_path / "a.xml").read_text()
+
+
 # -- comparisons, escaping, files ----------------------------------------------------------------
 
 
@@ -239,6 +252,21 @@ def test_everything_from_yaml_is_escaped(tmp_path, fleet):
     assert "&lt;img src=x onerror=alert(1)&gt; &amp; co" in html
     assert "Deployed vs control &lt;script&gt;alert(&#x27;check&#x27;)&lt;/script&gt;" in html
     _page(html)
+
+
+def test_secrets_stay_out_of_the_report(tmp_path, fleet):
+    """Stored values are redacted already; the plan's text is shown as written, so a
+    secret pasted into it is masked too when the rollout writes its report."""
+    plan = fleet("2.0")
+    secret = "s3cr3t-t0ken-value"
+    plan.write_text(plan.read_text().replace('previous: "1.0"', 'previous: "1.0", ticket: "${env:REPORT_TOKEN}"')
+                    + f"# the token, pasted here by mistake: {secret}\n")
+    result = run("rollout", plan, "--state", tmp_path / "s" / "state.db", "--report", tmp_path / "r.html",
+                 "--junit", tmp_path / "r.xml", env={"REPORT_TOKEN": secret})
+    assert result.exit_code == 0, result.output
+    for name in ("r.html", "r.xml"):
+        assert secret not in (tmp_path / name).read_text()
+    assert "pasted here by mistake: ***" in (tmp_path / "r.html").read_text()
 
 
 def test_a_moved_or_changed_plan_is_said_so(tmp_path, fleet):

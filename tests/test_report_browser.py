@@ -12,6 +12,7 @@ to a folder to keep copies (docs/report.png was made that way).
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import socket
@@ -178,7 +179,7 @@ def reports(tmp_path_factory) -> dict[str, Path]:
     promoted = runner.invoke(create_app(), ["rollout", str(QUICKSTART / "rollout-healthy.yaml"), "--state",
                                             str(out / "promoted" / "state.db"), "-o", "json"])
     assert promoted.exit_code == 0, promoted.output
-    rollout_id = __import__("json").loads(promoted.stdout)["rollout_id"]
+    rollout_id = json.loads(promoted.stdout)["rollout_id"]
     written = runner.invoke(create_app(), ["report", rollout_id, "--state", str(out / "promoted" / "state.db"),
                                            "--html", str(out / "promoted.html")])
     assert written.exit_code == 0, written.output

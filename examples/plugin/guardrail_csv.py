@@ -20,6 +20,10 @@ recorded values of a past incident replayed against a policy. A file looks like:
 At time ``t`` a check reads the latest row at or before ``t`` (a value holds until
 the next row), unless that row is older than the source's ``max_age``. Lines that
 start with ``#`` are comments. The file is read again when it changes.
+
+``guardrail csv-demo FOLDER`` (a second hook: ``guardrail_register_commands``) writes a
+simulated rollout to try the source with. It lives here rather than as YAML files in
+the repository because those only validate where this plugin is installed.
 """
 
 from __future__ import annotations
@@ -139,3 +143,84 @@ class CsvSource(Source):
 @guardrail.hookimpl
 def guardrail_register_sources(register):
     register("csv", CsvSource)
+
+
+# -- `guardrail csv-demo`: a rollout to try the source with ---------------------------------
+
+DEMO = {
+    "rollout.yaml": """\
+# A simulated rollout (virtual clock, noop deployer) whose only signal comes from the
+# csv source of guardrail-csv. `guardrail rollout rollout.yaml` exits 1: r3 rolled back.
+apiVersion: guardrail/v1
+kind: Rollout
+service: mail-queue
+change: {version: "2.0", previous: "1.9", description: batch the queue writes}
+clock: virtual
+deploy: {plugin: noop}
+sources:
+  csv: {directory: ., max_age: 3h}
+regions:
+  r3: {}
+  r1: {}
+  r2: {}
+waves:
+  - {name: canary, regions: [r3], bake: 20m}
+  - {name: main, regions: [r1, r2], parallel: true, bake: 30m}
+policies: [queue-depth.yaml]
+verify_recovery: {for: 5m}
+""",
+    "queue-depth.yaml": """\
+# A policy that reads the mail queue depth from a CSV file (the csv source of
+# guardrail-csv). The file stands for what a cron job on each region's bastion appends.
+apiVersion: guardrail/v1
+kind: Policy
+name: queue-depth
+description: The outbound mail queue must not back up after a change.
+interval: 30s
+on_no_data: inconclusive
+checks:
+  - name: queue-depth
+    description: Messages waiting in the region's outbound queue.
+    source: csv
+    file: queue-depth.csv
+    column: depth
+    fail_if: "> 5000"
+    for: 1m
+""",
+    "queue-depth.csv": """\
+# Queue depth per region. Times relative to the start of the rollout's first bake:
+# r3 (the canary) backs up six minutes after the change, and drains once it is
+# rolled back; r1 and r2 never run the change.
+time,region,depth
+-2h,r1,380
+-2h,r2,410
+-2h,r3,400
+3m,r3,650
+6m,r3,5600
+8m,r3,7200
+12m,r3,900
+14m,r3,450
+""",
+}
+
+
+def write_demo(folder: Path) -> list[Path]:
+    """Write the demo's plan, policy and CSV file into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in DEMO.items():
+        (folder / name).write_text(text, encoding="utf-8")
+        written.append(folder / name)
+    return written
+
+
+@guardrail.hookimpl
+def guardrail_register_commands(app):
+    import typer  # imported when the command line starts, not when the plugin loads
+
+    @app.command("csv-demo")
+    def csv_demo(folder: Path = typer.Argument(Path("csv-demo"), help="where to write the demo")) -> None:
+        """Write a simulated rollout whose signal comes from a CSV file (guardrail-csv)."""
+        write_demo(folder)
+        typer.echo(f"wrote {folder}/rollout.yaml, queue-depth.yaml and queue-depth.csv; now run:\n"
+                   f"  guardrail rollout {folder}/rollout.yaml    # exit 1: the canary r3 is rolled back")

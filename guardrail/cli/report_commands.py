@@ -55,17 +55,17 @@ def publish(store, rollout_id: str, *, html: Path | None, junit: Path | None, ma
     they go to stderr instead (the runner reads workflow commands from both streams), so
     that stdout stays one JSON document. A report that cannot be written is a warning on
     stderr: the exit code stays the rollout's outcome, which is what a pipeline acts on."""
-    from ..report import annotations, step_summary, write
+    from ..report import annotations, gather, save, step_summary
     from . import err_console
 
     github = os.environ.get("GITHUB_ACTIONS") == "true"
     if html is None and junit is None and not github:
         return
+    report_ = gather(store, rollout_id)
     try:
-        report_ = write(store, rollout_id, html=html, junit=junit)
+        save(report_, html=html, junit=junit, redactor=store.redactor)
     except OSError as exc:
         err_console.print(f"warning: cannot write the report: {exc}", style="yellow", markup=False)
-        return
     if not github:
         return
     for line in annotations(report_):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..secrets import Redactor
 from ..store import SQLiteStore
 from .data import Report, gather
 from .github import annotations, step_summary
@@ -26,15 +27,24 @@ from .html import render as render_html
 from .junit import render as render_junit
 
 
-def write(store: SQLiteStore, rollout_id: str, *, html: Path | None = None, junit: Path | None = None) -> Report:
-    """Gather the rollout once and write the files asked for (parent folders created)."""
-    report = gather(store, rollout_id)
+def save(report: Report, *, html: Path | None = None, junit: Path | None = None,
+         redactor: Redactor | None = None) -> None:
+    """Write the files asked for (parent folders created). ``redactor``: the secrets of
+    the plan that ran, when this process knows them (the store holds none already; this
+    also covers a secret pasted into a plan or policy file, whose text the report shows)."""
+    redact = (redactor or Redactor()).redact
     for path, render in ((html, render_html), (junit, render_junit)):
         if path is not None:
             path = Path(path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render(report), encoding="utf-8")
+            path.write_text(redact(render(report)), encoding="utf-8")
+
+
+def write(store: SQLiteStore, rollout_id: str, *, html: Path | None = None, junit: Path | None = None) -> Report:
+    """Gather the rollout once and write the files asked for."""
+    report = gather(store, rollout_id)
+    save(report, html=html, junit=junit, redactor=store.redactor)
     return report
 
 
-__all__ = ["Report", "annotations", "gather", "render_html", "render_junit", "step_summary", "write"]
+__all__ = ["Report", "annotations", "gather", "render_html", "render_junit", "save", "step_summary", "write"]

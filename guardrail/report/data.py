@@ -19,6 +19,7 @@ inconclusive or still holding a breach is not clean evidence (``inconclusive``).
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from ..summary import summarize
 from ..yamldoc import parse
 from .timeline import Mark, Span, build_timeline
 
-PLOT_BUCKETS = 496
+PLOT_BUCKETS = 356
 """Time buckets per plot: the width of a plot's drawing area in SVG units."""
 RANK = {"pass": 0, "skipped": 0, "pending": 1, "inconclusive": 2, "fail": 3}
 STATUS_OF_RANK = {0: "pass", 1: "pending", 2: "inconclusive", 3: "fail"}
@@ -206,8 +207,6 @@ ORDER BY policy, check_name, region, b
 
 
 def _rows(store: SQLiteStore, ids: list[int]) -> dict[int, dict[str, Any]]:
-    import json
-
     out: dict[int, dict[str, Any]] = {}
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]

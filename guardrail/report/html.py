@@ -145,9 +145,10 @@ def _check(report: Report, index: int, c: CheckView) -> str:
     facts = [f"policy <b>{e(c.policy)}</b>"]
     if spec.get("source"):
         facts.append(f"source <code>{e(spec['source'])}</code>")
-    if c.comparison:
-        judged = "judged by" if c.comparison.startswith("control:") else "fails if"
-        facts.append(f"{judged} <code>{e(c.comparison)}</code>")
+    comparison = c.comparison or spec.get("fail_if")
+    if comparison:
+        judged = "judged by" if str(comparison).startswith("control:") else "fails if"
+        facts.append(f"{judged} <code>{e(comparison)}</code>")
     if spec.get("for"):
         facts.append(f"for <code>{e(spec['for'])}</code>")
     if spec.get("compare"):
@@ -189,10 +190,10 @@ def _verdict_row(v: Verdict) -> str:
     failed = "still failing" if recovery else "failed"
     counts = f"{v.evaluations}" + (f" · {v.failures} {failed}" if v.failures else "") + (
         f" · {v.inconclusives} inconclusive" if v.inconclusives else "")
-    when = f"{clock(v.first_at, True)}–{clock(v.last_at, True)}"
+    when = f"{clock(v.first_at)}–{clock(v.last_at)}"
     status = {"pass": "recovered", "fail": "not recovered"}.get(v.status, v.status) if recovery else v.status
     return (f'<tr class="v-{e(v.status)}"><td>{e(phase)}</td><td>{e(v.region)}</td><td>{badge(status)}</td>'
-            f'<td>{e(counts)}<br><small>{e(when)}</small></td><td>{e(v.reason)}</td></tr>')
+            f'<td>{e(counts)} <small>({e(when)})</small></td><td>{e(v.reason)}</td></tr>')
 
 
 def _evidence(v: Verdict) -> str:

@@ -29,6 +29,7 @@ table.facts { max-width: 640px; }
 table.regions th, table.verdicts th, table.events th, #incident th { font-size: 12px; color: var(--muted);
   border-bottom: 1px solid var(--line); }
 table.regions td, table.verdicts td, table.events td { border-bottom: 1px solid #eee; }
+table.verdicts td { padding-top: 1px; padding-bottom: 1px; } table.verdicts small { color: var(--muted); }
 .reason { color: var(--fail); font-weight: 600; overflow-wrap: anywhere; }
 nav { position: sticky; top: 0; background: #fff; border-bottom: 1px solid var(--line); padding: 6px 0; z-index: 2; }
 nav a { margin-right: 18px; color: var(--info); text-decoration: none; font-weight: 600; }
@@ -69,9 +70,9 @@ article.check { border: 1px solid var(--line); border-left: 6px solid var(--pass
 article.check-not_evaluated { border-left-color: var(--line); }
 .meta { color: var(--muted); margin: 2px 0; } .meta b { color: #202124; } .where { font-family: ui-monospace, monospace; font-size: 12px; }
 .desc { margin: 2px 0 8px; }
-.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: 10px 16px; margin: 8px 0; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 10px 16px; margin: 8px 0; }
 figure { margin: 0; } figcaption { font-weight: 600; margin-bottom: 2px; }
-figure.wide { grid-column: 1 / -1; display: grid; grid-template-columns: minmax(0, 600px) minmax(0, 1fr); gap: 0 20px;
+figure.wide { grid-column: 1 / -1; display: grid; grid-template-columns: minmax(0, 560px) minmax(0, 1fr); gap: 0 20px;
   align-items: start; } figure.wide figcaption { grid-column: 1 / -1; } figure.wide .evidence { margin-top: 0; }
 figure.fig-fail figcaption { color: var(--fail); }
 .note { color: var(--muted); font-size: 12px; margin: 2px 0 6px; overflow-wrap: anywhere; }
@@ -97,6 +98,6 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; border-top: 1px
   nav { display: none; } header.top { margin: 0; }
   article.check, figure, .evidence, table.regions, #timeline { break-inside: avoid; }
   h2 { break-after: avoid; } pre { white-space: pre-wrap; font-size: 9px; }
-  .plots { grid-template-columns: repeat(2, 1fr); }
+  .plots { grid-template-columns: repeat(3, 1fr); }
 }
 """

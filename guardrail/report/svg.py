@@ -29,11 +29,13 @@ def clock(at: float, seconds: bool = False) -> str:
     return datetime.fromtimestamp(at, timezone.utc).strftime("%H:%M:%S" if seconds else "%H:%M")
 
 
-def time_ticks(start: float, end: float, most: int) -> list[float]:
+def time_ticks(start: float, end: float, most: int) -> list[tuple[float, str]]:
+    """(time, label) of at most ``most`` round times; labels show seconds when ticks do."""
     span = max(end - start, 1.0)
     step = next((s for s in _TIME_STEPS if span / s <= most), _TIME_STEPS[-1])
     first = math.ceil(start / step) * step
-    return [first + i * step for i in range(int((end - first) // step) + 1)]
+    times = [first + i * step for i in range(int((end - first) // step) + 1)]
+    return [(t, clock(t, seconds=step < 60)) for t in times]
 
 
 def value_ticks(low: float, high: float, most: int = 4) -> list[float]:
@@ -141,7 +143,7 @@ def _band_path(buckets: list[Bucket], scale: _Scale) -> str:
 
 def check_plot(buckets: list[Bucket], *, start: float, end: float, check: str, region: str, status: str,
                spans: list[Span], breach_at: float | None, failed_at: float | None, failed_value: float | None,
-               reference_label: str | None, height: int = 190) -> str:
+               reference_label: str | None, height: int = 170) -> str:
     """One check in one region: series, threshold, reference band, phases, breach, status strip.
     The drawing area is ``PLOT_BUCKETS`` units wide: one data bucket per unit."""
     left, right, top, bottom = 52, 12, 10, 36
@@ -162,9 +164,9 @@ def check_plot(buckets: list[Bucket], *, start: float, end: float, check: str, r
         y = _n(s.y(v))
         out.append(f'<line class="grid" x1="{left}" x2="{left + pw}" y1="{y}" y2="{y}"/>'
                    f'<text class="axis" x="{left - 4}" y="{y}" text-anchor="end" dy="3">{escape(fmt(v))}</text>')
-    for t in time_ticks(start, end, 5):
+    for t, label in time_ticks(start, end, 5):
         x = _n(s.x(t))
-        out.append(f'<text class="axis" x="{x}" y="{top + ph + 20}" text-anchor="middle">{clock(t)}</text>')
+        out.append(f'<text class="axis" x="{x}" y="{top + ph + 20}" text-anchor="middle">{label}</text>')
     band = _band_path(buckets, s)
     if band:
         out.append(f'<path class="band" d="{band}"><title>allowed: between {escape(reference_label or "reference")}'
@@ -242,10 +244,10 @@ def timeline(rows: list[tuple[str, str]], spans: list[Span], marks: list[Mark], 
         out.append(f'<rect class="row{" odd" if i % 2 else ""}" x="{left}" y="{y}" width="{width - left - right}" '
                    f'height="{row_h}"/><text class="row-label" x="{left - 8}" y="{y + row_h / 2 + 4}" '
                    f'text-anchor="end">{escape(label)}</text>')
-    for t in time_ticks(start, end, 10):
+    for t, label in time_ticks(start, end, 10):
         x = _n(s.x(t))
         out.append(f'<line class="grid" x1="{x}" x2="{x}" y1="{top}" y2="{top + row_h * len(all_rows)}"/>'
-                   f'<text class="axis" x="{x}" y="{height - 8}" text-anchor="middle">{clock(t)}</text>')
+                   f'<text class="axis" x="{x}" y="{height - 8}" text-anchor="middle">{label}</text>')
     inset = {"version": (16, 5), "bake": (4, 10), "recovery": (4, 10), "deploy": (2, 14), "rollback": (2, 14)}
     order = ("version", "bake", "recovery", "deploy", "rollback")
     for span in sorted((sp for sp in spans if sp.row in y_of), key=lambda sp: order.index(sp.kind)):
