@@ -129,6 +129,15 @@ def test_schema_prints_the_json_schema_of_a_kind(cli, kind, required):
     assert schema["properties"]["apiVersion"]["const"] == "guardrail/v1"
 
 
+@pytest.mark.parametrize(("kind", "title"), [("policytest", "PolicyTest"), ("scenario", "Scenario")])
+def test_schema_covers_the_plugin_document_kinds(cli, kind, title):
+    result = cli("schema", kind)
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.stdout)
+    assert schema["title"] == f"guardrail {title}" and schema["additionalProperties"] is False
+    assert "kind" in schema["required"]
+
+
 def test_the_schema_uses_the_yaml_spelling_and_value_types(cli):
     policy = json.loads(cli("schema", "policy").stdout)
     check = policy["$defs"]["Check"]

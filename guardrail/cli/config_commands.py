@@ -19,6 +19,8 @@ from .options import JsonOption
 class SchemaKind(str, Enum):
     rollout = "rollout"
     policy = "policy"
+    policytest = "policytest"
+    scenario = "scenario"
 
 
 def validate(
@@ -47,11 +49,23 @@ def validate(
 
 def schema(kind: Annotated[SchemaKind, typer.Argument(help="which document kind")]) -> None:
     """Print the JSON Schema of a document kind, for editor completion."""
-    model = Rollout if kind is SchemaKind.rollout else Policy
+    model = _schema_model(kind)
     document = model.model_json_schema(by_alias=True)
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = f"guardrail {model.__name__}"
     typer.echo(json.dumps(document, indent=2))
+
+
+def _schema_model(kind: SchemaKind):
+    if kind is SchemaKind.policytest:
+        from ..policytest.model import PolicyTest
+
+        return PolicyTest
+    if kind is SchemaKind.scenario:  # the simulated fleet's document kind (built-in plugin)
+        from guardrail_plugins.sim.scenario import Scenario
+
+        return Scenario
+    return Rollout if kind is SchemaKind.rollout else Policy
 
 
 def plugins(as_json: JsonOption = False) -> None:
