@@ -12,8 +12,9 @@ goes on. So a sink that hangs or fails costs its own thread's time, never the ro
 Delivery is at least once: a process killed between the service's answer and the
 ``delivered`` mark sends that update again on resume. Every sink is idempotent on the
 incident's dedup key (Alertmanager labels, PagerDuty ``dedup_key``, Opsgenie alias) or
-keeps its progress in its ``ref`` (GitHub issue number, Statuspage incident id), which
-is stored even when ``notify`` raises half-way.
+keeps its progress in its ``ref`` (GitHub issue number, Statuspage incident id). The
+``ref`` a sink gets is a copy of what it returned last time (None the first time); what a
+sink writes into it before raising half-way is kept for the retry.
 
 Sinks for a spooled row are rebuilt from the plan of the row's rollout, with
 ``${env:...}`` resolved from the environment of the process that delivers it: secrets
@@ -120,20 +121,21 @@ def deliver_one(store: SQLiteStore, resolver: SinkResolver, row: dict[str, Any],
     incident = row["payload"]
     result = Result(row["id"], row["incident_id"], row["sink"], incident["status"], incident.get("revision", 0),
                     "delivered")
-    ref: dict[str, Any] = {}
     try:
         sink = resolver.sinks(incident["rollout_id"]).get(row["sink"])
         if sink is None:
             raise SinkError(f"the plan no longer has an incident sink named {row['sink']!r}", retryable=True)
         if isinstance(getattr(sink, "stop", None), threading.Event):
             sink.stop = stop
-        ref = dict(store.sink_ref(row["incident_id"], row["sink"]) or {})
-        before = dict(ref)
+        stored = store.sink_ref(row["incident_id"], row["sink"])
+        ref = dict(stored) if stored is not None else None  # None: the first update this sink sees
         try:
-            ref = sink.notify(incident, ref) or ref
-        finally:  # progress a sink recorded in its ref before failing half-way is kept
-            if ref != before:
+            new_ref = sink.notify(incident, ref)
+        except BaseException:
+            if ref is not None and ref != stored:  # progress recorded in place before failing half-way
                 store.set_sink_ref(row["incident_id"], row["sink"], ref)
+            raise
+        store.set_sink_ref(row["incident_id"], row["sink"], new_ref if new_ref is not None else ref)
     except SinkError as exc:
         result.outcome, result.error = ("pending" if exc.retryable else "rejected"), str(exc)
     except GuardrailError as exc:
@@ -193,11 +195,14 @@ class Deliverer:
         while True:
             wake.clear()
             try:
-                complete = deliver_chain(self.store, self.resolver, *chain, stop=self._stop, on_result=self._report)
+                deliver_chain(self.store, self.resolver, *chain, stop=self._stop, on_result=self._report)
             except Exception:  # the store closed under us at exit: the rows stay pending
-                complete = False
+                pass
             with self._lock:
-                if complete and wake.is_set() and not self._stop.is_set():
+                # New updates arrived during this pass: one more pass, which starts again
+                # with the row that failed (if one did), so a service that recovered meanwhile
+                # gets them all, in order. Nothing new: the chain rests until the next kick.
+                if wake.is_set() and not self._stop.is_set():
                     continue
                 del self._threads[chain]
                 return

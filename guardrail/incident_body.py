@@ -40,13 +40,18 @@ def dedup_key(service: str, rollout_id: str) -> str:
 def build_incident(engine: Engine, failure: Failure, rolled_back: list[str], *, status: str,
                    actions: list[dict[str, Any]] | None = None, note: str | None = None, revision: int = 0,
                    needs_person: bool = False, timeline: list[dict[str, Any]] | None = None,
-                   recovery: dict[str, Any] | None = None) -> dict[str, Any]:
+                   recovery: dict[str, Any] | None = None, at: float | None = None) -> dict[str, Any]:
+    """The incident document as of ``at`` (default: now on the rollout's clock)."""
     rollout = engine.rollout
+    at = engine.clock.now() if at is None else at
     change = rollout.change
     steps = {s["key"]: s for s in engine.store.steps(engine.id)}
     decided = steps.get("decision:failed")
-    title = (f"{rollout.service} {change.version}: rolled back after "
-             + (", ".join(sorted({f['check'] for f in failure.findings})) or "a failure"))
+    if failure.aborted:
+        title = f"{rollout.service} {change.version}: aborted and rolled back"
+    else:
+        title = (f"{rollout.service} {change.version}: rolled back after "
+                 + (", ".join(sorted({f['check'] for f in failure.findings})) or "a failure"))
     return {
         "id": incident_id(engine.id),
         "dedup_key": dedup_key(rollout.service, engine.id),
@@ -60,15 +65,15 @@ def build_incident(engine: Engine, failure: Failure, rolled_back: list[str], *, 
         "change": change.model_dump(exclude_none=True),
         "decision": failure.reason,
         "aborted": failure.aborted,
-        "opened_at": iso(decided["started_at"]) if decided else iso(engine.clock.now()),
-        "regions": _regions(engine, steps),
+        "opened_at": iso(decided["started_at"]) if decided else iso(at),
+        "regions": _regions(engine, steps, rolled_back if status != "investigating" else []),
         "rolled_back": rolled_back,
         "failing_checks": [_finding(engine, f) for f in failure.findings],
         "actions": actions or [],
         "recovery": recovery or {"for": format_duration(rollout.verify_recovery.for_)},
         "note": note,
-        "timeline": (timeline or []) + [{"at": iso(engine.clock.now()), "status": status, "note": note}],
-        "at": iso(engine.clock.now()),
+        "timeline": (timeline or []) + [{"at": iso(at), "status": status, "note": note}],
+        "at": iso(at),
         "clock": rollout.clock,
         "update_every": format_duration(rollout.on_failure.update_every),
         "see_more": f"guardrail status {engine.id}",
@@ -77,7 +82,8 @@ def build_incident(engine: Engine, failure: Failure, rolled_back: list[str], *, 
     }
 
 
-def _regions(engine: Engine, steps: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _regions(engine: Engine, steps: dict[str, dict[str, Any]], rolling: list[str]) -> list[dict[str, Any]]:
+    """Each region's state; the rollback targets read "rolling back" from the moment it started."""
     change = engine.rollout.change
     deployed = engine.deployed_regions()
     out = []
@@ -85,7 +91,7 @@ def _regions(engine: Engine, steps: dict[str, dict[str, Any]]) -> list[dict[str,
         for region in wave.regions:
             rb = steps.get(f"rollback:{region}")
             state = ("rolled back" if rb and rb["status"] == "done" else "rollback failed" if rb and rb["status"] == "failed"
-                     else "rolling back" if rb else f"on {change.version}" if region in deployed
+                     else "rolling back" if rb or region in rolling else f"on {change.version}" if region in deployed
                      else f"untouched ({change.previous})")
             out.append({"region": region, "wave": wave.name, "state": state})
     return out

@@ -27,7 +27,8 @@ def status_sentence(incident: dict[str, Any]) -> str:
     recovery_for = (incident.get("recovery") or {}).get("for", "")
     sentence = {
         "investigating": f"A policy failed for {incident['service']} {change['version']}.",
-        "identified": f"A policy failed after {incident['service']} {change['version']} was deployed: rolling back"
+        "identified": ("The rollout was aborted" if incident.get("aborted") else "A policy failed")
+                      + f" after {incident['service']} {change['version']} was deployed: rolling back"
                       f" {regions} to {change['previous']}.",
         "monitoring": f"{regions} rolled back to {change['previous']}; verifying that the checks stay healthy for"
                       f" {recovery_for}.",

@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
-from .delivery import DRAIN_GRACE, Deliverer, Result, SinkResolver, build_sinks, sink_names
+from .delivery import Deliverer, Result, SinkResolver, build_sinks, sink_names
 from .incident_body import build_incident, dedup_key, incident_id, iso
 from .interfaces import PluginContext
 from .model import PluginRef
@@ -50,6 +50,7 @@ class Notifier:
         if rollout_id is not None:  # built lazily: a rollout that never fails never constructs a sink
             self.resolver.seed(rollout_id, _Lazy(lambda: build_sinks(registry, refs, context)))
         self.emit = emit or (lambda kind, **data: None)
+        self.own = incident_id(rollout_id) if rollout_id is not None else None
         self.deliverer = Deliverer(store, self.resolver, self._delivered)
 
     def start(self) -> None:
@@ -63,9 +64,9 @@ class Notifier:
             self.store.enqueue_delivery(incident, name)
         return [{"sink": name, "ok": True, "queued": True} for name in self.names]
 
-    def send(self, incident_id: str) -> None:
+    def send(self, incident: str) -> None:
         """Start delivering what is queued for the incident (returns at once)."""
-        self.deliverer.kick(incident_id)
+        self.deliverer.kick(incident)
 
     def publish(self, incident: dict[str, Any]) -> list[dict[str, Any]]:
         sinks = self.queue(incident)
@@ -73,9 +74,12 @@ class Notifier:
         return sinks
 
     def close(self, grace: float | None = None) -> None:
-        self.deliverer.close(DRAIN_GRACE if grace is None else grace)
+        """Give deliveries in flight up to ``grace`` (default ``delivery.DRAIN_GRACE``) seconds."""
+        self.deliverer.close(grace)
 
     def _delivered(self, result: Result) -> None:
+        if result.incident_id != self.own:  # an earlier rollout's backlog: its rows say what happened
+            return
         data = {"incident": result.incident_id, "sink": result.sink, "status": result.status,
                 "revision": result.revision}
         if result.ok:
@@ -163,10 +167,10 @@ class IncidentTracker:
     # -- plumbing ------------------------------------------------------------------------
 
     def _build(self, status: str, note: str | None, *, revision: int, needs_person: bool = False,
-               timeline: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+               timeline: list[dict[str, Any]] | None = None, at: float | None = None) -> dict[str, Any]:
         return build_incident(self.engine, self.failure, self.targets, status=status, actions=self.actions,
                               note=note, revision=revision, needs_person=needs_person, timeline=timeline,
-                              recovery=dict(self.recovery))
+                              recovery=dict(self.recovery), at=at)
 
     def _notify_steps(self) -> list[dict[str, Any]]:
         return [s for s in self.engine.store.steps(self.engine.id, "notify:") if s["status"] == "done"]
@@ -185,8 +189,9 @@ class IncidentTracker:
         earlier = [s for s in self._notify_steps() if s["key"] != key]
         timeline = [{"at": iso((s["detail"] or {}).get("at")), "status": (s["detail"] or {}).get("status"),
                      "note": (s["detail"] or {}).get("note")} for s in earlier]
-        incident = self._build(status, note, revision=len(earlier) + 1, needs_person=needs_person, timeline=timeline)
         at = engine.clock.now() if at is None else at
+        incident = self._build(status, note, revision=len(earlier) + 1, needs_person=needs_person, timeline=timeline,
+                               at=at)
         detail = {"at": at, "status": status, "note": note, "revision": incident["revision"]}
         engine.store.start_step(engine.id, key, engine.clock.now(), detail)
         sinks = engine.notifier.queue(incident)

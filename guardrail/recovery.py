@@ -6,18 +6,61 @@ incident marked resolved that came back) and sends the incident back to
 ``identified``, saying so; when the checks pass again it returns to ``monitoring``.
 Giving up after ``timeout`` (default four times ``for``) means a person is needed.
 Every tick also gives the incident its chance to send a periodic update.
+
+A resumed verification first walks the ticks already stored (the phase does not yield
+them again), so a relapse seen before a crash still counts, and an update the crash
+kept from being published goes out (the published ones are memoized: never twice).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .evaluation import Item
+from .judge import is_clean
 from .model.types import format_duration
-from .ticks import Phase
+from .ticks import Phase, _restore
 
 if TYPE_CHECKING:
     from .engine import Engine, Failure
     from .incidents import IncidentTracker
+
+
+class _Watch:
+    """The verdict logic over successive ticks, the same for stored and live ones."""
+
+    def __init__(self, engine: Engine, start: float, incident: IncidentTracker | None):
+        self.engine, self.start, self.incident = engine, start, incident
+        self.spec = engine.rollout.verify_recovery
+        self.timeout = self.spec.timeout or 4 * self.spec.for_
+        self.clean_since: float | None = None
+        self.relapses = 0
+
+    def observe(self, at: float, unclean: list[tuple[str, str, str]], *, live: bool) -> tuple[bool, str] | None:
+        """``unclean``: (item, status, reason) of each check not cleanly passing at ``at``."""
+        if unclean:
+            if self.clean_since is not None and any(status == "fail" for _, status, _ in unclean):
+                self.relapses += 1
+                reasons = [f"{item}: {reason}" for item, _, reason in unclean][:5]
+                if live:
+                    self.engine.emit("recovery.relapsed", items=[item for item, _, _ in unclean], reasons=reasons)
+                if self.incident is not None:
+                    self.incident.relapsed(at, self.relapses, reasons)
+            self.clean_since = None
+        elif self.clean_since is None:
+            self.clean_since = at
+            if self.relapses and self.incident is not None:
+                self.incident.recovering(at, self.relapses)
+        if self.clean_since is not None and at - self.clean_since >= self.spec.for_:
+            note = f"checks passed for {format_duration(at - self.clean_since)} after rollback"
+            return True, note + (f" ({self.relapses} relapse{'s' if self.relapses != 1 else ''} before)"
+                                 if self.relapses else "")
+        if at - self.start >= self.timeout:
+            reasons = "; ".join(f"{i}: {r}" for i, _, r in unclean[:3]) if unclean else "not long enough"
+            return False, f"checks still unhealthy {format_duration(self.timeout)} after rollback ({reasons})"
+        if self.incident is not None:
+            self.incident.tick(at, self.clean_since, [f"{i}: {r}" for i, _, r in unclean])
+        return None
 
 
 def verify_recovery(engine: Engine, failure: Failure, regions: list[str],
@@ -34,32 +77,37 @@ def verify_recovery(engine: Engine, failure: Failure, regions: list[str],
         engine.store.start_step(engine.id, "verify", start, {"start": start})
     else:
         start = step["detail"]["start"]
-    timeout = spec.timeout or 4 * spec.for_
+    watch = _Watch(engine, start, incident)
+    done = _replay(engine, items, watch)
+    if done is not None:
+        return done
     phase = Phase(rollout_id=engine.id, name="recovery", start=start, items=items, evaluator=engine.evaluator,
                   store=engine.store, clock=engine.clock, baselines=engine.store.baselines(engine.id),
                   realtime=engine.realtime)
-    clean_since: float | None = None
-    relapses = 0
     for at, _ in phase.run(before=lambda t: engine.lease.renew()):
-        unclean = phase.unclean()
-        if unclean:
-            if clean_since is not None and any(phase.states[i].last.status == "fail" for i in unclean):
-                relapses += 1
-                reasons = [f"{i}: {phase.states[i].last.reason}" for i in unclean][:5]
-                engine.emit("recovery.relapsed", items=[str(i) for i in unclean], reasons=reasons)
-                if incident is not None:
-                    incident.relapsed(at, relapses, reasons)
-            clean_since = None
-        elif clean_since is None:
-            clean_since = at
-            if relapses and incident is not None:
-                incident.recovering(at, relapses)
-        if clean_since is not None and at - clean_since >= spec.for_:
-            note = f"checks passed for {format_duration(at - clean_since)} after rollback"
-            return True, note + (f" ({relapses} relapse{'s' if relapses != 1 else ''} before)" if relapses else "")
-        if at - start >= timeout:
-            reasons = "; ".join(f"{i}: {phase.states[i].last.reason}" for i in unclean[:3]) if unclean else "not long enough"
-            return False, f"checks still unhealthy {format_duration(timeout)} after rollback ({reasons})"
-        if incident is not None:
-            incident.tick(at, clean_since, [f"{i}: {phase.states[i].last.reason}" for i in unclean])
+        unclean = [(str(i), phase.states[i].last.status if phase.states[i].last else "none",
+                    phase.states[i].last.reason if phase.states[i].last else "no verdict yet") for i in phase.unclean()]
+        done = watch.observe(at, unclean, live=True)
+        if done is not None:
+            return done
     return False, "verification stopped"
+
+
+def _replay(engine: Engine, items: list[Item], watch: _Watch) -> tuple[bool, str] | None:
+    """Run the stored ticks of an interrupted verification through ``watch``."""
+    wanted = set(items)
+    by_time: dict[float, list[dict]] = {}
+    for row in engine.store.measurements(engine.id, "recovery"):
+        if Item(row["policy"], row["check"], row["region"]) in wanted:
+            by_time.setdefault(row["at"], []).append(row)
+    states = {}
+    for at in sorted(by_time):
+        for row in by_time[at]:
+            states[Item(row["policy"], row["check"], row["region"])] = _restore(row)
+        unclean = [(str(i), states[i].last.status if i in states else "none",
+                    states[i].last.reason if i in states else "no verdict yet")
+                   for i in items if i not in states or not is_clean(states[i])]
+        done = watch.observe(at, unclean, live=False)
+        if done is not None:
+            return done
+    return None

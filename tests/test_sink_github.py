@@ -59,8 +59,8 @@ def test_an_issue_a_comment_per_update_then_closed_through_a_rollout(github, tmp
     assert 'max(errors_ratio{region="r3"})' in body and "| r3 | canary | rolling back |" in body
     assert f"guardrail-incident: guardrail:mail-sender:{result.rollout_id}" in body
     comments = github.comments[issue["number"]]
-    updates = journal(state)
-    assert len(comments) == len(updates) - 1  # the body carries the first update
+    updates = deliveries(state, "github")
+    assert len(comments) == len(updates) - 1 == 4  # the body carries the first update
     assert comments[0].startswith("**MONITORING**") and any("failed again" in c for c in comments)
     assert comments[-1].startswith("**RESOLVED**")
     assert all(r.headers["authorization"] == f"Bearer {TOKEN}" and r.headers["user-agent"].startswith("guardrail/")
@@ -110,14 +110,23 @@ def test_a_close_that_failed_is_retried_without_commenting_twice(github, tmp_pat
     ref: dict = {}
     for incident in incidents[:-1]:
         ref = sink.notify(incident, ref)
-    before = len(github.comments[1])
-    github.fail_next(502, "bad gateway")  # the comment goes, the close fails
-    github.requests.clear()
-    github.fail_next(200, {})  # placeholder consumed by the comment
-    github.scripted.reverse()
+    github.fail_next(502, "bad gateway", when=lambda request: request.method == "PATCH")
     with pytest.raises(SinkError):
-        sink.notify(incidents[-1], ref)  # ref is updated in place, as the deliverer keeps it
-    assert ref["commented"] == incidents[-1]["revision"] and not ref.get("closed")
+        sink.notify(incidents[-1], ref)  # the comment went, the close did not
+    assert ref["commented"] == incidents[-1]["revision"] and not ref.get("closed")  # kept in place, as the deliverer stores it
+    comments = len(github.comments[1])
     sink.notify(incidents[-1], ref)
-    assert len(github.comments[1]) == before  # the scripted 200 stood for the comment: none added twice
-    assert github.issues[1]["state"] == "closed"
+    assert len(github.comments[1]) == comments and github.issues[1]["state"] == "closed"
+
+
+def test_a_github_that_stays_down_is_spooled_then_flushed(github, tmp_path, cli):
+    state = tmp_path / "state" / "state.db"
+    sinks = [{"plugin": "github", "with": {"token": "${env:GH_TOKEN}", **_settings(github)}}]
+    github.down = True
+    assert run_api(write_plan(tmp_path / "w", sinks=sinks), state, {"GH_TOKEN": TOKEN}).outcome == "rolled_back"
+    assert {d["status"] for d in deliveries(state, "github")} == {"pending"} and github.issues == {}
+    github.down = False
+    flushed = cli("incidents", "flush", "--state", str(state), env={"GH_TOKEN": TOKEN})
+    assert flushed.exit_code == 0, flushed.output
+    [issue] = github.issues.values()
+    assert issue["state"] == "closed" and len(github.comments[issue["number"]]) == 2 and github.violations == []

@@ -84,3 +84,16 @@ def test_a_retry_after_beyond_max_wait_is_spooled_not_slept(slack, tmp_path, inc
     with pytest.raises(SinkError) as raised:
         _sink(slack, tmp_path, max_wait="5s").notify(incidents[0], None)
     assert raised.value.retryable and "wait 120s" in str(raised.value) and time.monotonic() - started < 2
+
+
+def test_a_slack_that_stays_down_is_spooled_then_flushed_in_order(slack, tmp_path, cli):
+    state = tmp_path / "state" / "state.db"
+    env = {"SLACK_WEBHOOK_URL": slack.webhook_url}
+    sinks = [{"plugin": "slack", "with": {"url": "${env:SLACK_WEBHOOK_URL}", **FAST}}]
+    slack.down = True
+    assert run_api(write_plan(tmp_path / "w", sinks=sinks), state, env).outcome == "rolled_back"
+    assert [d["status"] for d in deliveries(state, "slack")] == ["pending"] * 3 and slack.messages == []
+    slack.down = False
+    flushed = cli("incidents", "flush", "--state", str(state), env=env)
+    assert flushed.exit_code == 0, flushed.output
+    assert [m["text"].split("]")[0].split("[")[-1] for m in slack.messages] == ["IDENTIFIED", "MONITORING", "RESOLVED"]

@@ -60,7 +60,7 @@ class FakeService:
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self.violations: list[str] = []
-        self.scripted: list[Reply] = []
+        self.scripted: list[tuple[Reply, Any]] = []
         self.down = False
         self.hang = False
         self._release = threading.Event()
@@ -97,20 +97,23 @@ class FakeService:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     # -- scripting -------------------------------------------------------------------
 
-    def fail_next(self, status: int, body: Any = None, headers: dict[str, str] | None = None, times: int = 1) -> None:
-        """The next ``times`` requests get this answer, whatever they are."""
+    def fail_next(self, status: int, body: Any = None, headers: dict[str, str] | None = None, times: int = 1,
+                  when: Any = None) -> None:
+        """The next ``times`` requests (those for which ``when(request)`` is true, if
+        given) get this answer, whatever they are."""
         with self._lock:
-            self.scripted += [Reply(status, body, dict(headers or {})) for _ in range(times)]
+            self.scripted += [(Reply(status, body, dict(headers or {})), when) for _ in range(times)]
 
     def _dispatch(self, request: Request) -> Reply | None:
         with self._lock:
             self.requests.append(request)
-            scripted = self.scripted.pop(0) if self.scripted else None
+            index = next((i for i, (_, when) in enumerate(self.scripted) if when is None or when(request)), None)
+            scripted = self.scripted.pop(index)[0] if index is not None else None
         if self.hang:
             return None
         if scripted is not None:
