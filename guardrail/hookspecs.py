@@ -93,7 +93,10 @@ def guardrail_on_event(event: dict[str, Any]) -> None:
 
     Called synchronously by the engine after the event is committed to the store, for
     notifiers, progress displays and metrics. Must return quickly and must not raise:
-    an exception is logged and ignored, it never stops a rollout or a rollback.
+    an exception is ignored, it never stops a rollout or a rollback. Incident delivery
+    events (``incident.delivered``, ``incident.delivery_failed``...) are emitted from
+    the background threads that deliver notifications, so an implementation that keeps
+    state must be thread-safe.
 
     :param event: a JSON-serialisable dict with at least ``rollout_id``, ``kind`` (for
         example ``"wave.deploying"``, ``"check.evaluated"``, ``"rollout.finished"``),

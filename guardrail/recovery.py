@@ -34,12 +34,16 @@ class _Watch:
         self.spec = engine.rollout.verify_recovery
         self.timeout = self.spec.timeout or 4 * self.spec.for_
         self.clean_since: float | None = None
+        self.was_clean = False
         self.relapses = 0
 
     def observe(self, at: float, unclean: list[tuple[str, str, str]], *, live: bool) -> tuple[bool, str] | None:
         """``unclean``: (item, status, reason) of each check not cleanly passing at ``at``."""
         if unclean:
-            if self.clean_since is not None and any(status == "fail" for _, status, _ in unclean):
+            # A relapse is a failure after the checks had been clean, even if a breach
+            # holding for its `for:` (a pending pass) came between the two.
+            if self.was_clean and any(status == "fail" for _, status, _ in unclean):
+                self.was_clean = False
                 self.relapses += 1
                 reasons = [f"{item}: {reason}" for item, _, reason in unclean][:5]
                 if live:
@@ -49,6 +53,7 @@ class _Watch:
             self.clean_since = None
         elif self.clean_since is None:
             self.clean_since = at
+            self.was_clean = True
             if self.relapses and self.incident is not None:
                 self.incident.recovering(at, self.relapses)
         if self.clean_since is not None and at - self.clean_since >= self.spec.for_:

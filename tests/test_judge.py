@@ -130,3 +130,4 @@ def test_a_summed_check_gets_a_summed_baseline_not_the_mean_of_its_series():
     assert baseline_samples(window, "max") == [3.0, 4.0]
     assert baseline_samples(window, None) == [2.0, 3.0]  # one series expected: its value (here the mean)
     assert baseline_value(baseline_samples(window, "sum"), "mean") == 5.0
+

@@ -39,7 +39,8 @@ class _Group(TyperGroup):
 
 
 def create_app(*, with_plugins: bool = True) -> typer.Typer:
-    from . import check_command, config_commands, report_commands, rollout_commands
+    from . import (check_command, config_commands, incident_commands, prove_commands, report_commands,
+                   rollout_commands)
 
     app = typer.Typer(
         cls=_Group,
@@ -50,12 +51,9 @@ def create_app(*, with_plugins: bool = True) -> typer.Typer:
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
-    config_commands.register(app)
-    rollout_commands.register(app)
-    check_command.register(app)
-    __import__(f"{__name__}.prove_commands", fromlist=["register"]).register(app)
-    report_commands.register(app)
-    __import__(f"{__name__}.incident_commands", fromlist=["register"]).register(app)
+    for commands in (config_commands, rollout_commands, check_command, prove_commands, report_commands,
+                     incident_commands):
+        commands.register(app)
     if with_plugins:
         from ..plugin_manager import get_plugin_manager
 
