@@ -15,7 +15,6 @@ Installed with apt-get when missing, so the tests that use it never skip.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import pytest
 import yaml
 
 from support.debian import ensure
+from support.servers import LoopbackServer
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "prometheus"
 BACKFILL_SCENARIO = DATA / "backfill.yaml"
@@ -60,8 +60,10 @@ def backfill(store: Any, start: float, end: float, tsdb: Path) -> int:
     return written
 
 
-class PrometheusServer:
+class PrometheusServer(LoopbackServer):
     """A running Prometheus; ``url`` is its base URL. Use as a context manager or ``close()``."""
+
+    name = "prometheus"
 
     def __init__(self, base: Path, *, tsdb: Path | None = None, scrape: Iterable[str] = (),
                  scrape_interval: str = "1s", startup_timeout: float = 60.0):
@@ -74,60 +76,14 @@ class PrometheusServer:
             config["scrape_configs"] = [{"job_name": "sim", "honor_labels": True, "scrape_interval": scrape_interval,
                                          "static_configs": [{"targets": targets}]}]
         (base / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.log_path = base / "prometheus.log"
-        with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen(
-                [binary, f"--config.file={base / 'prometheus.yml'}", f"--storage.tsdb.path={self.tsdb}",
-                 "--storage.tsdb.retention.time=100y", "--web.listen-address=127.0.0.1:0", "--log.level=info"],
-                stdout=log, stderr=subprocess.STDOUT)
-        try:
-            self.port = self._wait_for_port(startup_timeout)
-            self.url = f"http://127.0.0.1:{self.port}"
-            self._wait_ready(startup_timeout)
-        except BaseException:
-            self.close()
-            raise
-
-    def _wait_for_port(self, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"prometheus exited:\n{self.log_path.read_text()}"
-            found = re.search(r'msg="Listening on" address=127\.0\.0\.1:(\d+)', self.log_path.read_text())
-            if found:
-                return int(found.group(1))
-            time.sleep(0.05)
-        raise AssertionError(f"prometheus did not log its port:\n{self.log_path.read_text()}")
-
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"prometheus is not ready:\n{self.log_path.read_text()}")
+        self.launch([binary, f"--config.file={base / 'prometheus.yml'}", f"--storage.tsdb.path={self.tsdb}",
+                     "--storage.tsdb.retention.time=100y", "--web.listen-address=127.0.0.1:0", "--log.level=info"],
+                    base / "prometheus.log", startup_timeout)
 
     def query(self, query: str, at: float | None = None) -> dict[str, Any]:
         """The raw API answer of an instant query (for assertions that bypass guardrail)."""
         params = {"query": query} | ({"time": f"{at:.3f}"} if at is not None else {})
         return httpx.get(f"{self.url}/api/v1/query", params=params, timeout=10).json()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-    def __enter__(self) -> PrometheusServer:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 @dataclass
