@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .. import hookimpl
+from ..event_text import describe
 from ..model.types import format_duration
 
 _STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
@@ -72,57 +73,11 @@ class Progress:
 
 
 def _describe(kind: str, e: dict) -> str | None:
+    """The event's sentence (shared with the report), indented under its wave for
+    region steps and actions."""
+    text = describe(e)
+    if text is None:
+        return None
     if kind == "rollout.started":
-        change = e["change"]
-        waves = " → ".join(f"{w['name']} [{', '.join(w['regions'])}]" for w in e["waves"])
-        return f"rollout {e['rollout_id']}: {e['service']} {change['previous']} → {change['version']} in waves {waves}"
-    if kind == "rollout.resumed":
-        return f"resuming rollout {e['rollout_id']} (was {e['previous_state']})"
-    if kind == "preflight":
-        return "preflight: " + ("policies pass" if not e["failing"] else f"{len(e['failing'])} check(s) already fail")
-    if kind == "window.overridden":
-        return f"change freeze {e['window']!r} overridden: {e['reason']}"
-    if kind == "state.deploying":
-        return f"wave {e['wave']}: deploying {', '.join(e['regions'])}"
-    if kind == "region.deployed":
-        return f"  {e['region']}: deployed"
-    if kind == "region.deploy_failed":
-        return f"  {e['region']}: DEPLOY FAILED: {e['detail']}"
-    if kind == "state.baking":
-        return f"wave {e['wave']}: baking for {e['bake']}"
-    if kind == "bake.passed":
-        return f"wave {e['wave']}: bake passed ({', '.join(e['regions'])} healthy)"
-    if kind in ("state.failed", "state.aborted"):
-        lines = [f"{'ABORTED' if kind == 'state.aborted' else 'FAILED'}: {e.get('reason', '')}"]
-        return "\n".join(lines)
-    if kind == "state.rolling_back":
-        return f"rolling back {', '.join(e['regions'])} (reverse wave order)"
-    if kind == "region.rolled_back":
-        return f"  {e['region']}: rolled back"
-    if kind == "region.rollback_failed":
-        return f"  {e['region']}: ROLLBACK FAILED: {e['detail']}"
-    if kind == "action.ran":
-        where = f" ({e['region']})" if e.get("region") else ""
-        return f"  action {e['plugin']}{where}: {'ok' if e['ok'] else 'FAILED'} {e.get('detail') or ''}".rstrip()
-    if kind in ("incident.delivered", "incident.delivery_failed"):  # from the background delivery threads
-        what = "delivered" if kind == "incident.delivered" else \
-            ("REFUSED: " if e.get("rejected") else "not delivered (spooled): ") + str(e.get("error"))
-        return f"  incident {e['incident']} {e['status']} → {e['sink']}: {what}"
-    if kind.startswith("incident."):
-        sinks = ", ".join(f"{s['sink']}{'' if s['ok'] else ' (spooled: ' + s.get('error', '') + ')'}" for s in e["sinks"])
-        return f"incident {e['incident']} {kind.split('.', 1)[1]} → {sinks}"
-    if kind == "state.verifying_recovery":
-        return f"verifying recovery of {', '.join(e['regions'])} for {e['for']}"
-    if kind == "recovery.relapsed":
-        return f"  recovery relapsed: {'; '.join(e['reasons'])}"
-    if kind == "state.halted":
-        return f"HALTED: {e.get('reason', '')}"
-    if kind == "state.refused":
-        return f"REFUSED: {e.get('reason', '')}"
-    if kind == "state.promoted":
-        return "promoted: every wave passed"
-    if kind == "state.done":
-        return "rolled back and recovered"
-    if kind == "state.rollback_failed":
-        return f"A PERSON IS NEEDED NOW: {e.get('reason', '')}"
-    return None
+        return f"rollout {e['rollout_id']}: " + text.removeprefix("started: ")
+    return "  " + text if kind.startswith(("region.", "action.")) else text
