@@ -92,7 +92,8 @@ def test_no_secret_reaches_output_store_journal_report_or_request_bodies(tmp_pat
     failed = run_cli("rollout", str(plan), "--state", str(state), "--report", str(state_dir / "report.html"), env=env)
     outputs.append(failed)
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert "not delivered (spooled)" in failed.stdout and "HTTP 503" in failed.stdout
+    assert "not delivered to" in failed.stdout and "(spooled, retried later)" in failed.stdout
+    assert "HTTP 503" in failed.stdout
     assert "pausing r3 with token ***" in failed.stdout  # the action's own output, redacted
     for fake in services.values():
         fake.down = False
