@@ -73,25 +73,30 @@ class Evaluator:
         self._probes[item] = source, Probe(check=item.check, region=item.region, params=params)
         return self._probes[item]
 
-    def _one(self, item: Item, at: float) -> Reading:
+    def _read(self, source: Any, probe: Probe, at: float) -> Reading:
         try:
-            source, probe = self.probe(item)
             return source.measure(probe, at)
         except Exception as exc:  # a broken plugin is inconclusive evidence, never a crash mid-bake
-            return Reading.failed(self.redactor.redact(f"source error: {type(exc).__name__}: {exc}"))
+            return self._broken(exc)
+
+    def _broken(self, exc: Exception) -> Reading:
+        return Reading.failed(self.redactor.redact(f"source error: {type(exc).__name__}: {exc}"))
 
     def measure(self, items: list[Item], at: float) -> dict[Item, Reading]:
         """Readings for every item at time ``at``. Sources that do blocking I/O run
         concurrently on a bounded pool; in-process ones (``blocking_io = False``) inline."""
-        inline, pooled = [], []
+        out: dict[Item, Reading] = {}
+        futures = {}
         for item in items:
             try:
-                blocking = getattr(self.probe(item)[0], "blocking_io", True)
-            except Exception:
-                blocking = False  # _one will turn the construction error into a reading
-            (pooled if blocking else inline).append(item)
-        futures = {item: self._pool.submit(self._one, item, at) for item in pooled}
-        out = {item: self._one(item, at) for item in inline}
+                source, probe = self.probe(item)
+            except Exception as exc:  # the source could not be built or the probe rendered
+                out[item] = self._broken(exc)
+                continue
+            if getattr(source, "blocking_io", True):
+                futures[item] = self._pool.submit(self._read, source, probe, at)
+            else:
+                out[item] = self._read(source, probe, at)
         for item, future in futures.items():
             out[item] = future.result()
         return out
