@@ -9,30 +9,21 @@ on the same check, with the same baseline.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from guardrail.backtest import backtest
 from guardrail.errors import ConfigError, UsageError
+from support import scenario_library
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO / "policies"
 SCENARIOS = REPO / "examples" / "scenarios"
 
 
-def _library():
-    spec = importlib.util.spec_from_file_location("scenario_library", SCENARIOS / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("scenario_library", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-lib = _library()
+lib = scenario_library.load()
 
 
 def plan_policies(name: str) -> list[Path]:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from guardrail.cli import create_app
 from guardrail.report.github import MAX_ERRORS, command, escape_data, escape_property
+from support.report_plans import halting_plan
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "examples" / "quickstart"
@@ -80,15 +81,7 @@ def test_json_output_keeps_stdout_one_document(tmp_path):
 
 
 def test_a_halt_is_a_warning(tmp_path):
-    policy = tmp_path / "absent.yaml"
-    policy.write_text("apiVersion: guardrail/v1\nkind: Policy\nname: absent\ninterval: 30s\n"
-                      "checks:\n  - {name: missing, source: prometheus, query: 'sum(nothing{region=\"{{region}}\"})',"
-                      " fail_if: '> 0'}\n")
-    plan = tmp_path / "plan.yaml"
-    plan.write_text((QUICKSTART / "rollout-healthy.yaml").read_text()
-                    .replace("scenario.yaml", str(QUICKSTART / "scenario.yaml"))
-                    .replace("  - ../../policies/service-restarts.yaml\n  - ../../policies/queue-latency.yaml\n",
-                             "  - absent.yaml\n"))
+    plan = halting_plan(tmp_path)
     result = run(tmp_path, plan=plan)
     assert result.exit_code == 3, result.output
     [warning] = [line for line in result.stdout.splitlines() if line.startswith("::")]

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from guardrail.cli import create_app
 from guardrail.report.junit import _text
+from support.report_plans import halting_plan
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "examples" / "quickstart"
@@ -116,15 +117,7 @@ def test_a_promoted_rollout(tmp_path):
 
 
 def test_a_halted_rollout(tmp_path):
-    policy = tmp_path / "absent.yaml"
-    policy.write_text("apiVersion: guardrail/v1\nkind: Policy\nname: absent\ninterval: 30s\n"
-                      "checks:\n  - {name: missing, source: prometheus, query: 'sum(nothing{region=\"{{region}}\"})',"
-                      " fail_if: '> 0'}\n")
-    plan = tmp_path / "plan.yaml"
-    plan.write_text((QUICKSTART / "rollout-healthy.yaml").read_text()
-                    .replace("scenario.yaml", str(QUICKSTART / "scenario.yaml"))
-                    .replace("  - ../../policies/service-restarts.yaml\n  - ../../policies/queue-latency.yaml\n",
-                             "  - absent.yaml\n"))
+    plan = halting_plan(tmp_path)
     root, doc = junit(plan, tmp_path, 3)
     assert doc["outcome"] == "halted"
     [error] = root.findall(".//error")

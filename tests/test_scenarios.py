@@ -4,28 +4,19 @@ every scenario exported as OpenMetrics for a backfill."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from support import scenario_library
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "examples" / "scenarios"
 MINUTE = 60.0
 
 
-def _library():
-    spec = importlib.util.spec_from_file_location("scenario_library", SCENARIOS / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("scenario_library", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-lib = _library()
+lib = scenario_library.load()
 NAMES = lib.names()
 FAILURES = [n for n in NAMES if not lib.healthy(n)]
 HEALTHY = [n for n in NAMES if lib.healthy(n)]

@@ -18,7 +18,7 @@ from guardrail.sink_http import SinkError
 from guardrail_plugins.github import GitHubSink
 from support.fakes import FakeGitHub
 from support.fakes.github import validation_failed
-from support.fakes.rollouts import FAST, deliveries, journal, run_api, write_plan
+from support.fakes.rollouts import FAST, deliveries, run_api, sample_incidents, write_plan
 
 TOKEN = "github_pat_11AAAAAAA0testtokenvalue"
 
@@ -40,10 +40,7 @@ def _sink(fake: FakeGitHub, tmp_path, **extra) -> GitHubSink:
 
 @pytest.fixture(scope="module")
 def incidents(tmp_path_factory) -> list[dict]:
-    work = tmp_path_factory.mktemp("sample")
-    state = work / "state" / "state.db"
-    assert run_api(write_plan(work, scenario="relapse.yaml"), state).outcome == "rolled_back"
-    return journal(state)
+    return sample_incidents(tmp_path_factory.mktemp("sample"), scenario="relapse.yaml")
 
 
 def test_an_issue_a_comment_per_update_then_closed_through_a_rollout(github, tmp_path):

@@ -15,7 +15,7 @@ from guardrail.sink_http import SinkError
 from guardrail_plugins.opsgenie import OpsgenieSink
 from support.fakes import FakeOpsgenie
 from support.fakes.opsgenie import unprocessable
-from support.fakes.rollouts import FAST, deliveries, journal, run_api, write_plan
+from support.fakes.rollouts import FAST, deliveries, run_api, sample_incidents, write_plan
 
 KEY = "eb243592-faa2-4ba2-a551-1afdf565c889"
 ENV = {"OPSGENIE_KEY": KEY}
@@ -39,10 +39,7 @@ def _sink(fake: FakeOpsgenie, tmp_path) -> OpsgenieSink:
 
 @pytest.fixture(scope="module")
 def incidents(tmp_path_factory) -> list[dict]:
-    work = tmp_path_factory.mktemp("sample")
-    state = work / "state" / "state.db"
-    assert run_api(write_plan(work), state).outcome == "rolled_back"
-    return journal(state)
+    return sample_incidents(tmp_path_factory.mktemp("sample"))
 
 
 def test_created_by_alias_noted_and_closed_through_a_rollout(opsgenie, tmp_path):

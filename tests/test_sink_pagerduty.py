@@ -18,7 +18,7 @@ from guardrail.sink_http import SinkError
 from guardrail_plugins.pagerduty import PagerDutySink
 from support.fakes import FakePagerDuty
 from support.fakes.pagerduty import RATE_LIMITED
-from support.fakes.rollouts import FAST, deliveries, journal, run_api, write_plan
+from support.fakes.rollouts import FAST, deliveries, run_api, sample_incidents, write_plan
 
 KEY = "R0UT1NGKEY0123456789abcdef012345"  # 32 characters, as PagerDuty's integration keys
 ENV = {"PD_ROUTING_KEY": KEY}
@@ -43,10 +43,7 @@ def _sink(fake: FakePagerDuty, tmp_path, **extra) -> PagerDutySink:
 @pytest.fixture(scope="module")
 def incidents(tmp_path_factory) -> list[dict]:
     """The journal of a failed rollout that relapsed once: identified ... resolved."""
-    work = tmp_path_factory.mktemp("sample")
-    state = work / "state" / "state.db"
-    assert run_api(write_plan(work, scenario="relapse.yaml"), state).outcome == "rolled_back"
-    return journal(state)
+    return sample_incidents(tmp_path_factory.mktemp("sample"), scenario="relapse.yaml")
 
 
 def test_one_alert_is_triggered_updated_and_resolved_through_a_rollout(pagerduty, tmp_path):

@@ -16,7 +16,7 @@ from guardrail.interfaces import PluginContext
 from guardrail.sink_http import SinkError
 from guardrail_plugins.slack import SlackSink
 from support.fakes import FakeSlack
-from support.fakes.rollouts import FAST, deliveries, journal, run_api, write_plan
+from support.fakes.rollouts import FAST, deliveries, run_api, sample_incidents, write_plan
 from support.fakes.slack import rate_limited
 
 
@@ -33,10 +33,7 @@ def _sink(fake: FakeSlack, tmp_path, **extra) -> SlackSink:
 
 @pytest.fixture(scope="module")
 def incidents(tmp_path_factory) -> list[dict]:
-    work = tmp_path_factory.mktemp("sample")
-    state = work / "state" / "state.db"
-    assert run_api(write_plan(work), state).outcome == "rolled_back"
-    return journal(state)
+    return sample_incidents(tmp_path_factory.mktemp("sample"))
 
 
 def test_one_message_per_update_through_a_rollout(slack, tmp_path):

@@ -14,7 +14,7 @@ from guardrail.interfaces import PluginContext
 from guardrail.sink_http import SinkError
 from guardrail_plugins.statuspage import StatuspageSink
 from support.fakes import FakeStatuspage
-from support.fakes.rollouts import FAST, deliveries, journal, run_api, write_plan
+from support.fakes.rollouts import FAST, deliveries, run_api, sample_incidents, write_plan
 
 KEY = "2a7b9d4aac30956d537ac76850f4d78de30994703680056cc103862d53cf8074"
 
@@ -31,10 +31,7 @@ def _settings(fake: FakeStatuspage, **extra) -> dict:
 
 @pytest.fixture(scope="module")
 def incidents(tmp_path_factory) -> list[dict]:
-    work = tmp_path_factory.mktemp("sample")
-    state = work / "state" / "state.db"
-    assert run_api(write_plan(work), state).outcome == "rolled_back"
-    return journal(state)
+    return sample_incidents(tmp_path_factory.mktemp("sample"))
 
 
 def test_created_then_updated_to_resolved_with_its_components(statuspage, tmp_path):

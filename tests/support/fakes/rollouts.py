@@ -91,3 +91,11 @@ def deliveries(state: Path, sink: str | None = None) -> list[dict]:
 
 FAST = {"timeout": "2s", "retries": 2, "backoff": "50ms"}
 """Delivery settings for tests: short timeouts and backoffs."""
+
+
+def sample_incidents(work: Path, **plan: Any) -> list[dict]:
+    """Every incident update of one rolled-back rollout, as the journal recorded them:
+    the documents sink tests feed to a sink directly."""
+    state = work / "state" / "state.db"
+    assert run_api(write_plan(work, **plan), state).outcome == "rolled_back"
+    return journal(state)
