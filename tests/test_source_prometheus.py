@@ -244,9 +244,13 @@ def test_a_live_scrape_of_the_simulated_fleet_is_queryable(prom, prometheus):
     assert reading.series[0].value == 42 * 2 * 2  # 2 instances x 2 regions, as served on /metrics
     by_instance = prom.measure(probe('live_queue_depth{region="r3"}'), time.time())
     assert {s.labels["instance"] for s in by_instance.series} == {"r3-1", "r3-2"}  # honor_labels kept them
-    time.sleep(1.5)  # two scrapes one second apart: the counter grows 10/s
-    rate = prom.measure(probe('sum(irate(live_requests_total{region="r1"}[1m]))'), time.time())
-    assert rate.series and rate.series[0].value == pytest.approx(10.0, rel=0.05)
+    deadline = time.monotonic() + 30
+    while True:  # two samples on distinct grid seconds: the counter grows 10/s, exactly
+        rate = prom.measure(probe('sum(irate(live_requests_total{region="r1"}[1m]))'), time.time())
+        if rate.series or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    assert rate.series and rate.series[0].value == pytest.approx(10.0, rel=1e-9)
 
 
 @pytest.mark.prometheus

@@ -119,7 +119,9 @@ def start_loaded(base: Path) -> tuple[Loaded, Any]:
         start = store.scenario.start_epoch
         backfill(store, start - store.scenario.history, start + BACKFILL_AFTER_START, base / "tsdb")
     live = open_store(Scenario.model_validate(LIVE_SCENARIO), start=time.time() - 300)
-    metrics = serve_metrics(live, SystemClock())
+    # Samples carry their grid timestamps: a scrape that lands a few milliseconds either side
+    # of a second boundary must not read the same counter value twice and make a rate of 0.
+    metrics = serve_metrics(live, SystemClock(), timestamps=True)
     try:
         server = PrometheusServer(base, tsdb=base / "tsdb", scrape=[f"127.0.0.1:{metrics.port}"])
     except BaseException:
