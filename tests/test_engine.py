@@ -113,7 +113,9 @@ def test_a_failing_policy_rolls_back_and_verifies_recovery(work, state):
         recovery = store.measurements(rid, "recovery")
         assert {m["region"] for m in recovery} == {"r3"} and {m["check"] for m in recovery} == {"errors"}
         assert recovery[-1]["at"] - recovery[0]["at"] >= 5 * MINUTE  # verify_recovery: {for: 5m}
-        assert {m["status"] for m in recovery} == {"pass"}
+        # The reading at the rollback's own instant still shows the bad version (as a real
+        # scrape would); every later one passes.
+        assert recovery[0]["status"] == "fail" and {m["status"] for m in recovery[1:]} == {"pass"}
         assert store.lock(SERVICE) is None
         incident = store.incident(rid)
         assert incident["status"] == "resolved" and incident["rolled_back"] == ["r3"]
@@ -302,12 +304,13 @@ def test_a_relative_breach_of_the_baseline_rolls_back(work, state):
     with closing(SQLiteStore(state)) as store:
         rid = doc["rollout_id"]
         [row] = store.baselines(rid).values()
-        # The version triples the rate from the instant it is deployed: a baseline taken
-        # after the deploy would include a tripled sample at the window's end (max ~30).
+        # The version triples the rate from the first sample after its deploy (max ~30):
+        # the baseline, the window ending at the deploy, never includes it.
         assert 9 < row["value"] < 15
         assert finding["reference"] == row["value"] and finding["threshold"] == pytest.approx(2 * row["value"])
         assert finding["value"] > 2 * row["value"] and "from baseline" in finding["reason"]
-        assert finding["first_breach_at"] == t0(store, rid)  # the first tick of the bake
+        # The second tick of the bake: the first, at the deploy's instant, reads the old version.
+        assert finding["first_breach_at"] == t0(store, rid) + 30
         assert states(store, rid) == ["deploying", "baking"] + FAILED_PATH
 
 

@@ -257,3 +257,70 @@ def test_the_format_example_in_the_module_docstring_is_valid():
     block = module.__doc__.split("::\n", 1)[1].split("\nMetrics\n", 1)[0]
     example = Scenario.model_validate(yaml.safe_load(textwrap.dedent(block)))
     assert check_scenario(example).versions["2023.01.05"].effects[1].lasting == 120
+
+
+
+INSTANT = """apiVersion: guardrail/v1
+kind: Scenario
+regions: [r1]
+baseline_version: "1"
+step: 15s
+history: 1h
+start: 2024-11-05T18:00:00Z
+metrics:
+  level: {type: gauge, value: 0}
+  rate_total: {type: counter, value: 1}
+  events_total: {type: counter}
+  restarted_total: {type: counter, value: 1}
+versions:
+  "2":
+    effects:
+      - {metric: level, set: 7}
+      - {metric: rate_total, add: 9}
+      - {metric: events_total, every: 5m, add: 1}
+      - {metric: restarted_total, every: 5m, reset: true}
+"""
+
+
+def test_a_fleet_change_applies_strictly_after_its_instant(tmp_path):
+    """The sample at the grid time of a deploy or a rollback was scraped before it: it
+    keeps the version that ran until then, and is the same whether it was asked for
+    before or after the change was logged. The change shows from the next sample on
+    (a counter's new rate counts from the instant of the change)."""
+    fleet = FleetLog(tmp_path / "fleet.jsonl")
+    store = open_store(load_scenario(write(tmp_path, INSTANT)), fleet=fleet)
+    names = ["level", "rate_total", "events_total", "restarted_total"]
+    deploy, rollback = START + 300, START + 900  # both on the 15s grid
+
+    def at(t):
+        return {name: evaluate(name, store, t)[0][1] for name in names}
+
+    scraped = at(deploy)
+    fleet.record("r1", "2", "deploy", "k1", deploy)
+    assert at(deploy) == scraped  # already scraped under "1"
+    before, after = at(deploy - 15), at(deploy + 15)
+    assert scraped["level"] == 0.0 and after["level"] == 7.0
+    assert scraped["rate_total"] - before["rate_total"] == 15.0  # 1/s up to the deploy
+    assert after["rate_total"] - scraped["rate_total"] == 150.0  # 10/s right after it
+    assert scraped["events_total"] == 0.0 and after["events_total"] == 1.0  # the event at the deploy, seen next
+    assert scraped["restarted_total"] > 15.0 and after["restarted_total"] == 15.0  # the restart at the deploy
+
+    scraped = at(rollback)
+    fleet.record("r1", "1", "rollback", "k2", rollback)
+    assert at(rollback) == scraped  # still "2" at the rollback's sample
+    before, after = at(rollback - 15), at(rollback + 15)
+    assert scraped["level"] == 7.0 and after["level"] == 0.0
+    assert scraped["rate_total"] - before["rate_total"] == 150.0 and after["rate_total"] - scraped["rate_total"] == 15.0
+    assert scraped["events_total"] == after["events_total"] == 3.0  # at 5m, 10m and 15m, the last at the rollback
+    assert scraped["restarted_total"] == 15.0 and after["restarted_total"] == 30.0  # the restart at the rollback
+
+
+def test_a_deploy_and_its_rollback_at_one_instant_leave_no_trace(tmp_path):
+    fleet = FleetLog(tmp_path / "fleet.jsonl")
+    untouched = [series(store_for(fleet=fleet), name, region="r1")[1] for name in ("restarts_total", "queue_depth")]
+    fleet.record("r1", "2.0", "deploy", "k1", START + 300)
+    fleet.record("r1", "1.0", "rollback", "k2", START + 300)
+    store = store_for(fleet=fleet)
+    for name, before in zip(("restarts_total", "queue_depth"), untouched):
+        assert np.array_equal(series(store, name, region="r1")[1], before), name
+    assert store.versions()["r1"] == "1.0"

@@ -167,8 +167,8 @@ def _exposure(fleet: Path, version: str) -> dict[str, list[tuple[float, float | 
 def store_of(result: Run, *, before: float | None = None):
     """The simulated fleet as it was during the run (its fleet log), for queries and
     exports. ``before``: only the deploys and rollbacks before that time, i.e. the
-    fleet as if nothing had been rolled back then (the sim recomputes samples from the
-    timeline, so a rollback at t already changes the sample at t)."""
+    fleet as if nothing had been rolled back then: what the bad version would have
+    gone on doing had it stayed."""
     from guardrail_plugins.sim import open_store
 
     fleet = result.fleet

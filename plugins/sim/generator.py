@@ -8,6 +8,12 @@ however far the arrays happen to extend. Counters integrate their per-second inc
 from the first sample of history, so they are cumulative and monotonic except where a
 ``reset`` effect restarts them.
 
+A fleet change at time *T* shows strictly after *T*: the sample at *T* is the one a
+scrape at *T* took before the change, so it keeps the version that ran until then (its
+level, its events, its rate over the step that ends at *T*), and it is the same whether
+it was asked for before or after the change was logged. From the next sample on the new
+version's effects apply, their ``after`` counted from *T* itself.
+
 Why arrays: the engine's benchmark asks ~100k queries per run. Each series is computed
 once per fleet change with numpy (a few thousand points) and then answered by bisect on
 plain lists. A change in one region's timeline only recomputes that region's series; the
@@ -139,10 +145,12 @@ class ScenarioStore:
         if metric.noise:
             level += metric.noise * _gaussian(self._key("noise", spec.metric, spec.region, spec.instance), k)
         state = _State(level, np.ones(len(k), bool), np.zeros(len(k)), np.zeros(len(k), bool))
-        for lo, hi, version in self._timelines[spec.region]:
+        for n, (since, until, version) in enumerate(self._timelines[spec.region]):
+            # A segment holds the samples in (since, until]; the first also holds the start of history.
+            lo = -_INF if n == 0 else since
             for effect in self.scenario.effects_of(version):
                 if _applies(effect, spec):
-                    self._apply(effect, spec, state, t_ms, origin=lo, lo=lo, hi=hi)
+                    self._apply(effect, spec, state, t_ms, origin=since, lo=lo, hi=until)
         for effect in self.scenario.incidents:
             if _applies(effect, spec):
                 self._apply(effect, spec, state, t_ms, origin=self.start_ms, lo=-_INF, hi=_INF)
@@ -165,21 +173,29 @@ class ScenarioStore:
 
     def _apply(self, effect: Effect, spec: SeriesSpec, state: _State, t_ms: np.ndarray, *,
                origin: float, lo: float, hi: float) -> None:
+        """Apply ``effect`` to the samples in (``lo``, ``hi``], its time counted from ``origin``."""
         since = (t_ms - origin) / 1000.0
         end = effect.after + effect.for_ if effect.for_ is not None else _INF
-        active = (t_ms >= lo) & (t_ms < hi) & (since >= effect.after) & (since < end)
+        active = (t_ms > lo) & (t_ms <= hi) & (since >= effect.after) & (since < end)
         if not active.any():
             return
         phase = since - effect.after
         discrete = effect.reset or (spec.definition.type == "counter" and effect.add is not None
                                     and effect.every is not None and effect.lasting is None)
         if discrete:
-            # Count the events fired by each sample; the window's end stops further events.
-            stop = min(hi, origin + end * 1000.0)
-            fired = self._fired(effect, spec, phase)
-            if stop < _INF:
-                last = self._fired(effect, spec, np.array([(stop - origin) / 1000.0 - effect.after]), strict=True)[0]
-                fired = np.where(t_ms >= stop, last, fired)
+            # Count the events fired by each sample, none up to ``lo`` (an event at the change
+            # itself shows at the next sample). The effect's end stops further events (one at
+            # the end does not happen); so does the next change, whose sample at ``hi`` still
+            # counts an event at ``hi``. ``fired`` never decreases, so the cap is a minimum.
+            fired = np.where(t_ms > lo, self._fired(effect, spec, phase), 0.0)
+            stop = origin + end * 1000.0
+            if stop < _INF and stop <= hi:
+                cap = self._fired(effect, spec, np.array([(stop - origin) / 1000.0 - effect.after]), strict=True)[0]
+            elif hi < _INF:
+                cap = self._fired(effect, spec, np.array([(hi - origin) / 1000.0 - effect.after]))[0]
+            else:
+                cap = _INF
+            fired = np.minimum(fired, cap)
             new = np.diff(fired, prepend=fired[0]) > 0
             if effect.reset:
                 state.resets |= new
@@ -265,18 +281,22 @@ def _specs(name: str, metric: Metric, regions: list[str]) -> list[SeriesSpec]:
 
 def _segments(history_start_ms: int, baseline: str, changes: list[tuple[float, str]]) -> list[tuple[int, int, str]]:
     """``[(since_ms, until_ms, version)]``: the baseline from the start of history, then
-    each change; a change to the version already running continues its segment."""
+    each change; a change to the version already running continues its segment. A
+    segment's samples are those in (since, until], the first one's from the start of
+    history on; a change before history began sets what runs from its start."""
     points: list[tuple[int, str]] = [(history_start_ms, baseline)]
     for at, version in changes:
-        at_ms = max(int(round(at * 1000)), history_start_ms)
+        at_ms = int(round(at * 1000))
+        if at_ms < history_start_ms:  # changes are sorted: only the baseline point precedes
+            points[0] = (history_start_ms, version)
+            continue
         if version == points[-1][1]:
             continue
-        if at_ms == points[-1][0]:
-            points[-1] = (at_ms, version)
-            if len(points) > 1 and points[-2][1] == version:
-                points.pop()
-        else:
-            points.append((at_ms, version))
+        if len(points) > 1 and at_ms == points[-1][0]:  # changes at one instant: the last one counts
+            points.pop()
+            if version == points[-1][1]:
+                continue
+        points.append((at_ms, version))
     ends = [p[0] for p in points[1:]] + [_INF]
     return [(since, until, version) for (since, version), until in zip(points, ends)]
 

@@ -66,7 +66,9 @@ list is healthy.
 Which version runs where comes from the fleet log that the ``sim`` deployer writes
 (``fleet``). Every region starts on ``baseline_version``, counted as deployed at the
 start of history; it is the scenario's, not the plan's ``change.previous``, because the
-source never sees the plan (and a scenario serves many plans): keep the two equal.
+source never sees the plan (and a scenario serves many plans): keep the two equal. A
+deploy or rollback at time T shows from the first sample after T (the sample at T was
+scraped before it); a version's ``after`` still counts from T.
 """
 
 from __future__ import annotations
