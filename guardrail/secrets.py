@@ -19,6 +19,11 @@ class Redactor:
     def add(self, secrets: set[str]) -> None:
         self._secrets = sorted(set(self._secrets) | {s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
+    @property
+    def active(self) -> bool:
+        """Whether there is anything to redact."""
+        return bool(self._secrets)
+
     def redact(self, value: Any) -> Any:
         if not self._secrets or value is None:
             return value

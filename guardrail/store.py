@@ -8,7 +8,8 @@ announces, so a process killed at any instant leaves a store from which
 - ``events``: every state transition and decision, in order;
 - ``steps``: side effects (deploy, rollback, action, notification) by idempotency
   key, ``started`` before the call and ``done``/``failed`` after it;
-- ``measurements``: every check evaluation with its evidence;
+- ``ticks``: every check evaluation with its evidence, packed one row per policy and
+  tick (the ``measurements`` view shows one row per evaluation);
 - ``baselines``: pre-change reference values, captured before a wave deploys;
 - ``incidents`` and ``deliveries`` (the spool of notifications not yet delivered);
 - ``locks``: one rollout per service.
@@ -21,19 +22,39 @@ the one shipped. Everything written passes through a ``Redactor`` so secrets fro
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from .errors import NotFound, StoreError
 from .secrets import Redactor
-from .store_schema import SCHEMA as _SCHEMA, SCHEMA_VERSION
+from .store_schema import PACKED, ROW_SPAN, SCHEMA as _SCHEMA, SCHEMA_VERSION, migrate
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+MEASUREMENT_COLUMNS = ("phase", "tick", "at", "region", "policy", "check_name", "status", "value", "threshold",
+                       "reference", "comparison", "pending", "reason", "query", "evidence", "breach_since",
+                       "first_breach_at", "streak", "evaluations", "failures", "inconclusives")
+"""The fields of a measurement row given to ``add_measurements``, in order."""
+_PACK = tuple(MEASUREMENT_COLUMNS.index(f) for f in PACKED)
+
+_NON_FINITE = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
+_AS_JSON = {"Infinity": "1e999", "-Infinity": "-1e999", "NaN": "null"}
+
+
+def _json_text(value: Any) -> str:
+    """Strict JSON, so SQLite's JSON functions read it: infinities become 1e999 (read back
+    as infinities by Python and SQLite alike), NaN becomes null."""
+    text = json.dumps(value, default=str)
+    if "Infinity" in text or "NaN" in text:
+        text = _NON_FINITE.sub(lambda m: _AS_JSON.get(m.group(), m.group()), text)
+    return text
 
 
 class SQLiteStore:
@@ -53,10 +74,11 @@ class SQLiteStore:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
+            found = SCHEMA_VERSION if row is None else int(row[0])
+            if found > SCHEMA_VERSION:
                 raise StoreError(f"{self.path} was written by a newer guardrail (schema {row[0]}); upgrade guardrail")
+            if row is None or found < SCHEMA_VERSION:
+                migrate(self._db, found)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open state file {self.path}: {exc}") from None
         self._lock = threading.RLock()
@@ -162,7 +184,7 @@ class SQLiteStore:
     def last_time(self, rollout_id: str) -> float | None:
         """The rollout clock's latest recorded time (events and measurements)."""
         row = self._read("SELECT MAX(t) FROM (SELECT MAX(at) AS t FROM events WHERE rollout_id = ?"
-                         " UNION ALL SELECT MAX(at) FROM measurements WHERE rollout_id = ?)", (rollout_id, rollout_id))
+                         " UNION ALL SELECT MAX(at) FROM ticks WHERE rollout_id = ?)", (rollout_id, rollout_id))
         return row[0][0] if row else None
 
     # -- steps (idempotent side effects) ---------------------------------------------
@@ -197,38 +219,70 @@ class SQLiteStore:
 
     # -- measurements and baselines ----------------------------------------------------
 
-    MEASUREMENT_COLUMNS = ("phase", "tick", "at", "region", "policy", "check_name", "status", "value", "threshold",
-                           "reference", "comparison", "pending", "reason", "query", "evidence", "breach_since",
-                           "first_breach_at", "streak", "evaluations", "failures", "inconclusives")
+    MEASUREMENT_COLUMNS = MEASUREMENT_COLUMNS
+
+    def add_ticks(self, rollout_id: str, ticks: list[tuple[str, str, int, float, list[list]]]) -> None:
+        """Store evaluation ticks in one transaction: ``(phase, policy, tick, at, evaluations)``,
+        each evaluation a list in the order of ``store_schema.PACKED`` (``evidence`` a dict
+        or None). A tick stored twice is an ``IntegrityError``: the engine never does it."""
+        if self.redactor.active:
+            redact = self.redactor.redact
+            reason_at, evidence_at = PACKED.index("reason"), PACKED.index("evidence")
+            for *_, evaluations in ticks:
+                for evaluation in evaluations:
+                    evaluation[reason_at] = redact(evaluation[reason_at])
+                    evaluation[evidence_at] = redact(evaluation[evidence_at])
+        self._many("INSERT INTO ticks (rollout_id, phase, policy, tick, at, evaluations) VALUES (?,?,?,?,?,?)",
+                   [(rollout_id, phase, policy, tick, at, _json_text(evaluations))
+                    for phase, policy, tick, at, evaluations in ticks])
 
     def add_measurements(self, rollout_id: str, rows: list[tuple]) -> None:
-        """One transaction per evaluation tick. ``rows`` are tuples in the order of
-        ``MEASUREMENT_COLUMNS`` (``evidence`` a dict or None)."""
-        redact = self.redactor.redact
-        evidence_at = self.MEASUREMENT_COLUMNS.index("evidence")
-        reason_at = self.MEASUREMENT_COLUMNS.index("reason")
-        clean = []
+        """``add_ticks`` for rows in the order of ``MEASUREMENT_COLUMNS``, grouped by phase,
+        policy and tick in the order given (for tools that write measurements one by one)."""
+        ticks: dict[tuple, list[list]] = {}
         for row in rows:
-            row = list(row)
-            row[reason_at] = redact(row[reason_at])
-            row[evidence_at] = self._clean(row[evidence_at]) if row[evidence_at] else None
-            clean.append((rollout_id, *row))
-        placeholders = ",".join("?" * (len(self.MEASUREMENT_COLUMNS) + 1))
-        self._many(f"INSERT INTO measurements (rollout_id, {', '.join(self.MEASUREMENT_COLUMNS)})"
-                   f" VALUES ({placeholders})", clean)
+            ticks.setdefault((row[0], row[4], row[1], row[2]), []).append([row[i] for i in _PACK])
+        self.add_ticks(rollout_id, [(*key, evaluations) for key, evaluations in ticks.items()])
 
     def measurements(self, rollout_id: str, phase: str | None = None, *, region: str | None = None,
                      check: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM measurements WHERE rollout_id = ?", [rollout_id]
-        for column, value in (("phase", phase), ("region", region), ("check_name", check)):
-            if value is not None:
-                sql, args = sql + f" AND {column} = ?", args + [value]
-        rows = self._read(sql + " ORDER BY id", args)
-        return [dict(r) | {"check": r["check_name"], "pending": bool(r["pending"]),
-                           "evidence": json.loads(r["evidence"]) if r["evidence"] else {}} for r in rows]
+        """Every evaluation, in the order stored, as a dict of ``MEASUREMENT_COLUMNS``
+        plus ``id``, ``rollout_id`` and ``check``."""
+        sql, args = "SELECT * FROM ticks WHERE rollout_id = ?", [rollout_id]
+        if phase is not None:
+            sql, args = sql + " AND phase = ?", args + [phase]
+        out = []
+        for tick in self._read(sql + " ORDER BY id", args):
+            for row in self._unpack(tick):
+                if (region is None or row["region"] == region) and (check is None or row["check"] == check):
+                    out.append(row)
+        return out
+
+    def measurements_by_id(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The evaluations with these ids (as the ``measurements`` view numbers them)."""
+        wanted: dict[int, set[int]] = {}
+        for i in ids:
+            wanted.setdefault(i // ROW_SPAN, set()).add(i)
+        out: dict[int, dict[str, Any]] = {}
+        keys = sorted(wanted)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            for tick in self._read(f"SELECT * FROM ticks WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                out.update((row["id"], row) for row in self._unpack(tick) if row["id"] in wanted[tick["id"]])
+        return out
+
+    @staticmethod
+    def _unpack(tick: sqlite3.Row) -> Iterator[dict[str, Any]]:
+        common = {"rollout_id": tick["rollout_id"], "phase": tick["phase"], "tick": tick["tick"], "at": tick["at"],
+                  "policy": tick["policy"]}
+        for k, values in enumerate(json.loads(tick["evaluations"])):
+            row = dict(zip(PACKED, values), id=tick["id"] * ROW_SPAN + k, **common)
+            row["check"], row["pending"], row["evidence"] = row["check_name"], bool(row["pending"]), row["evidence"] or {}
+            yield row
 
     def measurement_count(self, rollout_id: str) -> int:
-        return self._read("SELECT COUNT(*) FROM measurements WHERE rollout_id = ?", (rollout_id,))[0][0]
+        row = self._read("SELECT SUM(json_array_length(evaluations)) FROM ticks WHERE rollout_id = ?", (rollout_id,))
+        return row[0][0] or 0
 
     def measurement_statuses(self, rollout_id: str, phase_like: str) -> list[tuple[str, str]]:
         """(region, status) pairs present in phases matching a LIKE pattern."""

@@ -1,6 +1,19 @@
 """The state file's tables (SQLite). The schema is the audit trail: see ``store``."""
 
-SCHEMA_VERSION = 1
+import json
+import sqlite3
+
+SCHEMA_VERSION = 2
+"""1: a row per evaluation in ``measurements``; 2: packed in ``ticks`` (see ``migrate``)."""
+
+PACKED = ("region", "check_name", "status", "value", "threshold", "reference", "comparison", "pending", "reason",
+          "query", "evidence", "breach_since", "first_breach_at", "streak", "evaluations", "failures",
+          "inconclusives")
+"""The fields of one evaluation inside ``ticks.evaluations``, in order."""
+
+ROW_SPAN = 1_000_000
+"""A measurement's id is its tick row's id times this, plus its index in the tick."""
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rollouts (
@@ -21,19 +34,14 @@ CREATE TABLE IF NOT EXISTS steps (
     started_at REAL NOT NULL, finished_at REAL, attempts INTEGER NOT NULL DEFAULT 1, detail TEXT,
     PRIMARY KEY (rollout_id, key)
 );
-CREATE TABLE IF NOT EXISTS measurements (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, rollout_id TEXT NOT NULL, phase TEXT NOT NULL,
-    tick INTEGER NOT NULL, at REAL NOT NULL, region TEXT NOT NULL, policy TEXT NOT NULL,
-    check_name TEXT NOT NULL, status TEXT NOT NULL, value REAL, threshold REAL, reference REAL,
-    comparison TEXT, pending INTEGER NOT NULL DEFAULT 0, reason TEXT, query TEXT, evidence TEXT,
-    -- the judge's memory after this evaluation, so a resumed phase continues exactly
-    breach_since REAL, first_breach_at REAL, streak INTEGER NOT NULL DEFAULT 0,
-    evaluations INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,
-    inconclusives INTEGER NOT NULL DEFAULT 0
+-- One row per evaluation tick of one policy in one phase: its evaluations packed as a
+-- JSON array of arrays in the order of PACKED (below). A row per evaluation cost more
+-- than the sim source's own work; the ``measurements`` view unpacks them for SQL.
+CREATE TABLE IF NOT EXISTS ticks (
+    id INTEGER PRIMARY KEY, rollout_id TEXT NOT NULL, phase TEXT NOT NULL, policy TEXT NOT NULL,
+    tick INTEGER NOT NULL, at REAL NOT NULL, evaluations TEXT NOT NULL,
+    UNIQUE (rollout_id, phase, policy, tick)
 );
--- No unique index: a resumed phase never writes a row it already has (ticks.Phase),
--- and maintaining one costs more than the rest of an insert.
-CREATE INDEX IF NOT EXISTS measurements_phase ON measurements (rollout_id, phase);
 CREATE TABLE IF NOT EXISTS baselines (
     rollout_id TEXT NOT NULL, region TEXT NOT NULL, policy TEXT NOT NULL, check_name TEXT NOT NULL,
     value REAL, window_start REAL NOT NULL, window_end REAL NOT NULL, evidence TEXT,
@@ -56,3 +64,45 @@ CREATE TABLE IF NOT EXISTS locks (
     pid INTEGER NOT NULL, acquired_at REAL NOT NULL, expires_at REAL NOT NULL
 );
 """
+
+_FIELDS = ",\n       ".join(f"json_extract(e.value, '$[{i}]') AS {name}" for i, name in enumerate(PACKED))
+VIEW = f"""
+CREATE VIEW IF NOT EXISTS measurements AS
+SELECT t.id * {ROW_SPAN} + e.key AS id, t.rollout_id, t.phase, t.tick, t.at, t.policy,
+       {_FIELDS}
+FROM ticks t, json_each(t.evaluations) e
+"""
+"""Every evaluation as a row, for SQL readers (the report's aggregates, a person with ``sqlite3``)."""
+
+
+def migrate(db: sqlite3.Connection, found: int) -> None:
+    """Bring a state file written with schema ``found`` to ``SCHEMA_VERSION``, in one transaction."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if found < 2 and _is_table(db, "measurements"):
+            _pack_measurements(db)
+        db.execute(VIEW)
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _is_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def _pack_measurements(db: sqlite3.Connection) -> None:
+    """Schema 1 to 2: a row per evaluation becomes a row per tick, order kept."""
+    ticks: dict[tuple, list] = {}
+    cursor = db.execute("SELECT * FROM measurements ORDER BY id")
+    names = [d[0] for d in cursor.description]
+    for values in cursor:
+        row = dict(zip(names, values))
+        row["evidence"] = json.loads(row["evidence"]) if row["evidence"] else None
+        key = (row["rollout_id"], row["phase"], row["policy"], row["tick"], row["at"])
+        ticks.setdefault(key, []).append([row[f] for f in PACKED])
+    db.executemany("INSERT INTO ticks (rollout_id, phase, policy, tick, at, evaluations) VALUES (?,?,?,?,?,?)",
+                   [(*key, json.dumps(evaluations)) for key, evaluations in ticks.items()])
+    db.execute("DROP TABLE measurements")

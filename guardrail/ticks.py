@@ -113,30 +113,35 @@ class Phase:
             windows = control.submit([i for i in fresh if i in control], at)
             fresh = [i for i in fresh if i not in control]
         readings = self.evaluator.measure(fresh, at)
-        rows = []
+        states, plans = self.states, self._plans
+        ticks: dict[str, list[list]] = {}
         for item in batch:
             tick = self.next_tick[item.policy]
             if stored and (tick, item) in stored:
-                self.states[item] = _restore(stored[(tick, item)])
+                states[item] = _restore(stored[(tick, item)])
                 continue
-            plan = self._plans[item]
+            plan = plans[item]
             if control is not None and item in control:
-                verdict, state, detail = control.judge(item, windows, self.states[item], plan.on_no_data)
+                verdict, state, detail = control.judge(item, windows, states[item], plan.on_no_data)
             else:
                 reading = readings[item]
-                verdict, state = judge(plan.check, reading, at=at, state=self.states[item],
-                                       on_no_data=plan.on_no_data, reference=plan.reference,
-                                       needs_reference=plan.needs_reference)
+                verdict, state = judge(plan.check, reading, at=at, state=states[item], on_no_data=plan.on_no_data,
+                                       reference=plan.reference, needs_reference=plan.needs_reference)
                 detail = reading.detail
                 if detail and detail.keys() == {"query"}:
-                    detail = None  # the query is stored in its own column
-            self.states[item] = state
-            rows.append((self.name, tick, at, item.region, item.policy, item.check, verdict.status, verdict.value,
-                         verdict.threshold, verdict.reference, plan.comparison, verdict.pending, verdict.reason,
-                         plan.query, detail, state.breach_since, state.first_breach_at, state.inconclusive_streak,
-                         state.evaluations, state.failures, state.inconclusives))
-        if rows:
-            self.store.add_measurements(self.rollout_id, rows)
+                    detail = None  # the query is stored in its own field
+            states[item] = state
+            evaluations = ticks.get(item.policy)
+            if evaluations is None:
+                evaluations = ticks[item.policy] = []
+            evaluations.append([  # in the order of store_schema.PACKED
+                item.region, item.check, verdict.status, verdict.value, verdict.threshold, verdict.reference,
+                plan.comparison, verdict.pending, verdict.reason, plan.query, detail, state.breach_since,
+                state.first_breach_at, state.inconclusive_streak, state.evaluations, state.failures,
+                state.inconclusives])
+        if ticks:
+            self.store.add_ticks(self.rollout_id, [(self.name, policy, self.next_tick[policy], at, evaluations)
+                                                   for policy, evaluations in ticks.items()])
 
     def unclean(self) -> list[Item]:
         """Items whose latest verdict is not a clean pass (failed, inconclusive, pending, none)."""

@@ -326,17 +326,19 @@ def test_200k_measurements_make_a_small_page_quickly(tmp_path):
         store.start_step("long", f"deploy:{region}", start, {"region": region})
         store.finish_step("long", f"deploy:{region}", True, start, {"region": region})
     store.start_step("long", "bake:all", start, {"start": start})
-    for check in ("a", "b", "c", "d"):
-        for region in regions:
-            rows = [("bake:all", k, start + 5 * k, region, "p", check, "pass", (k * 7919) % 1000 / 10.0, 120.0, None,
-                     "> 120", False, "", "q", None, None, None, 0, k + 1, 0, 0) for k in range(10_000)]
-            store.add_measurements("long", rows)
+    for first in range(0, 10_000, 1000):  # a thousand ticks at a time, each tick as the engine stores it
+        rows = [("bake:all", k, start + 5 * k, region, "p", check, "pass", (k * 7919) % 1000 / 10.0, 120.0, None,
+                 "> 120", False, "", "q", None, None, None, 0, k + 1, 0, 0)
+                for k in range(first, first + 1000) for check in ("a", "b", "c", "d") for region in regions]
+        store.add_measurements("long", rows)
     store.set_state("long", "promoted", outcome="promoted", finished=True)
     assert store.measurement_count("long") == 200_000
-    began = time.perf_counter()
+    # CPU seconds of this process: the work the page costs. Wall-clock time also counts
+    # every other process of a loaded machine (ten times the work, on a busy CI runner).
+    began = time.process_time()
     html = render_html(gather(store, "long"))
-    elapsed = time.perf_counter() - began
-    assert elapsed < 10, elapsed
+    cpu = time.process_time() - began
+    assert cpu < 10, cpu
     assert len(html) < 1_500_000, len(html)
     page = _page(html)
     series = page.find("path", class_="series")

@@ -22,8 +22,7 @@ from guardrail.store import SCHEMA_VERSION, SQLiteStore
 
 DATA = Path(__file__).parent / "data" / "engine"
 SECRET = "s3cr3t-T0KEN-4f9a2c"
-TABLES = {"meta", "rollouts", "events", "steps", "measurements", "baselines", "incidents", "deliveries", "sink_refs",
-          "locks"}
+TABLES = {"meta", "rollouts", "events", "steps", "ticks", "baselines", "incidents", "deliveries", "sink_refs", "locks"}
 
 
 @pytest.fixture
@@ -61,6 +60,8 @@ def test_wal_mode_and_a_schema_created_idempotently(path):
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert TABLES <= tables
+        views = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'view'")}
+        assert views == {"measurements"}
         assert db.execute("SELECT key, value FROM meta").fetchall() == [("schema_version", str(SCHEMA_VERSION))]
         assert db.execute("SELECT COUNT(*) FROM rollouts").fetchone()[0] == 1
 
@@ -105,6 +106,71 @@ def test_measurements_are_stored_with_the_judges_memory_and_read_back_by_phase(p
             (0, "pass", 0, False), (1, "inconclusive", 1, False)]
         assert rows[0]["query"] == 'max(errors_ratio{region="r3"})' and rows[0]["evidence"] == {"series": 1}
         assert [m["phase"] for m in store.measurements("r-1", "recovery")] == ["recovery"]
+
+
+def test_a_tick_is_one_row_and_the_view_shows_each_evaluation(path):
+    with closing(SQLiteStore(path)) as store:
+        _rollout(store)
+        store.add_measurements("r-1", [_measurement(store, check_name=f"c{i}") for i in range(3)]
+                               + [_measurement(store, policy="other")])
+        with pytest.raises(sqlite3.IntegrityError):  # a tick is never stored twice
+            store.add_measurements("r-1", [_measurement(store, check_name="late")])
+        assert [m["check"] for m in store.measurements("r-1")] == ["c0", "c1", "c2", "errors"]
+    with closing(_raw(path)) as db:
+        assert db.execute("SELECT policy, tick, json_array_length(evaluations) FROM ticks ORDER BY id").fetchall() == [
+            ("errors", 0, 3), ("other", 0, 1)]
+        assert db.execute("SELECT check_name, status, value, pending, json_extract(evidence, '$.series')"
+                          " FROM measurements WHERE check_name = 'c1'").fetchall() == [("c1", "pass", 0.01, 0, 1)]
+
+
+def test_infinite_and_nan_values_stay_readable_by_sqlite_and_python(path):
+    inf = float("inf")
+    with closing(SQLiteStore(path)) as store:
+        _rollout(store)
+        store.add_measurements("r-1", [_measurement(store, value=inf, threshold=-inf, reference=float("nan"),
+                                                    reason="Infinity NaN", evidence={"raw": inf})])
+        [row] = store.measurements("r-1")
+        assert (row["value"], row["threshold"], row["reference"]) == (inf, -inf, None)
+        assert row["reason"] == "Infinity NaN" and row["evidence"] == {"raw": inf}
+        assert store.measurement_count("r-1") == 1
+    with closing(_raw(path)) as db:
+        assert db.execute("SELECT value, threshold, reason FROM measurements").fetchone() == (inf, -inf, "Infinity NaN")
+
+
+SCHEMA_1_MEASUREMENTS = """
+CREATE TABLE measurements (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, rollout_id TEXT NOT NULL, phase TEXT NOT NULL,
+    tick INTEGER NOT NULL, at REAL NOT NULL, region TEXT NOT NULL, policy TEXT NOT NULL,
+    check_name TEXT NOT NULL, status TEXT NOT NULL, value REAL, threshold REAL, reference REAL,
+    comparison TEXT, pending INTEGER NOT NULL DEFAULT 0, reason TEXT, query TEXT, evidence TEXT,
+    breach_since REAL, first_breach_at REAL, streak INTEGER NOT NULL DEFAULT 0,
+    evaluations INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,
+    inconclusives INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+def test_a_schema_1_state_file_is_migrated_with_every_measurement_kept(path):
+    path.parent.mkdir(parents=True)
+    with closing(_raw(path)) as db:  # what guardrail wrote before evaluations were packed per tick
+        db.executescript(SCHEMA_1_MEASUREMENTS + "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                         "INSERT INTO meta VALUES ('schema_version', '1');")
+        rows = [("r-1", "bake:canary", tick, 1000.0 + 30 * tick, region, "errors", check, "pass", 0.01 * tick,
+                 '{"series": 1}' if check == "errors" else None) for tick in range(3) for region in ("r3", "r1")
+                for check in ("errors", "latency")]
+        db.executemany("INSERT INTO measurements (rollout_id, phase, tick, at, region, policy, check_name, status,"
+                       " value, evidence) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        db.commit()
+    with closing(SQLiteStore(path)) as store:
+        got = store.measurements("r-1")
+        assert [(m["tick"], m["region"], m["check"], m["value"]) for m in got] == [r[2:3] + r[4:5] + r[6:7] + r[8:9]
+                                                                                  for r in rows]
+        assert got[0]["evidence"] == {"series": 1} and got[1]["evidence"] == {}
+        assert store.measurement_count("r-1") == 12
+    with closing(_raw(path)) as db:
+        assert db.execute("SELECT COUNT(*) FROM ticks").fetchone()[0] == 3  # one per tick of the policy
+        assert db.execute("SELECT type FROM sqlite_master WHERE name = 'measurements'").fetchone()[0] == "view"
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
 
 
 def test_measurements_are_one_per_phase_tick_region_policy_and_check_across_a_resume(tmp_path):

@@ -1,13 +1,13 @@
 """What a rollout report shows, gathered from the store in a handful of queries.
 
 A long rollout holds hundreds of thousands of measurements. ``store.measurements``
-builds a dict and parses the evidence of every row: fine for an incident's last ten
+builds a dict for every row: fine for an incident's last ten
 values, far too much to plot 200k of them. The report therefore asks the store's
-database for aggregates:
+``measurements`` view for aggregates:
 
 - one row per (phase, region, check): counts, first and last times, the id of the
   first failure and of the last evaluation (``_groups``);
-- those decisive rows, by id, with their evidence (``_rows``);
+- those decisive rows, by id, with their evidence (``store.measurements_by_id``);
 - for the plots, the min and max value per time bucket, one bucket per horizontal
   pixel of a plot (``_buckets``), so the page stays small however long the bake.
 
@@ -19,7 +19,6 @@ inconclusive or still holding a breach is not clean evidence (``inconclusive``).
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,23 +205,9 @@ ORDER BY policy, check_name, region, b
 """
 
 
-def _rows(store: SQLiteStore, ids: list[int]) -> dict[int, dict[str, Any]]:
-    out: dict[int, dict[str, Any]] = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        marks = ",".join("?" * len(chunk))
-        for r in _query(store, f"SELECT * FROM measurements WHERE id IN ({marks})", tuple(chunk)):
-            row = dict(r)
-            row["check"] = row["check_name"]
-            row["pending"] = bool(row["pending"])
-            row["evidence"] = json.loads(row["evidence"]) if row["evidence"] else {}
-            out[row["id"]] = row
-    return out
-
-
 def _verdicts(store: SQLiteStore, rollout_id: str) -> list[Verdict]:
     groups = _query(store, _GROUPS, (rollout_id,))
-    rows = _rows(store, sorted({g[9] for g in groups if g[9] is not None} | {g[10] for g in groups}))
+    rows = store.measurements_by_id({g[9] for g in groups if g[9] is not None} | {g[10] for g in groups})
     out = []
     for phase, region, policy, check, count, first, last, fails, incs, fail_id, last_id, breach in groups:
         last_row = rows[last_id]
