@@ -1,23 +1,16 @@
 """``prometheus`` source: PromQL instant and range queries (prometheus-api-client).
 
-Safety. Template values are escaped for double-quoted PromQL string literals
-(``escape_promql``), and a query may use templates only inside such a string
-(``region="{{region}}"``; checked when the policy is validated), so a region or
-service name cannot change a query's meaning: an escape that is right for ``"..."``
-is wrong for ``'...'`` or a backtick string, and no escape makes a bare value safe.
+Safety. A query may use templates only inside a double-quoted string
+(``region="{{region}}"``; checked when the policy is validated), and each value is
+escaped for where it lands there (``escape_promql``): a plain string, or the operand of
+a regex matcher, where it is quoted as a regex too (``prometheus_templates``). So a
+region or service name cannot change a query's meaning: an escape that is right for
+``"..."`` is wrong for ``'...'`` or a backtick string, and no escape makes a bare value safe.
 
 Failures. The library returns only ``data.result``, so the result type is guessed
 from its shape, and values arrive as strings. It raises unrelated exception types;
 each becomes an inconclusive ``Reading.failed`` naming the source URL (credentials
-removed), the query and the cause, never a token or password::
-
-    requests.exceptions.RequestException
-    ├── ConnectionError          refused, DNS, reset       "cannot connect (Connection refused)"
-    │   ├── ConnectTimeout       no TCP connection in time "cannot connect within 10s"
-    │   └── SSLError             bad certificate           "TLS error: ..."
-    ├── Timeout / ReadTimeout    no answer in time         "no answer within 10s"
-    └── RetryError               5xx after urllib3 retries (the library's default policy)
-    PrometheusApiClientException any non-200 answer        "HTTP 400 bad_data: 1:5: parse error: ..."
+removed), the query and the cause, never a token or password (``prometheus_failures``).
 
 Retries. The library's default (3 retries, 0/2/4 s backoff, each attempt with the full
 timeout) can wait four times the timeout. Here urllib3 does not retry; ``_call`` does,
@@ -35,16 +28,13 @@ discards a TCP connection.
 
 from __future__ import annotations
 
-import ast
-import json
 import math
 import os
-import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -52,42 +42,25 @@ from guardrail import hookimpl
 from guardrail.interfaces import Probe, RangeReading, Reading, Series, Source
 from guardrail.model.types import Duration, Template
 
+from .prometheus_failures import (
+    RETRY_STATUS,
+    Failed,
+    Status,
+    Unexpected,
+    api_error,
+    describe,
+    retryable,
+    timed_out,
+    without_credentials,
+)
+from .prometheus_templates import escape_promql, templates_after_backslash, templates_outside_double_quotes
+
+__all__ = ["PrometheusSource", "escape_promql", "templates_outside_double_quotes"]
+
 MAX_POINTS = 10_000
 """Points per series per range request; Prometheus refuses more than 11,000."""
-RETRY_STATUS = frozenset({502, 503, 504})
 BACKOFF = 0.1
 """Seconds before the first retry; doubled for each further one."""
-_PLACEHOLDER = re.compile(r"\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}")
-_API_ERROR = re.compile(r"HTTP Status Code (\d+) \((b(['\"]).*\3)\)\s*$", re.DOTALL)
-
-
-def escape_promql(value: str) -> str:
-    """Escape a value for a double-quoted PromQL string literal."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def templates_outside_double_quotes(query: str) -> list[str]:
-    """The ``{{name}}`` placeholders of ``query`` that are not inside a ``"..."`` string
-    (comments excepted: an escaped value cannot end a comment)."""
-    found, quote, i = [], None, 0
-    while i < len(query):
-        match = _PLACEHOLDER.match(query, i)
-        if match:
-            if quote not in ('"', "#"):
-                found.append(match.group(0))
-            i = match.end()
-            continue
-        ch = query[i]
-        if quote is None:
-            quote = ch if ch in "\"'`#" else None
-        elif quote == "#":
-            quote = None if ch == "\n" else quote
-        elif ch == "\\" and quote != "`":
-            i += 1  # the escaped character cannot end the string
-        elif ch == quote:
-            quote = None
-        i += 1
-    return found
 
 
 class PrometheusSource(Source):
@@ -111,7 +84,7 @@ class PrometheusSource(Source):
                 return url  # an unset or malformed ${env:NAME}: the loader already says so
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"expected an http:// or https:// URL, got {_without_credentials(url)!r}")
+                raise ValueError(f"expected an http:// or https:// URL, got {without_credentials(url)!r}")
             return url
 
     class Params(BaseModel):
@@ -125,6 +98,10 @@ class PrometheusSource(Source):
             if outside:
                 raise ValueError(f"{outside[0]} must sit inside a double-quoted string, as in region=\"{{{{region}}}}\":"
                                  " values are escaped for one, and nowhere else can they be made safe")
+            after = templates_after_backslash(query)
+            if after:
+                raise ValueError(f"{after[0]} follows a backslash, which would escape the value's first character:"
+                                 " remove the backslash")
             return query
 
     escape = staticmethod(escape_promql)
@@ -140,7 +117,7 @@ class PrometheusSource(Source):
         from urllib3.util.retry import Retry
 
         self.url = settings.url.rstrip("/")
-        self.display_url = _without_credentials(self.url)
+        self.display_url = without_credentials(self.url)
         headers = dict(settings.headers)
         if settings.bearer_token:
             headers["Authorization"] = f"Bearer {settings.bearer_token}"
@@ -170,9 +147,9 @@ class PrometheusSource(Source):
             result = self._call(query, lambda left: self._prom.custom_query(
                 query, params={"time": _num(at), "timeout": _num(left)}, timeout=left))
             series = _instant_series(result)
-        except _Failed as failed:
+        except Failed as failed:
             return Reading.failed(failed.reason, query=query)
-        except _Unexpected as odd:
+        except Unexpected as odd:
             return Reading.failed(self._reason(query, str(odd)), query=query)
         return Reading(series=series, detail={"query": query})
 
@@ -192,7 +169,7 @@ class PrometheusSource(Source):
                 result = self._call(query, lambda left: self._prom.custom_query_range(
                     query, start_time=_dt(lo), end_time=_dt(hi), step=_num(step), timeout=left,
                     params={"start": _num(lo), "end": _num(hi), "timeout": _num(left)}))
-            except _Failed as failed:
+            except Failed as failed:
                 return RangeReading(error=failed.reason)
             for item in result if isinstance(result, list) else ():
                 for t, v in item.get("values", ()) if isinstance(item, dict) else ():
@@ -215,10 +192,10 @@ class PrometheusSource(Source):
             response = self._call(query, ask("/api/v1/query", {"query": query, "time": "0"}), raw=True)
         if response.status_code == 200:
             return None
-        error = _api_error(response.status_code, response.content)
+        error = api_error(response.status_code, response.content)
         if response.status_code in (400, 422):
             return error.split(": ", 1)[1] if error.startswith("invalid parameter \"query\": ") else error
-        raise _Failed(self._reason(query, f"HTTP {response.status_code}: {error}"))
+        raise Failed(self._reason(query, f"HTTP {response.status_code}: {error}"))
 
     def close(self) -> None:
         self._session.close()
@@ -226,7 +203,7 @@ class PrometheusSource(Source):
     # -- failures ----------------------------------------------------------------------
 
     def _call(self, query: str, send: Callable[[float], Any], *, raw: bool = False) -> Any:
-        """``send(time_left)``, retried within one ``timeout`` budget; raises ``_Failed``."""
+        """``send(time_left)``, retried within one ``timeout`` budget; raises ``Failed``."""
         deadline = time.monotonic() + self.settings.timeout
         attempt = 0
         while True:
@@ -235,46 +212,18 @@ class PrometheusSource(Source):
                 answer = send(max(deadline - time.monotonic(), 0.001))
                 if not raw or answer.status_code not in RETRY_STATUS:
                     return answer
-                cause = _Status(answer)
+                cause = Status(answer)
             except Exception as exc:
-                if _timed_out(exc):  # the budget is spent: no retry
-                    raise _Failed(self._reason(query, self._describe(exc))) from exc
+                if timed_out(exc):  # the budget is spent: no retry
+                    raise Failed(self._reason(query, describe(exc, self.settings.timeout))) from exc
                 cause = exc
             pause = BACKOFF * 2 ** attempt
-            if (attempt >= self.settings.retries or not _retryable(cause)
+            if (attempt >= self.settings.retries or not retryable(cause)
                     or deadline - time.monotonic() < pause + 0.05):
                 tries = f" (after {attempt + 1} attempts)" if attempt else ""
-                raise _Failed(self._reason(query, self._describe(cause) + tries)) from cause
+                raise Failed(self._reason(query, describe(cause, self.settings.timeout) + tries)) from cause
             time.sleep(pause)
             attempt += 1
-
-    def _describe(self, exc: Exception) -> str:
-        import requests
-
-        timeout = f"{self.settings.timeout:g}s"
-        if isinstance(exc, _Status):
-            return f"HTTP {exc.response.status_code}: {_api_error(exc.response.status_code, exc.response.content)}"
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return f"cannot connect within {timeout}"
-        if _timed_out(exc):
-            return f"no answer within {timeout} (timeout)"
-        if isinstance(exc, requests.exceptions.RetryError):
-            found = re.search(r"ResponseError\('([^']*)'\)", str(exc))
-            return f"server errors until retries ran out ({found.group(1) if found else 'retry error'})"
-        if isinstance(exc, requests.exceptions.SSLError):
-            return f"TLS error: {_innermost(exc)}"
-        if isinstance(exc, requests.exceptions.ConnectionError):
-            return f"cannot connect ({_innermost(exc)})"
-        match = _API_ERROR.match(str(exc))
-        if match:
-            try:
-                body = ast.literal_eval(match.group(2))
-            except (ValueError, SyntaxError):
-                body = match.group(2).encode()
-            return f"HTTP {match.group(1)}: {_api_error(int(match.group(1)), body)}"
-        if isinstance(exc, (ValueError, KeyError, TypeError)):  # a 200 that is not Prometheus JSON
-            return f"the answer is not Prometheus API JSON ({type(exc).__name__})"
-        return f"{type(exc).__name__}: {exc}"
 
     def _reason(self, query: str, cause: str) -> str:
         text = f"prometheus {self.display_url}: query {query!r} failed: {cause}"
@@ -283,96 +232,20 @@ class PrometheusSource(Source):
         return text
 
 
-class _Failed(RuntimeError):
-    @property
-    def reason(self) -> str:
-        return str(self.args[0])
-
-
-class _Unexpected(Exception):
-    """A successful answer guardrail cannot use as a number (a string, a range vector)."""
-
-
-class _Status(Exception):
-    def __init__(self, response: Any):
-        super().__init__(f"HTTP {response.status_code}")
-        self.response = response
-
-
-def _timed_out(exc: Exception) -> bool:
-    """requests raises ``ConnectionError("Read timed out")`` rather than ``ReadTimeout``
-    when the time runs out while the body is read."""
-    import requests
-
-    return isinstance(exc, requests.exceptions.Timeout) or (
-        isinstance(exc, requests.exceptions.ConnectionError) and "timed out" in str(exc))
-
-
-def _retryable(exc: Exception) -> bool:
-    import requests
-
-    if isinstance(exc, _Status):
-        return True
-    if isinstance(exc, requests.exceptions.SSLError):
-        return False
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return True
-    match = _API_ERROR.match(str(exc))
-    return bool(match) and int(match.group(1)) in RETRY_STATUS
-
-
-def _api_error(status: int, body: bytes) -> str:
-    """Prometheus's ``errorType: error`` from an error body, else the body's start."""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and data.get("error"):
-        kind = data.get("errorType")
-        return f"{kind}: {data['error']}" if kind and status not in (400, 422) else str(data["error"])
-    short = " ".join(text.split())[:200]
-    return short or "(empty body)"
-
-
-def _innermost(exc: BaseException) -> str:
-    """``Connection refused`` rather than three nested reprs with the full URL."""
-    text = str(exc)
-    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text) or re.search(r"\[SSL[^\]]*\] ([^'\")(]+)", text)
-    if found:
-        return found.group(1).strip()
-    for pattern in (r"Failed to resolve '[^']+'", r"RemoteDisconnected\('([^']+)'", r"Connection aborted"):
-        found = re.search(pattern, text)
-        if found:
-            return found.group(found.lastindex or 0)
-    return type(exc).__name__
-
-
-def _without_credentials(url: str) -> str:
-    """The URL as shown in messages: ``https://user:pass@host`` loses ``user:pass@``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
 def _instant_series(result: Any) -> tuple[Series, ...]:
     """``data.result`` of an instant query, whatever its type, as series (NaN dropped)."""
     if isinstance(result, list) and len(result) == 2 and isinstance(result[0], (int, float)):
         value = _float(result[1])  # a scalar [t, "v"] or a string [t, "text"]
         if value is None:
-            raise _Unexpected(f"the query returns the string {result[1]!r}, not a number")
+            raise Unexpected(f"the query returns the string {result[1]!r}, not a number")
         return () if math.isnan(value) else (Series({}, value),)
     series = []
     for item in result if isinstance(result, list) else ():
         if not isinstance(item, dict):
             continue
         if "values" in item:
-            raise _Unexpected("the query returns a range vector; wrap it in a function such as "
-                              "rate() or max_over_time()")
+            raise Unexpected("the query returns a range vector; wrap it in a function such as "
+                             "rate() or max_over_time()")
         value = _float((item.get("value") or (0, "NaN"))[1])
         if value is not None and not math.isnan(value):
             series.append(Series(dict(item.get("metric") or {}), value))

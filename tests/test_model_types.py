@@ -209,3 +209,83 @@ def test_template_fields_check_their_text():
     assert M(query='up{region="{{region}}"}').query == 'up{region="{{region}}"}'
     with pytest.raises(ValidationError, match="malformed template"):
         M(query="{{ region")
+
+
+def test_an_escape_that_takes_before_learns_where_each_value_lands():
+    seen = []
+
+    def escape(value, before):
+        seen.append((value, before))
+        return "|".join(value) if isinstance(value, list) else value.upper()
+
+    variables = {"region": "r1", "hosts": ["a", "b"], "port": 25}
+    assert render('x{r="{{region}}", h=~"{{ hosts }}"} {{port}}', variables, escape) == 'x{r="R1", h=~"a|b"} 25'
+    assert seen == [("r1", 'x{r="'), (["a", "b"], 'x{r="{{region}}", h=~"'),
+                    ("25", 'x{r="{{region}}", h=~"{{ hosts }}"} ')]
+    assert render_value("{{hosts}}", variables, escape) == ["A", "B"]  # each item alone, nothing before it
+    assert seen[-2:] == [("a", ""), ("b", "")]
+    assert render_value({"q": ["{{region}}"]}, variables, escape) == {"q": ["R1"]}
+
+
+def test_a_one_argument_escape_is_called_as_before():
+    variables = {"region": "r.1", "hosts": ["a", "b"]}
+    assert render('x{r=~"{{region}}"}', variables, lambda v: v.replace(".", "_")) == 'x{r=~"r_1"}'
+    assert render('x{h=~"{{hosts}}"}', variables, str.upper) == 'x{h=~"A,B"}'
+    assert render_value(["{{hosts}}", "{{region}}"], variables, str.title) == [["A", "B"], "R.1"]
+
+
+# --- where a value lands in PromQL (the prometheus and sim sources' escape) --------------
+
+
+def promql(query: str, value) -> str:
+    from guardrail_plugins.prometheus import escape_promql
+
+    return render(query, {"v": value}, escape_promql)
+
+
+@pytest.mark.parametrize(("query", "value", "rendered"), [
+    # a plain string: string escapes only, regex metacharacters stay as they are
+    (r'x{r="{{v}}"}', "r.1", r'x{r="r.1"}'),
+    (r'x{r="{{v}}"}', 'a"b', r'x{r="a\"b"}'),
+    (r'x{r="{{v}}"}', "a\\b", r'x{r="a\\b"}'),
+    (r'x{r="{{v}}"}', "a\nb", r'x{r="a\nb"}'),
+    (r'x{r!="{{v}}"}', ".*", r'x{r!=".*"}'),
+    # a regex matcher: every RE2 metacharacter quoted, then string-escaped
+    (r'x{r=~"{{v}}"}', "r.1", r'x{r=~"r\\.1"}'),
+    (r'x{r!~"{{v}}"}', "r.1", r'x{r!~"r\\.1"}'),
+    (r'x{r=~"{{v}}"}', ".+*?()|[]{}^$", r'x{r=~"\\.\\+\\*\\?\\(\\)\\|\\[\\]\\{\\}\\^\\$"}'),
+    (r'x{r=~"{{v}}"}', "eu-(west)", r'x{r=~"eu-\\(west\\)"}'),
+    (r'x{r=~"{{v}}"}', 'a"b', r'x{r=~"a\"b"}'),  # a quote is no regex metacharacter
+    (r'x{r=~"{{v}}"}', "a\\b", r'x{r=~"a\\\\b"}'),  # \ -> \\ (regex) -> \\\\ (string)
+    (r'x{r=~"{{v}}"}', "a\\.b", r'x{r=~"a\\\\\\.b"}'),  # a backslash already in the value is quoted too
+    (r'x{r=~"{{v}}"}', "a-b_c d/é,=~", r'x{r=~"a-b_c d/é,=~"}'),  # nothing else is touched
+    # whitespace between operator and string; the value amid the policy's own regex
+    (r'x{r=~ "{{v}}"}', "r.1", r'x{r=~ "r\\.1"}'),
+    ('x{r !~\n\t"{{v}}"}', "r.1", 'x{r !~\n\t"r\\\\.1"}'),
+    (r'x{r=~"{{v}}-.*"}', "r.1", r'x{r=~"r\\.1-.*"}'),
+    (r'x{r=~"(a|{{v}})"}', "b|c", r'x{r=~"(a|b\\|c)"}'),
+    (r'x{r=~"\\\\{{v}}"}', "r.1", r'x{r=~"\\\\r\\.1"}'),  # after a backslash the regex matches literally
+    # only the string the value is in counts, not the matchers and strings before it
+    (r'x{a="=~", r="{{v}}"}', "r.1", r'x{a="=~", r="r.1"}'),
+    (r'x{a=~"\"", r="{{v}}"}', "r.1", r'x{a=~"\"", r="r.1"}'),
+    (r'x{a=~"\\", r="{{v}}"}', "r.1", r'x{a=~"\\", r="r.1"}'),
+    (r"""x{a=~'.', r="{{v}}"}""", "r.1", r"""x{a=~'.', r="r.1"}"""),
+])
+def test_promql_values_are_quoted_as_a_regex_only_inside_a_regex_matcher(query, value, rendered):
+    assert promql(query, value) == rendered
+
+
+def test_promql_lists_are_an_alternation_in_a_regex_matcher_and_joined_elsewhere():
+    assert promql('x{h=~"{{v}}"}', ["mx1.example", "mx(2)"]) == r'x{h=~"(?:mx1\\.example|mx\\(2\\))"}'
+    assert promql('x{h!~"{{v}}:25"}', ["a.b", "c"]) == r'x{h!~"(?:a\\.b|c):25"}'  # grouped: :25 follows each
+    assert promql('x{h=~"{{v}}"}', ["only.one"]) == r'x{h=~"only\\.one"}'
+    assert promql('x{h=~"{{v}}"}', []) == r'x{h=~"[^\\s\\S]"}'  # any of none: matches nothing
+    assert promql('x{h="{{v}}"}', ["a.b", 'c"']) == r'x{h="a.b,c\""}'
+
+
+def test_escape_promql_without_before_escapes_a_string_only():
+    from guardrail_plugins.prometheus import escape_promql
+
+    assert escape_promql('r.1"\\') == r'r.1\"\\'
+    assert escape_promql(["a.b", "c"]) == "a.b,c"
+    assert escape_promql("r.1", before='x{r=~"') == r"r\\.1"

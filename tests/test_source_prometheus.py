@@ -31,6 +31,7 @@ from guardrail.model import Check
 from guardrail.model.types import render
 from guardrail.plugin_manager import get_plugin_manager
 from guardrail_plugins.prometheus import PrometheusSource, escape_promql, templates_outside_double_quotes
+from guardrail_plugins.prometheus_templates import escape_string
 from guardrail_plugins.sim import evaluate
 
 pytest_plugins = ["support.prometheus"]
@@ -91,6 +92,20 @@ def test_templates_must_sit_inside_double_quoted_strings(query, outside):
             PrometheusSource.Params(query=query)
     else:
         PrometheusSource.Params(query=query)
+
+
+@pytest.mark.parametrize("query", [r'up{a="\{{region}}"}', r'up{a=~"x\\{{region}}"}', r'up{a=~"\\\{{region}}"}'])
+def test_a_template_after_an_unpaired_backslash_is_rejected(query):
+    r"""The value's first character would pair with the backslash: ``\r`` of ``r1``
+    would be a carriage return, and ``\.`` of ``.*`` a literal dot."""
+    with pytest.raises(ValidationError, match="follows a backslash"):
+        PrometheusSource.Params(query=query)
+
+
+@pytest.mark.parametrize("query", [r'up{a="\\{{region}}"}', r'up{a=~"\\\\{{region}}"}', r'up{a=~"\\.{{region}}"}',
+                                   r'up{a="\"{{region}}"}'])
+def test_a_template_after_a_paired_backslash_is_fine(query):
+    assert PrometheusSource.Params(query=query).query == query
 
 
 # --- readings from the real server ---------------------------------------------------
@@ -177,6 +192,49 @@ def test_hostile_region_values_cannot_change_the_query(prom, prometheus):
 
 
 @pytest.mark.prometheus
+def test_a_region_in_a_regex_matcher_matches_only_its_own_label_value(prom, prometheus):
+    """Regions named ``r.1``, ``eu-(west)``, ``.*`` (and the string-breaking ones) in a
+    ``=~`` or ``!~`` matcher select exactly their own series, as with ``=`` and ``!=``."""
+    at = prometheus.start + 10 * MINUTE
+    regions = prometheus.hostile.scenario.regions
+    assert {"r.1", "rx1", "eu-(west)", "eu-west", ".*"} <= set(regions)
+    for number, region in enumerate(regions, start=1):
+        for query in ('max(marker{region=~"{{region}}"}) + 0 * count(marker{region=~"{{region}}"})',
+                      'max(marker{region=~"^{{region}}$", region!=""})'):
+            reading = prom.measure(probe(query, region), at)
+            assert reading.error is None, (region, reading.error)
+            assert [s.value for s in reading.series] == [float(number)], (region, query)
+        others = prom.measure(probe('count(marker{region!~"{{region}}"})', region), at)
+        assert others.series[0].value == len(regions) - 1, region
+    around = prom.measure(probe('max(marker{region=~"({{region}})|e.-west"})', "eu-(west)"), at)
+    assert [s.value for s in around.series] == [13.0]  # the policy's own regex still is one
+
+    def unquoted(region: str) -> list[float]:  # what quoting prevents: the value escaped as a string only
+        query = render('marker{region=~"{{region}}"}', {"region": region}, escape_string)
+        return sorted(s.value for s in prom.measure(Probe("c", region, {"query": query}), at).series)
+
+    assert unquoted("r.1") == [10.0, 11.0] and unquoted("eu-(west)") == [13.0] and len(unquoted(".*")) > 10
+
+
+@pytest.mark.prometheus
+def test_a_list_in_a_regex_matcher_matches_any_of_its_items_and_nothing_else(prom, prometheus):
+    at = prometheus.start + 10 * MINUTE
+    total = len(prometheus.hostile.scenario.regions)
+
+    def values(query: str, items: list[str]) -> list[float]:
+        reading = prom.measure(probe(query, "r1", items=items), at)
+        assert reading.error is None, reading.error
+        return sorted(s.value for s in reading.series)
+
+    picked = ["r.1", "eu-(west)", ".*", 'evil"} or vector(1) #']
+    assert values('marker{region=~"{{items}}"}', picked) == [2.0, 10.0, 12.0, 14.0]
+    assert values('count(marker{region!~"{{items}}"})', picked) == [total - 4]
+    assert values('marker{region=~"{{items}}"}', ["r.1"]) == [10.0]
+    assert values('marker{region=~"{{items}}"}', []) == []  # any of none
+    assert values('count(marker{region!~"{{items}}"})', []) == [total]
+
+
+@pytest.mark.prometheus
 def test_measure_range_returns_the_points_of_instant_queries_at_each_step(prom, prometheus):
     query = probe('sum(rate(mail_delivered_total{region="r3"}[1m]))', "r3")
     start = prometheus.start + 85 * MINUTE + 0.5  # fractional: the library alone would round it
@@ -260,14 +318,17 @@ def test_the_evaluator_renders_escapes_and_measures_concurrently(prometheus, tmp
         "apiVersion: guardrail/v1\nkind: Policy\nname: p\nchecks:\n"
         '  - {name: marker, source: prometheus, query: \'max(marker{region="{{region}}"})\', fail_if: "> 100"}\n'
         '  - {name: cpu, source: prometheus, query: \'max(db_cpu_utilization_ratio{region="{{db_region}}"})\','
-        ' fail_if: "> 0.9"}\n')
+        ' fail_if: "> 0.9"}\n'
+        '  - {name: near, source: prometheus, query: \'sort(marker{region=~"{{near}}"})\', fail_if: "> 100"}\n')
     hostile = 'evil"} or vector(1) #'
     plan = tmp_path / "plan.yaml"
     plan.write_text(json.dumps({
         "apiVersion": "guardrail/v1", "kind": "Rollout", "service": "s", "change": {"version": "2", "previous": "1"},
         "deploy": {"plugin": "noop"}, "sources": {"prometheus": {"url": "http://127.0.0.1:9", "timeout": "5s"}},
-        "regions": {"plain": {"vars": {"db_region": "r1"}, "sources": {"prometheus": {"url": prometheus.url}}},
-                    hostile: {"vars": {"db_region": "r2"}, "sources": {"prometheus": {"url": prometheus.url}}}},
+        "regions": {"plain": {"vars": {"db_region": "r1", "near": ["r.1", "eu-(west)"]},
+                              "sources": {"prometheus": {"url": prometheus.url}}},
+                    hostile: {"vars": {"db_region": "r2", "near": []},
+                              "sources": {"prometheus": {"url": prometheus.url}}}},
         "waves": [{"name": "all", "regions": ["plain", hostile], "bake": "1m"}], "policies": ["policy.yaml"]}))
     loaded = load_plan(plan, registry)
     evaluator = Evaluator(loaded, registry, PluginContext(clock=VirtualClock(0), state_dir=tmp_path, base_dir=tmp_path))
@@ -277,6 +338,8 @@ def test_the_evaluator_renders_escapes_and_measures_concurrently(prometheus, tmp
         values = {(i.region, i.check): [s.value for s in r.series] for i, r in readings.items()}
         assert values[("plain", "marker")] == [1.0] and values[(hostile, "marker")] == [2.0]
         assert values[("plain", "cpu")] == [1.0] and values[(hostile, "cpu")][0] < 0.9
+        assert values[("plain", "near")] == [10.0, 12.0] and values[(hostile, "near")] == []  # r.1, eu-(west); none
+        assert r'region=~"(?:r\\.1|eu-\\(west\\))"' in evaluator.query_text(Item("p", "near", "plain"))
         assert 'region=\\"}' not in evaluator.query_text(Item("p", "marker", "plain"))
         assert 'evil\\"} or vector(1) #' in evaluator.query_text(Item("p", "marker", hostile))
     finally:

@@ -6,9 +6,10 @@ so evidence reads ``> 30`` rather than a repr.
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
@@ -155,14 +156,37 @@ def check_template(text: str) -> str:
     return text
 
 
-def render(text: str, variables: dict[str, Any], escape=lambda v: v) -> str:
-    """Fill ``{{name}}`` placeholders; each value goes through ``escape`` for where it lands."""
+def _verbatim(value: str) -> str:
+    return value
+
+
+def _takes_before(escape: Callable[..., str]) -> bool:
+    """Whether ``escape`` declares a ``before`` parameter (matched by name, as pluggy
+    matches hook arguments): it then learns where each value lands."""
+    try:
+        return "before" in inspect.signature(escape).parameters
+    except (TypeError, ValueError):  # a callable without a readable signature takes the value only
+        return False
+
+
+def render(text: str, variables: dict[str, Any], escape: Callable[..., str] = _verbatim) -> str:
+    """Fill ``{{name}}`` placeholders; each value goes through ``escape`` for where it lands.
+
+    ``escape(value)`` gets the value as text, a list's items joined with commas. An escape
+    that declares a ``before`` parameter is called ``escape(value, before=...)`` with the
+    template text preceding the placeholder, so it can tell one place from another (a
+    PromQL regex matcher from a plain string), and gets a list as a list of strings, to
+    join in the way that place reads it."""
+    contextual = _takes_before(escape)
 
     def fill(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in variables:
             raise KeyError(name)
         value = variables[name]
+        if contextual:
+            items = [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value)
+            return escape(items, before=text[:match.start()])
         if isinstance(value, (list, tuple)):
             value = ",".join(str(v) for v in value)
         return escape(str(value))
@@ -173,13 +197,15 @@ def render(text: str, variables: dict[str, Any], escape=lambda v: v) -> str:
 Template = Annotated[str, BeforeValidator(lambda v: check_template(v) if isinstance(v, str) else v)]
 
 
-def render_value(value: Any, variables: dict[str, Any], escape=lambda v: v) -> Any:
+def render_value(value: Any, variables: dict[str, Any], escape: Callable[..., str] = _verbatim) -> Any:
     """Render templates inside strings, lists and mappings. A string that is exactly one
-    placeholder takes the variable's own value, so ``targets: "{{smtp_hosts}}"`` is a list."""
+    placeholder takes the variable's own value, so ``targets: "{{smtp_hosts}}"`` is a list
+    (each item escaped on its own, as a value with nothing before it)."""
     if isinstance(value, str):
         whole = _TEMPLATE.fullmatch(value.strip())
         if whole and whole.group(1) in variables and isinstance(variables[whole.group(1)], (list, tuple)):
-            return [escape(str(v)) for v in variables[whole.group(1)]]
+            one = (lambda v: escape(v, before="")) if _takes_before(escape) else escape
+            return [one(str(v)) for v in variables[whole.group(1)]]
         return render(value, variables, escape)
     if isinstance(value, list):
         return [render_value(v, variables, escape) for v in value]
