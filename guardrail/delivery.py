@@ -23,8 +23,11 @@ are never stored, and a token fixed in the environment takes effect on the next 
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -37,7 +40,17 @@ from .sink_http import SinkError
 from .store import SQLiteStore
 
 DRAIN_GRACE = 10.0
-"""Seconds a finishing rollout waits for deliveries in flight before leaving them spooled."""
+"""Seconds a finishing rollout waits for deliveries in flight before leaving them spooled
+(``on_failure.delivery_grace`` in a plan)."""
+
+CLAIM_LEASE = 120.0
+"""Seconds a chain stays claimed by the process delivering it, renewed before each row:
+a process killed mid-chain holds it no longer than this."""
+
+
+def new_holder() -> str:
+    """Who claims chains: this host and process, and one deliverer within it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -49,7 +62,8 @@ class Result:
     sink: str
     status: str
     revision: int
-    outcome: str  # delivered | pending (retry later) | rejected (the service refused it)
+    outcome: str  # delivered | pending (retry later) | rejected (the service refused it) | busy (another
+    # process is delivering this chain)
     error: str | None = None
 
     @property
@@ -148,16 +162,38 @@ def deliver_one(store: SQLiteStore, resolver: SinkResolver, row: dict[str, Any],
 
 
 def deliver_chain(store: SQLiteStore, resolver: SinkResolver, incident_id: str, sink: str, *,
-                  stop: threading.Event, on_result: Callable[[Result], None]) -> bool:
-    """Send a chain's pending rows in order; False when it stopped at a retryable failure."""
-    for row in store.deliveries("pending", incident_id=incident_id, sink=sink):
-        if stop.is_set():
-            return False
-        result = deliver_one(store, resolver, row, stop)
-        on_result(result)
-        if result.outcome == "pending":
-            return False
-    return True
+                  stop: threading.Event, on_result: Callable[[Result], None], holder: str) -> bool:
+    """Send a chain's pending rows in order; False when it stopped at a retryable failure
+    or another process is delivering the chain (reported as a ``busy`` result)."""
+    busy = store.claim_chain(incident_id, sink, holder, CLAIM_LEASE)
+    if busy is not None:
+        waiting = store.deliveries("pending", incident_id=incident_id, sink=sink)
+        if waiting:
+            on_result(_busy(waiting[0], busy))
+        return False
+    try:
+        # Read after claiming: rows another process delivered before we held the chain are gone.
+        for row in store.deliveries("pending", incident_id=incident_id, sink=sink):
+            if stop.is_set():
+                return False
+            busy = store.claim_chain(incident_id, sink, holder, CLAIM_LEASE)  # renew before each send
+            if busy is not None:  # the claim lapsed and was taken over: leave the rest to its holder
+                on_result(_busy(row, busy))
+                return False
+            result = deliver_one(store, resolver, row, stop)
+            on_result(result)
+            if result.outcome == "pending":
+                return False
+        return True
+    finally:
+        store.release_chain(incident_id, sink, holder)
+
+
+def _busy(row: dict[str, Any], claim: dict[str, Any]) -> Result:
+    incident = row["payload"]
+    until = time.strftime("%H:%M:%S", time.localtime(claim["expires_at"]))
+    return Result(row["id"], row["incident_id"], row["sink"], incident["status"], incident.get("revision", 0), "busy",
+                  f"being delivered by {claim['holder']} (its claim runs until {until} unless renewed)")
 
 
 def pending_chains(store: SQLiteStore, incident_id: str | None = None) -> list[tuple[str, str]]:
@@ -174,6 +210,7 @@ class Deliverer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._closed = False
+        self._holder = new_holder()
 
     def kick(self, incident_id: str | None = None) -> None:
         """Deliver what is pending (for one incident, or everything in the store)."""
@@ -195,7 +232,8 @@ class Deliverer:
         while True:
             wake.clear()
             try:
-                deliver_chain(self.store, self.resolver, *chain, stop=self._stop, on_result=self._report)
+                deliver_chain(self.store, self.resolver, *chain, stop=self._stop, on_result=self._report,
+                              holder=self._holder)
             except Exception:  # the store closed under us at exit: the rows stay pending
                 pass
             with self._lock:
@@ -244,6 +282,7 @@ def flush(store: SQLiteStore, registry: Registry, *, incident: str | None = None
         store.requeue_rejected(incident_id)
     resolver = SinkResolver(store, registry, environ)
     results: list[Result] = []
+    holder = new_holder()
     for chain in pending_chains(store, incident_id):
-        deliver_chain(store, resolver, *chain, stop=threading.Event(), on_result=results.append)
+        deliver_chain(store, resolver, *chain, stop=threading.Event(), on_result=results.append, holder=holder)
     return results

@@ -116,7 +116,7 @@ class Engine:
             return self._run()
         finally:
             self.evaluator.close()
-            self.notifier.close()  # bounded: undelivered updates stay spooled
+            self.notifier.close(self.rollout.on_failure.delivery_grace)  # bounded: undelivered updates stay spooled
 
     def _run(self) -> str:
         failed = self.store.step(self.id, "decision:failed")

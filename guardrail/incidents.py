@@ -78,8 +78,8 @@ class Notifier:
         self.deliverer.close(grace)
 
     def _delivered(self, result: Result) -> None:
-        if result.incident_id != self.own:  # an earlier rollout's backlog: its rows say what happened
-            return
+        if result.incident_id != self.own or result.outcome == "busy":
+            return  # an earlier rollout's backlog (its rows say what happened), or another process delivers it
         data = {"incident": result.incident_id, "sink": result.sink, "status": result.status,
                 "revision": result.revision}
         if result.ok:

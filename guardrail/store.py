@@ -369,6 +369,30 @@ class SQLiteStore:
         return self._write("UPDATE deliveries SET status = 'pending' WHERE status = 'rejected'"
                            " AND (? IS NULL OR incident_id = ?)", (incident_id, incident_id)).rowcount
 
+    def claim_chain(self, incident_id: str, sink: str, holder: str, lease: float) -> dict[str, Any] | None:
+        """Claim (or renew) the delivery of one (incident, sink) chain for ``lease`` seconds.
+        Returns None when ``holder`` has it, else the live claim of whoever does."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT holder, expires_at FROM delivery_claims WHERE incident_id = ?"
+                                       " AND sink = ?", (incident_id, sink)).fetchone()
+                if row is not None and row["holder"] != holder and row["expires_at"] > now:
+                    self._db.execute("COMMIT")
+                    return dict(row)
+                self._db.execute("INSERT OR REPLACE INTO delivery_claims VALUES (?,?,?,?)",
+                                 (incident_id, sink, holder, now + lease))
+                self._db.execute("COMMIT")
+                return None
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def release_chain(self, incident_id: str, sink: str, holder: str) -> None:
+        self._write("DELETE FROM delivery_claims WHERE incident_id = ? AND sink = ? AND holder = ?",
+                    (incident_id, sink, holder))
+
     # -- locks -----------------------------------------------------------------------
 
     def try_lock(self, service: str, rollout_id: str, holder: str, host: str, pid: int, lease: float,

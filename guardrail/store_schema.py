@@ -56,6 +56,12 @@ CREATE TABLE IF NOT EXISTS deliveries (
     status TEXT NOT NULL, incident_status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL, delivered_at REAL, last_error TEXT, payload TEXT NOT NULL
 );
+-- Who is delivering an (incident, sink) chain now: one process at a time, so two
+-- flushes (or a flush and a running rollout) never send one update twice.
+CREATE TABLE IF NOT EXISTS delivery_claims (
+    incident_id TEXT NOT NULL, sink TEXT NOT NULL, holder TEXT NOT NULL, expires_at REAL NOT NULL,
+    PRIMARY KEY (incident_id, sink)
+);
 CREATE TABLE IF NOT EXISTS sink_refs (
     incident_id TEXT NOT NULL, sink TEXT NOT NULL, ref TEXT NOT NULL, PRIMARY KEY (incident_id, sink)
 );

@@ -97,7 +97,8 @@ def flush(incident: Annotated[str | None, typer.Argument(help="only this inciden
         typer.echo(json.dumps({"results": [r.as_dict() for r in results], "left": len(left)}, indent=2))
     else:
         for r in results:
-            outcome = "[green]delivered[/green]" if r.ok else f"[red]{r.outcome}[/red]: {escape(r.error or '')}"
+            colour = "green" if r.ok else "yellow" if r.outcome == "busy" else "red"
+            outcome = f"[{colour}]{r.outcome}[/{colour}]" + ("" if r.ok else f": {escape(r.error or '')}")
             out_console.print(f"{r.incident_id} {r.status} (update {r.revision}) → {r.sink}: {outcome}")
         out_console.print(f"{len(results)} attempted, {len(left)} not delivered" if results or left
                           else "nothing to deliver")

@@ -49,6 +49,9 @@ class OnFailure(_Strict):
         description="incident sink(s): one {plugin, with} or a list of them; default: journal")
     update_every: Duration = Field(1800.0, gt=0, description="while the incident is open, send an update this often"
                                                               " (on the rollout's clock)")
+    delivery_grace: Duration = Field(10.0, ge=0, description="when the rollout ends, wait this long for incident "
+                                     "updates in flight; what is not delivered by then stays spooled for "
+                                     "`guardrail incidents flush` (the rollback never waits for a sink)")
 
     def incident_refs(self) -> list[PluginRef]:
         """The incident sinks as a list, whichever way the plan wrote them."""
