@@ -125,6 +125,7 @@ class Guardrail:
         engine.emit("rollout.started", service=rollout.service, change=rollout.change.model_dump(),
                     waves=[{"name": w.name, "regions": w.regions, "bake": w.bake} for w in rollout.waves],
                     plan=str(plan.path), policies=[str(p.path) for p in plan.policies], clock=rollout.clock)
+        lease.record_takeover(engine.emit)
         refusal = self._guards(plan, engine, clock, override_window)
         if refusal is not None:
             engine.transition("refused", outcome="halted", reason=refusal, finished=True)
@@ -195,6 +196,7 @@ class Guardrail:
             self.store.request(rollout_id, "pause", None)
             self.store.request(rollout_id, "pause_honoured", None)
         engine.emit("rollout.resumed", previous_state=row["state"])
+        lease.record_takeover(engine.emit)
         engine.run()
         return self._result(rollout_id)
 

@@ -4,12 +4,12 @@ at a past time T.
 Why: "would this policy have caught last month's incident, and would it have cried
 wolf last week?" is the question a policy author has before a policy guards anything,
 and history already holds the answer. A backtest replays the policy over that history
-with the engine's own code on a virtual clock starting at T: ``Engine._capture_baselines``
-(range queries over the window before T), then ``Engine._bake`` (instant queries every
-``interval`` from T, the judge's ``for:`` holds, inconclusive limits, the bake's end
-and its grace), through the same source plugins a rollout uses. Nothing is deployed
-(the ``noop`` deployer stands in) and nothing is notified: the bake's decision is the
-answer, with the engine's evidence.
+with the engine's own code on a virtual clock starting at T: ``Engine.decide_wave``
+captures the baselines (range queries over the window before T), then bakes (instant
+queries every ``interval`` from T, the judge's ``for:`` holds, inconclusive limits, the
+bake's end and its grace), through the same source plugins a rollout uses. Nothing is
+deployed (the ``noop`` deployer stands in) and nothing is notified: the bake's decision
+is the answer, with the engine's evidence.
 
 Checks that can only answer for *now* (a live ``tcp`` or ``http`` probe: anything
 without a ``query``) cannot be replayed; they are left out and listed, rather than
@@ -203,11 +203,8 @@ def _run(plan: Plan, store: SQLiteStore, pm: GuardrailPluginManager, deployed_at
                     rollout_id=rollout_id, context=context, lease=lease, realtime=False)
     wave = plan.rollout.waves[0]
     try:
-        engine._capture_baselines(wave)
-        engine._deploy_wave(wave)
-        decision = engine._bake(wave)
+        decision = engine.decide_wave(wave)
     finally:
-        engine.evaluator.close()
         lease.release()
     region, controls = wave.regions[0], [r for w in plan.rollout.waves[1:] for r in w.regions]
     rows = store.measurements(rollout_id, f"bake:{WAVE}")

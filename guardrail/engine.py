@@ -22,6 +22,7 @@ from .incidents import IncidentTracker, Notifier
 from .interfaces import ActionRun, Outcome, PluginContext, Target
 from .loader import Plan
 from .locking import Lease
+from .model import Wave
 from .model.types import format_duration, template_names
 from .plugin_manager import Registry
 from .recovery import verify_recovery
@@ -77,6 +78,7 @@ class Engine:
 
     def transition(self, state: str, *, outcome: str | None = None, reason: str | None = None,
                    finished: bool = False, **data: Any) -> None:
+        self.lease.check()
         self.store.set_state(self.id, state, outcome=outcome, reason=reason, finished=finished)
         self.emit(f"state.{state}", **({"reason": reason} if reason else {}), **data)
 
@@ -91,6 +93,7 @@ class Engine:
 
     def _side_effect(self, key: str, call, detail: dict[str, Any]) -> Outcome:
         """Run ``call`` once per key: committed as started before, finished after."""
+        self.lease.check()  # a process whose lock was taken over changes nothing more
         step = self.store.step(self.id, key)
         if step is not None and step["status"] == "done":
             return Outcome(True, (step["detail"] or {}).get("outcome", "done earlier"))
@@ -135,8 +138,7 @@ class Engine:
             self.transition("deploying", wave=wave.name, regions=wave.regions)
             failures = self._deploy_wave(wave)
             if failures:
-                return self._fail(Failure(f"deploy failed in {', '.join(f['region'] for f in failures)}",
-                                          failures, [wave.name]))
+                return self._fail(_deploy_failure(wave, failures))
             result = self._bake(wave)
             if isinstance(result, Halt):
                 return self._halt(result.reason)
@@ -147,6 +149,23 @@ class Engine:
         self.transition("promoted", outcome="promoted", finished=True)
         self.lease.release()
         return "promoted"
+
+    def decide_wave(self, wave: Wave) -> Failure | Halt | None:
+        """Capture one wave's baselines, deploy it and bake it, and return the decision
+        (a ``Failure`` when a deploy or the bake failed, a ``Halt``, or None when it
+        passed) without acting on it: no rollback, no incident, no state of the rollout's
+        end, no lock released.
+
+        For a backtest: with the ``noop`` deployer on a virtual clock set at a past time,
+        it is what the engine would have decided then. Like ``run``, it is the engine's
+        last use (its evaluator is closed).
+        """
+        try:
+            self._capture_baselines(wave)
+            failures = self._deploy_wave(wave)
+            return _deploy_failure(wave, failures) if failures else self._bake(wave)
+        finally:
+            self.evaluator.close()
 
     def _halt(self, reason: str, **data: Any) -> str:
         self.transition("halted", outcome="halted", reason=reason, **data)
@@ -213,7 +232,9 @@ class Engine:
         self._mark(f"baseline:{wave.name}", {"at": end})
 
     def _watch(self, before) -> None:
-        """Between ticks: honour pause/abort requests (the lease renews itself)."""
+        """Between ticks: stop if the lock was lost; honour pause/abort requests (the lease
+        renews itself)."""
+        self.lease.check()
         requests = self._requests()
         if requests.get("abort"):
             raise _Interrupted(Failure(f"aborted: {requests['abort']}", aborted=True))
@@ -384,6 +405,10 @@ class Engine:
 class _Interrupted(Exception):
     def __init__(self, result: Failure | Halt):
         self.result = result
+
+
+def _deploy_failure(wave: Wave, failures: list[dict[str, Any]]) -> Failure:
+    return Failure(f"deploy failed in {', '.join(f['region'] for f in failures)}", failures, [wave.name])
 
 
 def _settings(factory: Any, raw: dict[str, Any]) -> Any:

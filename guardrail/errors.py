@@ -13,6 +13,7 @@ Tree::
     ├── StoreError                  the state file cannot be opened or is from the future
     ├── NotFound                    a rollout id (or incident) that the store does not hold
     ├── LockedError                 another rollout of the service holds the lock (exit 5)
+    ├── LockLostError               a running rollout's lock was taken over: it stopped (exit 5)
     └── StateError                  a command that the rollout's state does not allow
 
 Outcomes of a rollout (promoted, rolled back, halted...) are not errors: the engine
@@ -91,6 +92,22 @@ class NotFound(GuardrailError):
 
 class StateError(GuardrailError):
     """The rollout's current state does not allow this command."""
+
+
+class LockLostError(GuardrailError):
+    """A running rollout found its lock held by someone else: it stalled longer than its
+    lease and another process took the lock over. It must change nothing more."""
+
+    exit_code = ExitCode.LOCKED
+
+    def __init__(self, service: str, rollout_id: str, holder: dict | None):
+        self.service, self.rollout_id, self.holder = service, rollout_id, holder
+        now = (f"rollout {holder['rollout_id']} ({holder['holder']}) holds it now" if holder
+               else "nobody holds it now (it was unlocked)")
+        super().__init__(
+            f"rollout {rollout_id} lost the lock of service {service!r} while it ran: {now}. This process "
+            f"stalled longer than its lease, so it stopped before its next change; see `guardrail status {rollout_id}`"
+        )
 
 
 class LockedError(GuardrailError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 
@@ -51,6 +52,16 @@ def describe(e: dict[str, Any]) -> str | None:
         sinks = ", ".join(f"{s.get('sink')}" + ("" if s.get("ok") else f" (spooled: {s.get('error', '')})")
                           for s in e.get("sinks") or [])
         return f"incident {e.get('incident')} {kind.split('.', 1)[1]} → {sinks or 'no sink'}"
+    if kind == "lock.taken_over":
+        held = f"{e.get('previous_holder')}, held since {_when(e.get('held_since'))}"
+        if e.get("own"):
+            return f"took over this rollout's lock from its earlier process ({held}): {_why_taken(e)}"
+        return f"took over the lock of {e.get('service')} from rollout {e.get('previous_rollout')} ({held}): " \
+               f"{_why_taken(e)}"
+    if kind == "lock.lost":
+        why = _why_taken(e, whose="this rollout's")
+        return f"lock of {e.get('service')} taken over at {_when(e.get('taken_at'))} by rollout " \
+               f"{e.get('by_rollout')} ({e.get('by_holder')}): {why}"
     if kind == "state.verifying_recovery":
         return f"verifying recovery of {', '.join(e.get('regions') or [])} for {e.get('for')}"
     if kind == "recovery.relapsed":
@@ -66,3 +77,17 @@ def describe(e: dict[str, Any]) -> str | None:
     if kind == "state.rollback_failed":
         return f"A PERSON IS NEEDED NOW: {e.get('reason', '')}"
     return None
+
+
+def _when(epoch: float | None) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch else "?"
+
+
+def _why_taken(e: dict[str, Any], whose: str = "its") -> str:
+    """Why a lock's holder could no longer hold it (``guardrail.locking.stale_reason``)."""
+    if e.get("why") == "process-gone":
+        return f"{whose} process {e.get('pid')} is gone from {e.get('host')}"
+    why = f"{whose} lease expired at {_when(e.get('lease_expires_at'))}"
+    if e.get("pid_running"):  # same host, and something answers to that pid
+        why += f" while pid {e.get('pid')} still runs on {e.get('host')} (a hung process, or the pid reused)"
+    return why

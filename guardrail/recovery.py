@@ -10,6 +10,10 @@ Every tick also gives the incident its chance to send a periodic update.
 A resumed verification first walks the ticks already stored (the phase does not yield
 them again), so a relapse seen before a crash still counts, and an update the crash
 kept from being published goes out (the published ones are memoized: never twice).
+
+The ``verify`` step is started with the verification and finished with its verdict
+(``done``: recovered, ``failed``: not, the reason in its ``outcome``); a run that finds
+it finished takes that verdict and does not verify again.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from .ticks import Phase, _restore
 if TYPE_CHECKING:
     from .engine import Engine, Failure
     from .incidents import IncidentTracker
+
+STEP = "verify"
 
 
 class _Watch:
@@ -70,22 +76,27 @@ class _Watch:
 
 def verify_recovery(engine: Engine, failure: Failure, regions: list[str],
                     incident: IncidentTracker | None = None) -> tuple[bool, str]:
+    """Watch ``regions`` after the rollback of ``failure``: (recovered, why), recorded
+    as the ``verify`` step's outcome."""
+    step = engine.store.step(engine.id, STEP)
+    if step is not None and step["status"] != "started":
+        detail = step["detail"] or {}
+        return bool(detail.get("recovered", step["status"] == "done")), detail.get("outcome", "verified earlier")
     spec = engine.rollout.verify_recovery
     checks = {(f["policy"], f["check"]) for f in failure.findings if f.get("check") != "deploy"}
     only = checks if spec.checks == "failing" and checks else None
-    items = engine.evaluator.items(regions, only)
-    if not items:
-        return True, "nothing to verify"
-    step = engine.store.step(engine.id, "verify")
     if step is None:
         start = engine.clock.now()
-        engine.store.start_step(engine.id, "verify", start, {"start": start})
+        engine.store.start_step(engine.id, STEP, start, {"start": start})
     else:
         start = step["detail"]["start"]
+    items = engine.evaluator.items(regions, only)
+    if not items:
+        return _finish(engine, start, (True, "nothing to verify"))
     watch = _Watch(engine, start, incident)
     done = _replay(engine, items, watch)
     if done is not None:
-        return done
+        return _finish(engine, start, done)
     phase = Phase(rollout_id=engine.id, name="recovery", start=start, items=items, evaluator=engine.evaluator,
                   store=engine.store, clock=engine.clock, baselines=engine.store.baselines(engine.id),
                   realtime=engine.realtime)
@@ -94,8 +105,15 @@ def verify_recovery(engine: Engine, failure: Failure, regions: list[str],
                     phase.states[i].last.reason if phase.states[i].last else "no verdict yet") for i in phase.unclean()]
         done = watch.observe(at, unclean, live=True)
         if done is not None:
-            return done
+            return _finish(engine, start, done)
     return False, "verification stopped"
+
+
+def _finish(engine: Engine, start: float, verdict: tuple[bool, str]) -> tuple[bool, str]:
+    recovered, note = verdict
+    engine.store.finish_step(engine.id, STEP, recovered, engine.clock.now(),
+                             {"start": start, "recovered": recovered, "outcome": note})
+    return verdict
 
 
 def _replay(engine: Engine, items: list[Item], watch: _Watch) -> tuple[bool, str] | None:

@@ -417,15 +417,18 @@ class SQLiteStore:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def renew_lock(self, service: str, rollout_id: str, lease: float) -> None:
-        self._write("UPDATE locks SET expires_at = ? WHERE service = ? AND rollout_id = ?",
-                    (time.time() + lease, service, rollout_id))
+    def renew_lock(self, service: str, rollout_id: str, holder: str, lease: float) -> bool:
+        """Extend the lease of the lock this holder has; False when it no longer has it."""
+        return self._write("UPDATE locks SET expires_at = ? WHERE service = ? AND rollout_id = ? AND holder = ?",
+                           (time.time() + lease, service, rollout_id, holder)).rowcount > 0
 
     def lock(self, service: str) -> dict[str, Any] | None:
         rows = self._read("SELECT * FROM locks WHERE service = ?", (service,))
         return dict(rows[0]) if rows else None
 
-    def release_lock(self, service: str, rollout_id: str | None = None) -> bool:
-        if rollout_id is None:
-            return self._write("DELETE FROM locks WHERE service = ?", (service,)).rowcount > 0
-        return self._write("DELETE FROM locks WHERE service = ? AND rollout_id = ?", (service, rollout_id)).rowcount > 0
+    def release_lock(self, service: str, rollout_id: str | None = None, holder: str | None = None) -> bool:
+        """Remove the service's lock: any (``guardrail unlock``), or only this rollout's, or
+        only this rollout's held by this holder."""
+        return self._write("DELETE FROM locks WHERE service = ? AND (? IS NULL OR rollout_id = ?)"
+                           " AND (? IS NULL OR holder = ?)", (service, rollout_id, rollout_id, holder, holder)
+                           ).rowcount > 0

@@ -136,6 +136,31 @@ def test_a_state_file_can_be_kept_for_guardrail_status(runs, tmp_path):
         store.close()
 
 
+def test_a_backtest_decides_and_acts_on_nothing(runs, tmp_path):
+    """``Engine.decide_wave``: baselines, the (noop) deploy and the bake; the failure is
+    only the answer: no rollback, no incident, no recovery, no end state; the lock is freed."""
+    from guardrail.errors import NotFound
+    from guardrail.store import SQLiteStore
+
+    run = runs["r3-sender-restarts"]
+    result = backtest([POLICIES / "service-restarts.yaml"], region="r3", deployed_at=run.start,
+                      until=run.start + 1800, sources=sim_sources(run), state=tmp_path / "kept.db")
+    assert result.outcome == "fail"
+    store = SQLiteStore(tmp_path / "kept.db")
+    try:
+        rid = result.rollout_id
+        assert {s["key"]: s["status"] for s in store.steps(rid)} == {
+            "baseline:backtest": "done", "deploy:r3": "done", "bake:backtest": "started"}
+        assert [e["kind"] for e in store.events(rid)] == ["region.deployed", "state.baking"]
+        assert store.rollout(rid)["state"] == "baking" and store.rollout(rid)["outcome"] is None
+        assert store.measurements(rid, "recovery") == []
+        with pytest.raises(NotFound):
+            store.incident(rid)
+        assert store.lock("backtest") is None
+    finally:
+        store.close()
+
+
 # --- against a real Prometheus ------------------------------------------------------------
 
 

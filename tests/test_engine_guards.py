@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from contextlib import closing
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ import yaml
 from typer.testing import CliRunner
 
 from guardrail.cli import create_app
+from guardrail.event_text import describe
 from guardrail.locking import HOST
 from guardrail.store import SQLiteStore
 from guardrail_plugins.sim import FleetLog
@@ -84,7 +86,11 @@ def test_missing_data_fails_and_rolls_back_when_the_policy_says_so(work, state, 
         rid = doc["rollout_id"]
         assert states(store, rid) == ["deploying", "baking", "failed", "rolling_back", "rolled_back",
                                       "verifying_recovery", "done"]
-        assert {m["status"] for m in store.measurements(rid, "recovery")} == {"pass"}  # data is back after rollback
+        recovery = store.measurements(rid, "recovery")
+        # The reading at the rollback's own instant still shows the silent version (as a
+        # real scrape would); data is back at every later one.
+        assert recovery[0]["reason"].startswith("no data") and recovery[0]["status"] != "pass"
+        assert len(recovery) > 1 and {m["status"] for m in recovery[1:]} == {"pass"}
     assert fleet(state) == [("deploy", "r3", "2.4-silent"), ("rollback", "r3", "1.0")]
 
 
@@ -196,21 +202,40 @@ def _guardrail(*args: str | Path, env: dict | None = None, **kw) -> subprocess.P
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}, **kw)
 
 
-def _wait_for(predicate, timeout: float = 20.0):
+def _wait_for(predicate, timeout: float = 120.0, what: str = "condition"):
+    """Poll until ``predicate()`` is truthy; the deadline is generous because it only
+    matters when the test fails, and a loaded machine is slow."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.05)
-    raise AssertionError("timed out")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _gated(work: Path, name: str, deploys: Path, gate: Path, **changes) -> Path:
+    """A real-clock plan whose deploys (``slow_deploy.py``) wait until ``gate`` exists."""
+    script = [sys.executable, "../scripts/slow_deploy.py"]
+    return write_plan(work, name, base="realtime.yaml", deploy={"plugin": "command", "with": {
+        "deploy": script + ["deploy", "{{region}}", "{{version}}"],
+        "rollback": script + ["rollback", "{{region}}", "{{previous}}"],
+        "env": {"DEPLOY_LOG": str(deploys), "DEPLOY_GATE": str(gate)}}}, **changes)
 
 
 @pytest.mark.slow
-def test_two_rollouts_of_the_same_service_at_once_exactly_one_proceeds(work, state):
-    plan = work / "plans" / "realtime.yaml"
+def test_two_rollouts_of_the_same_service_at_once_exactly_one_proceeds(work, state, tmp_path):
+    """Both start at once. The winner's first deploy waits at a gate until the other process
+    has exited, so the loser meets a held lock however the two are scheduled (a winner that
+    finished before the loser even started would let it in, and prove nothing)."""
+    gate = tmp_path / "gate"
+    plan = _gated(work, "gated", tmp_path / "deploys.log", gate)
     procs = [_guardrail("rollout", plan, "--state", state, "--output", "json") for _ in range(2)]
-    outs = [p.communicate(timeout=60) for p in procs]
+    try:
+        _wait_for(lambda: any(p.poll() is not None for p in procs), what="one of the two rollouts to be refused")
+    finally:
+        gate.touch()
+        outs = [p.communicate(timeout=300) for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 5], outs
     winner, loser = (0, 1) if procs[0].returncode == 0 else (1, 0)
@@ -229,7 +254,7 @@ def _hold(store: SQLiteStore, *, pid: int, host: str = HOST, lease: float = 120.
 
 def test_a_lock_held_by_a_live_process_refuses_and_is_taken_over_once_it_died(work, state):
     plan = write_plan(work, "quick", **canary_only())
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
         with closing(SQLiteStore(state)) as store:
             _hold(store, pid=holder.pid)
@@ -255,7 +280,99 @@ def test_a_lock_from_another_host_is_taken_over_only_after_its_lease_expired(wor
     assert json.loads(locked.stdout)["holder"] == "another-runner:4242"
     with closing(SQLiteStore(state)) as store:
         _hold(store, pid=4242, host="another-runner", lease=-1.0)  # it stopped renewing
-    rollout(plan, state, 0)
+        expired_at = store.lock(SERVICE)["expires_at"]
+    doc = rollout(plan, state, 0)
+    with closing(SQLiteStore(state)) as store:
+        [taken] = store.events(doc["rollout_id"], "lock.taken_over")
+        assert taken["why"] == "lease-expired" and taken["lease_expires_at"] == expired_at
+        assert (taken["previous_rollout"], taken["previous_holder"]) == ("ghost", "another-runner:4242")
+        assert taken["pid_running"] is None  # another host's pids cannot be checked from here
+        assert describe(taken).endswith(f"its lease expired at {_iso(expired_at)}")
+        assert store.events("ghost") == []  # no rollout of that id here: nothing to tell
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _kill_while_deploying(work: Path, state: Path, tmp_path: Path) -> tuple[str, int]:
+    """Start ``guardrail rollout`` as a real process, SIGKILL it while its first deploy
+    waits at a gate (so it surely holds the lock); return its rollout id and pid."""
+    gate = tmp_path / "gate"
+    proc = _guardrail("rollout", _gated(work, "gated", tmp_path / "deploys.log", gate), "--state", state)
+    try:
+        _wait_for(lambda: state.exists() and _deploy_started(state), what="the deploy to start")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=120)
+        gate.touch()  # the orphaned deploy program ends too
+    assert proc.returncode == -signal.SIGKILL
+    with closing(SQLiteStore(state)) as store:
+        return store.rollouts()[0]["id"], proc.pid
+
+
+@pytest.mark.slow
+def test_the_lock_of_a_killed_rollout_is_taken_over_at_once_and_both_rollouts_say_so(work, state, tmp_path):
+    killed, pid = _kill_while_deploying(work, state, tmp_path)
+    with closing(SQLiteStore(state)) as store:
+        left = store.lock(SERVICE)
+        assert (left["rollout_id"], left["pid"], left["expires_at"] > time.time()) == (killed, pid, True)
+        last = store.last_time(killed)
+
+    report = tmp_path / "report.html"
+    result = run("rollout", write_plan(work, "next", **canary_only()), "--state", state, "--report", report)
+    assert result.exit_code == 0, result.output  # at once: the lease had not expired
+    sentence = (f"took over the lock of {SERVICE} from rollout {killed} ({HOST}:{pid}, held since "
+                f"{_iso(left['acquired_at'])}): its process {pid} is gone from {HOST}")
+    assert sentence in result.output  # the progress lines
+    with closing(SQLiteStore(state)) as store:
+        new = store.rollouts()[0]["id"]
+        [taken] = store.events(new, "lock.taken_over")
+        assert taken == {"seq": taken["seq"], "at": taken["at"], "kind": "lock.taken_over", "service": SERVICE,
+                         "previous_rollout": killed, "previous_holder": f"{HOST}:{pid}", "own": False,
+                         "why": "process-gone", "host": HOST, "pid": pid, "pid_running": False,
+                         "held_since": left["acquired_at"], "lease_expires_at": left["expires_at"],
+                         "taken_at": taken["taken_at"]}
+        assert left["acquired_at"] < taken["taken_at"] < left["expires_at"]
+        assert [e["kind"] for e in store.events(new)][:2] == ["rollout.started", "lock.taken_over"]
+
+        [lost] = store.events(killed, "lock.lost")
+        assert (lost["by_rollout"], lost["by_holder"], lost["why"]) == (new, f"{HOST}:{os.getpid()}", "process-gone")
+        assert lost["at"] == last == store.last_time(killed)  # dated on its own clock: a resume of it is not moved
+        assert describe(lost) == (f"lock of {SERVICE} taken over at {_iso(taken['taken_at'])} by rollout {new} "
+                                  f"({HOST}:{os.getpid()}): this rollout's process {pid} is gone from {HOST}")
+        assert store.lock(SERVICE) is None
+    assert sentence in report.read_text()  # the report's event log
+
+
+def test_an_expired_lease_whose_pid_still_runs_here_is_taken_over_saying_so(work, state):
+    """The pid answers on this host, but the lease was not renewed: a hung holder, or a
+    pid that another process reuses. Only the lease's expiry lets the lock go."""
+    plan = write_plan(work, "quick", **canary_only())
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        with closing(SQLiteStore(state)) as store:
+            _hold(store, pid=other.pid)
+        assert run("rollout", plan, "--state", state).exit_code == 5  # alive and within its lease
+        with closing(SQLiteStore(state)) as store:
+            _hold(store, pid=other.pid, lease=-1.0)
+            expired_at = store.lock(SERVICE)["expires_at"]
+        doc = rollout(plan, state, 0)
+        assert other.poll() is None  # taking a lock never touches its holder
+    finally:
+        other.kill()
+        other.wait()
+    with closing(SQLiteStore(state)) as store:
+        [taken] = store.events(doc["rollout_id"], "lock.taken_over")
+        assert (taken["why"], taken["pid"], taken["pid_running"]) == ("lease-expired", other.pid, True)
+        assert describe(taken).endswith(f"its lease expired at {_iso(expired_at)} while pid {other.pid} still runs "
+                                        f"on {HOST} (a hung process, or the pid reused)")
+
+
+def test_a_lock_taken_without_a_holder_to_replace_records_nothing(work, state):
+    doc = rollout(write_plan(work, "quick", **canary_only()), state, 0)
+    with closing(SQLiteStore(state)) as store:
+        assert not [e for e in store.events(doc["rollout_id"]) if e["kind"].startswith("lock.")]
 
 
 def test_a_halted_rollout_keeps_its_lock_until_unlocked(work, state):
@@ -290,10 +407,10 @@ def test_a_rollout_killed_with_sigkill_leaves_a_lock_that_resume_takes_over(work
                 rows = store.rollouts()
                 return rows[0]["id"] if rows and rows[0]["state"] == "baking" else None
 
-        rollout_id = _wait_for(baking)
+        rollout_id = _wait_for(baking, what="the rollout to bake")
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
+        proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL
     with closing(SQLiteStore(state)) as store:
         lock = store.lock(SERVICE)
@@ -307,31 +424,37 @@ def test_a_rollout_killed_with_sigkill_leaves_a_lock_that_resume_takes_over(work
     assert sorted(line.split()[1] for line in lines) == ["r1", "r2", "r3"]  # each region deployed once
     with closing(SQLiteStore(state)) as store:
         assert store.events(rollout_id, "rollout.resumed")[0]["previous_state"] == "baking"
+        [taken] = store.events(rollout_id, "lock.taken_over")  # from its own dead process
+        assert (taken["own"], taken["previous_rollout"], taken["pid"], taken["why"]) == (
+            True, rollout_id, proc.pid, "process-gone")
+        assert describe(taken).startswith(f"took over this rollout's lock from its earlier process ({HOST}:{proc.pid},")
+        assert store.events(rollout_id, "lock.lost") == []
         assert store.lock(SERVICE) is None
 
 
 @pytest.mark.slow
 def test_the_lease_is_renewed_while_a_deploy_outlasts_it(work, state, tmp_path):
-    """A 4 s deploy under a 1 s lease: the heartbeat keeps the lock, a second rollout is refused."""
-    plan = write_plan(work, "slow", base="realtime.yaml", deploy={"plugin": "command", "with": {
-        "deploy": [sys.executable, "../scripts/slow_deploy.py", "deploy", "{{region}}", "{{version}}"],
-        "rollback": [sys.executable, "../scripts/slow_deploy.py", "rollback", "{{region}}", "{{previous}}"]}},
-        waves=[{"name": "canary", "regions": ["r3"], "bake": "1s"}])
-    env = {**os.environ, "GUARDRAIL_LOCK_LEASE": "1", "DEPLOY_SECONDS": "4", "DEPLOY_LOG": str(tmp_path / "deploys")}
+    """A deploy held at a gate for more than two leases of 3 s: the heartbeat keeps the
+    lock, and a second rollout, started only then, is refused. The deploy goes on until
+    the second rollout has exited, however long that takes on a loaded machine."""
+    gate = tmp_path / "gate"
+    canary = [{"name": "canary", "regions": ["r3"], "bake": "1s"}]
+    plan = _gated(work, "slow", tmp_path / "deploys", gate, waves=canary)
+    other = write_plan(work, "other", base="realtime.yaml", waves=canary)  # the same service, not gated
+    env = {**os.environ, "GUARDRAIL_LOCK_LEASE": "3"}
     first = subprocess.Popen([sys.executable, "-m", "guardrail", "rollout", str(plan), "--state", str(state),
                               "--output", "json"], cwd=REPO, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (state.exists() and _deploy_started(state)):
-            time.sleep(0.05)
-        time.sleep(2.5)  # the lease (1 s) would long have expired without the heartbeat
-        second = subprocess.run([sys.executable, "-m", "guardrail", "rollout", str(plan), "--state", str(state),
-                                 "--output", "json"], cwd=REPO, env=env, text=True, capture_output=True, timeout=60)
+        _wait_for(lambda: state.exists() and _deploy_started(state), what="the deploy to start")
+        time.sleep(7)  # the lease (3 s) would long have expired without the heartbeat
+        second = subprocess.run([sys.executable, "-m", "guardrail", "rollout", str(other), "--state", str(state),
+                                 "--output", "json"], cwd=REPO, env=env, text=True, capture_output=True, timeout=300)
         assert second.returncode == 5, second.stdout + second.stderr
         assert json.loads(second.stdout)["outcome"] == "locked"
     finally:
-        out, err = first.communicate(timeout=60)
+        gate.touch()
+        out, err = first.communicate(timeout=300)
     assert first.returncode == 0, out + err
     assert (tmp_path / "deploys").read_text().count("deploy r3") == 1
 
