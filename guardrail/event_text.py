@@ -18,6 +18,8 @@ def describe(e: dict[str, Any]) -> str | None:
     if kind == "preflight":
         failing = e.get("failing") or []
         return "preflight: policies pass" if not failing else "preflight: already failing: " + "; ".join(failing)
+    if kind == "plan.changed":
+        return f"the plan or its policies changed since the rollout started: {e.get('detail')}"
     if kind == "window.overridden":
         return f"change freeze {e.get('window')!r} overridden: {e.get('reason')}"
     if kind == "state.deploying":

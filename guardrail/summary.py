@@ -2,7 +2,8 @@
 
 Its shape is a contract documented in README: rollout id, service, version, outcome,
 ``waves[].regions[]`` with ``deployed_at``, ``rolled_back_at`` and ``verdict``, the
-failing checks with their evidence, and the incident.
+failing checks with their evidence, the incident, and ``notices``: sentences about
+what a person should not miss (a lock taken over, a change window overridden).
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import NotFound
+from .event_text import describe
 from .incident_body import iso
 from .store import SQLiteStore
 
 OUTCOMES = ("promoted", "rolled_back", "halted", "rollback_failed", "locked")
+NOTICES = ("lock.taken_over", "lock.lost", "window.overridden", "plan.changed")
+"""Events a person reading ``status`` should not miss, told as sentences (``notices``)."""
 
 
 def summarize(store: SQLiteStore, rollout_id: str) -> dict[str, Any]:
@@ -59,6 +63,7 @@ def summarize(store: SQLiteStore, rollout_id: str) -> dict[str, Any]:
         "waves": waves,
         "failing_checks": (failed["detail"] or {}).get("findings", []) if failed else [],
         "incident": incident,
+        "notices": [str(describe(e)) for e in store.events(rollout_id) if e["kind"] in NOTICES],
     }
 
 

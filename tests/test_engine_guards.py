@@ -343,6 +343,10 @@ def test_the_lock_of_a_killed_rollout_is_taken_over_at_once_and_both_rollouts_sa
                                   f"({HOST}:{os.getpid()}): this rollout's process {pid} is gone from {HOST}")
         assert store.lock(SERVICE) is None
     assert sentence in report.read_text()  # the report's event log
+    status = run("status", new, "--state", state)
+    assert status.exit_code == 0 and sentence in " ".join(status.output.split()), status.output
+    old = run("status", killed, "--state", state, "--json")
+    assert json.loads(old.output)["notices"] == [describe(lost)]
 
 
 def test_an_expired_lease_whose_pid_still_runs_here_is_taken_over_saying_so(work, state):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Callable
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ExitCode, LockedError
@@ -202,6 +203,8 @@ def _print_summary(s: dict) -> None:
     for f in s["failing_checks"]:
         out_console.print(f"[red]✗ {f['region']} {f['check']}[/red]: {f.get('reason')}"
                           + (f"\n    query: {f['query']}" if f.get("query") else ""), highlight=False)
+    for notice in s.get("notices") or []:
+        out_console.print(f"[yellow]![/yellow] {escape(notice)}", highlight=False)
     if s.get("incident"):
         out_console.print(f"incident {s['incident']['id']}: {s['incident']['status']}")
     out_console.print(f"[dim]details: guardrail status {s['rollout_id']}[/dim]")
