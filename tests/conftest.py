@@ -3,10 +3,40 @@ module belongs in that module."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import pytest
-from typer.testing import CliRunner
+
+def _isolate_environment() -> None:
+    """The tests see the same environment wherever they run.
+
+    Done at import, before anything imports typer or rich: both read some of these
+    variables once, when they are imported or when a console is created.
+
+    - ``GITHUB_*``: under GitHub Actions (``GITHUB_ACTIONS=true``) guardrail prints
+      workflow annotations, appends to the runner's ``$GITHUB_STEP_SUMMARY`` and typer
+      forces colour; the tests of that behaviour set these variables themselves.
+    - ``GUARDRAIL_*`` (other than the tests' own ``GUARDRAIL_REPORT_SCREENSHOTS``): a
+      state file, plugins, a lock lease or disabled autoload from the caller's shell.
+    - ``COLUMNS``/``LINES``, ``TERMINAL_WIDTH`` and the colour switches: tables are laid
+      out at the default 80 columns and output carries no escape codes.
+    - a proxy: every server the tests talk to is on the loopback interface.
+    """
+    for name in list(os.environ):
+        if name.startswith("GITHUB_") or (name.startswith("GUARDRAIL_") and name != "GUARDRAIL_REPORT_SCREENSHOTS"):
+            del os.environ[name]
+    for name in ("COLUMNS", "LINES", "TERMINAL_WIDTH", "FORCE_COLOR", "PY_COLORS", "TTY_COMPATIBLE",
+                 "TTY_INTERACTIVE"):
+        os.environ.pop(name, None)
+    for name in ("NO_PROXY", "no_proxy"):
+        os.environ[name] = ",".join(filter(None, [os.environ.get(name), "127.0.0.1", "localhost", "::1"]))
+
+
+_isolate_environment()
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"

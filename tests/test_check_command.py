@@ -134,7 +134,7 @@ def test_cli_table_and_exit_code_one_when_a_check_fails(cli, prometheus, policy)
 
 
 @pytest.mark.prometheus
-def test_cli_json_and_exit_codes_zero_and_three(cli, prometheus, policy, tmp_path):
+def test_cli_json_and_exit_codes_zero_and_three(cli, prometheus, policy, tmp_path, refused_port):
     healthy = cli("check", str(policy), "--region", "r2", "--prometheus", prometheus.url, "--at",
                   str(prometheus.start + 150 * MINUTE), "--json")
     assert healthy.exit_code == 0, healthy.output
@@ -142,7 +142,7 @@ def test_cli_json_and_exit_codes_zero_and_three(cli, prometheus, policy, tmp_pat
     assert [r["check"] for r in answer] == ["db-cpu-saturation", "queue-depth", "error-log-growth", "delivery-vs-control"]
     assert {r["status"] for r in answer} == {"pass"} and answer[0]["region"] == "r2"
     assert set(answer[0]) >= {"value", "threshold", "reference", "reason", "query", "pending", "skipped"}
-    down = f"http://127.0.0.1:{_closed_port()}"
+    down = f"http://127.0.0.1:{refused_port}"
     unreachable = cli("check", str(policy), "--region", "r2", "--prometheus", down, "--json")
     assert unreachable.exit_code == 3, unreachable.output
     reasons = [r["reason"] for r in json.loads(unreachable.output) if r["status"] == "inconclusive"]
@@ -159,10 +159,13 @@ def test_cli_bad_input_exits_two(cli, policy):
     assert cli("check", "no/such/policy.yaml", "--region", "r1", "--prometheus", "http://x").exit_code == 2
 
 
-def _closed_port() -> int:
+@pytest.fixture
+def refused_port():
+    """A port that refuses connections: bound but never listening, and held for the whole
+    test so that no other process (a Prometheus started on port 0...) can take it meanwhile."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
 # --- validate --live -----------------------------------------------------------------------
@@ -186,7 +189,7 @@ def test_validate_live_reports_a_query_prometheus_rejects_where_it_is_written(cl
 
 
 @pytest.mark.prometheus
-def test_validate_live_uses_the_plan_prometheus_and_variables(cli, prometheus, tmp_path):
+def test_validate_live_uses_the_plan_prometheus_and_variables(cli, prometheus, tmp_path, refused_port):
     (tmp_path / "mail.yaml").write_text(POLICY.replace(
         "query: sum(rate(error_log_writes_total", "query: sum(rate(error_log_writes_total{}"))
     plan = plan_for(tmp_path, prometheus.url)
@@ -195,5 +198,5 @@ def test_validate_live_uses_the_plan_prometheus_and_variables(cli, prometheus, t
     assert f"{tmp_path / 'mail.yaml'}:17:12: checks[2].query: Prometheus rejects the query:" in result.output
     bare = cli("validate", "--live", str(tmp_path / "mail.yaml"))
     assert bare.exit_code == 2 and "has prometheus checks: pass --prometheus URL" in bare.output
-    down = cli("validate", "--live", "--prometheus", f"http://127.0.0.1:{_closed_port()}", str(tmp_path / "mail.yaml"))
+    down = cli("validate", "--live", "--prometheus", f"http://127.0.0.1:{refused_port}", str(tmp_path / "mail.yaml"))
     assert down.exit_code == 2 and "validate --live: cannot ask: prometheus http://127.0.0.1:" in down.output

@@ -43,6 +43,10 @@ EFFECT_KILLS = ["deploy:r3", "deploy:r2", "rollback:r1", "action:r3"]
 
 def _env(workdir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KILLPOINT", "KILL_PARENT"))}
+    # The plan runs tests/support/fleet_deploy.py through its `#!/usr/bin/env python3` line,
+    # and it imports guardrail_plugins: the `python3` found first must be this interpreter
+    # (scripts/test does not activate the virtual environment it installs guardrail in).
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.update(
         KILLTEST_FLEET=str(workdir / "fleet.jsonl"),
         KILLTEST_LOG=str(workdir / "deploy.jsonl"),
@@ -56,7 +60,7 @@ def _env(workdir: Path, **extra: str) -> dict[str, str]:
 
 def _guardrail(workdir: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "guardrail", *args], env=_env(workdir, **extra), cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=600)  # generous: a loaded machine is slow
 
 
 def _rollout_id(workdir: Path) -> str:

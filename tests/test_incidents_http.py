@@ -57,11 +57,12 @@ def test_waits_come_from_retry_after_or_the_rate_limit_reset():
 
 
 def test_a_connection_error_is_retryable_and_never_names_the_url():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens there
-    with pytest.raises(SinkError) as raised:
-        request("POST", f"http://127.0.0.1:{port}/services/T0/B0/secret-token", json_body={}, settings=SETTINGS)
+    # Bound but not listening: connections are refused, and no other process can take the
+    # port while the test runs (as it could once the socket were closed).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        with pytest.raises(SinkError) as raised:
+            request("POST", f"http://127.0.0.1:{port}/services/T0/B0/secret-token", json_body={}, settings=SETTINGS)
     assert raised.value.retryable and "cannot connect" in str(raised.value) and "(after 2 attempts)" in str(raised.value)
     assert "secret-token" not in str(raised.value)

@@ -37,7 +37,7 @@ class Installed:
         clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
         clean.update(PYTHONNOUSERSITE="1", **(env or {}))
         return subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=self.workdir, env=clean,
-                              timeout=300)
+                              timeout=900)  # pip downloads the dependencies: a slow network or machine
 
 
 def _check(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:

@@ -276,10 +276,10 @@ def test_compare_control_uses_the_control_regions(tmp_path, registry):
 
 
 def test_guardrail_test_passes_the_policy_library(cli):
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: what a loaded machine does not stretch
     result = cli("test", "policies/")
     assert result.exit_code == 0, result.output
-    assert time.perf_counter() - started < 10
+    assert time.process_time() - started < 10
     assert "passed: 7 files" in result.output
 
 
@@ -345,6 +345,6 @@ def test_a_broken_test_file_in_a_folder_is_an_error_not_skipped(tmp_path, cli):
 
 def test_run_loaded_is_fast(registry):
     loaded = load_test(POLICIES / "tests" / "service-restarts.test.yaml", registry)
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: what a loaded machine does not stretch
     result = run_loaded(loaded)
-    assert result.ok and time.perf_counter() - started < 1.0
+    assert result.ok and time.process_time() - started < 1.0

@@ -14,8 +14,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
-import socket
 import struct
 import subprocess
 import time
@@ -47,26 +47,35 @@ class Browser:
     def __init__(self, tmp: Path):
         chromium = ensure("chromium", "chromium")
         chromedriver = ensure("chromedriver", "chromium-driver")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.process = subprocess.Popen([chromedriver, f"--port={port}"], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if self.http.get("/status").json()["value"]["ready"]:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "chromedriver did not start"
-            time.sleep(0.1)
-        options = {"binary": chromium, "args": CHROMIUM_ARGS + [f"--user-data-dir={tmp / 'profile'}"]}
-        capabilities = {"browserName": "chrome", "goog:chromeOptions": options,
-                        "goog:loggingPrefs": {"browser": "ALL"}}
-        session = self._call("POST", "/session", {"capabilities": {"alwaysMatch": capabilities}})
-        self.session = f"/session/{session['sessionId']}"
+        # Port 0: chromedriver takes a free port itself and names it. A port found free
+        # beforehand could be taken by another process before chromedriver binds it.
+        log = tmp / "chromedriver.log"
+        with open(log, "w") as out:
+            self.process = subprocess.Popen([chromedriver, "--port=0"], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while not (found := re.search(r"started successfully on port (\d+)", log.read_text())):
+                assert self.process.poll() is None, f"chromedriver exited:\n{log.read_text()}"
+                assert time.monotonic() < deadline, f"chromedriver did not start:\n{log.read_text()}"
+                time.sleep(0.1)
+            self.http = httpx.Client(base_url=f"http://127.0.0.1:{found.group(1)}", timeout=120)
+            while True:
+                try:
+                    if self.http.get("/status").json()["value"]["ready"]:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "chromedriver did not start"
+                time.sleep(0.1)
+            options = {"binary": chromium, "args": CHROMIUM_ARGS + [f"--user-data-dir={tmp / 'profile'}"]}
+            capabilities = {"browserName": "chrome", "goog:chromeOptions": options,
+                            "goog:loggingPrefs": {"browser": "ALL"}}
+            session = self._call("POST", "/session", {"capabilities": {"alwaysMatch": capabilities}})
+            self.session = f"/session/{session['sessionId']}"
+        except BaseException:  # no chromedriver left running after a failed start
+            self.process.kill()
+            self.process.wait(timeout=30)
+            raise
 
     def _call(self, method: str, path: str, body: dict | None = None):
         response = self.http.request(method, path, json=body)
@@ -109,7 +118,11 @@ class Browser:
             self.http.delete(self.session)
         finally:
             self.process.terminate()
-            self.process.wait(timeout=30)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
 
 
 def pixels(png: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:

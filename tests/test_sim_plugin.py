@@ -21,6 +21,7 @@ from guardrail.model.types import render
 from guardrail.plugin_manager import get_plugin_manager
 from guardrail_plugins.sim import FleetLog, SimDeployer, SimSource, evaluate, open_store
 from guardrail_plugins.sim.exposition import serve_metrics, write_openmetrics
+from support.debian import ensure
 
 SCENARIOS = Path(__file__).parent / "data" / "scenarios"
 T0 = 1672938000.0  # 2023-01-05 17:00 UTC, on the 15s grid
@@ -167,13 +168,13 @@ def test_answers_a_two_hour_bake_of_fifty_checks_quickly(context, clock):
                'max(mail_queue_latency_p95_seconds{region="{{region}}"})']
     probes = [probe(q, "r3") for q in queries] * 10
     deployer.deploy(target("r3"))
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: what a loaded machine does not stretch
     for _ in range(720):  # 2h at 10s
         clock.sleep(10)
         for check in probes:
             source.measure(check, clock.now())
-    elapsed = time.perf_counter() - started
-    assert elapsed < 5.0, f"36000 queries took {elapsed:.2f}s"  # ~0.4s here; the engine benchmark runs 3x this
+    elapsed = time.process_time() - started
+    assert elapsed < 5.0, f"36000 queries took {elapsed:.2f}s of CPU"  # ~0.4s here; the engine benchmark runs 3x this
 
 
 # --- exposition ----------------------------------------------------------------------
@@ -207,8 +208,9 @@ def backfill(store, start, end, directory):
     directory.mkdir(parents=True, exist_ok=True)
     data = directory.parent / "export.om"
     written = write_openmetrics(store, start, end, data)
-    done = subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(data), str(directory)],
-                          capture_output=True, text=True, timeout=60)
+    promtool = ensure("promtool", "prometheus")
+    done = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(data), str(directory)],
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr + done.stdout
     return written, data, done.stdout
 
@@ -242,31 +244,40 @@ def prometheus(tmp_path_factory):
     backfill(store, start - 7200, start + 3600, base / "tsdb")
     (base / "prometheus.yml").write_text("global: {}\n")
     log_path = base / "prometheus.log"
+    binary = ensure("prometheus", "prometheus")
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            ["/usr/bin/prometheus", f"--config.file={base / 'prometheus.yml'}", f"--storage.tsdb.path={base / 'tsdb'}",
+            [binary, f"--config.file={base / 'prometheus.yml'}", f"--storage.tsdb.path={base / 'tsdb'}",
              "--storage.tsdb.retention.time=100y", "--web.listen-address=127.0.0.1:0"],
             stdout=log, stderr=subprocess.STDOUT)
     try:
-        port, deadline = None, time.monotonic() + 30
+        # Generous deadlines: they only matter when Prometheus fails to start, and loading
+        # the backfilled blocks takes a loaded machine a while.
+        port, deadline = None, time.monotonic() + 120
         while port is None and time.monotonic() < deadline:
             assert process.poll() is None, log_path.read_text()
             found = re.search(r'msg="Listening on" address=127\.0\.0\.1:(\d+)', log_path.read_text())
             port = int(found.group(1)) if found else time.sleep(0.05)
         assert port, log_path.read_text()
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-        while time.monotonic() < deadline:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        deadline = time.monotonic() + 120
+        while True:
             try:
                 if client.get("/-/ready").status_code == 200:
                     break
             except httpx.TransportError:
                 pass
+            assert time.monotonic() < deadline, f"prometheus is not ready:\n{log_path.read_text()}"
             time.sleep(0.05)
         yield client, store
         client.close()
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
 
 
 CROSS_QUERIES = [

@@ -57,7 +57,7 @@ def test_a_failed_rollout_fires_one_alert_then_resolves_it_after_recovery(alertm
     assert doc["incident"]["status"] == "resolved"
 
     seen = wait_for(lambda: (lambda ns: ns if any(n["status"] == "resolved" for n in ns) else None)(
-        _notifications(receiver, rid)), timeout=15, what="a resolved notification")
+        _notifications(receiver, rid)), timeout=60, what="a resolved notification")
     statuses = [n["status"] for n in seen]
     assert statuses[0] == "firing" and "resolved" in statuses
     assert statuses.index("firing") < statuses.index("resolved")
@@ -88,7 +88,7 @@ def test_a_failure_that_comes_back_while_monitoring_is_never_resolved(alertmanag
     doc, done = rollout_json(plan, state)
     assert done.returncode == 4, done.stderr  # recovery not achieved: a person is needed
     rid = doc["rollout_id"]
-    wait_for(lambda: _notifications(receiver, rid), timeout=15, what="a firing notification")
+    wait_for(lambda: _notifications(receiver, rid), timeout=60, what="a firing notification")
     time.sleep(3)  # three group intervals: a resolve, if one had been sent, would be here by now
     seen = _notifications(receiver, rid)
     assert {n["status"] for n in seen} == {"firing"}

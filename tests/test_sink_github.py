@@ -66,11 +66,13 @@ def test_an_issue_a_comment_per_update_then_closed_through_a_rollout(github, tmp
 
 
 def test_the_rate_limit_waits_for_the_reset_when_near(github, tmp_path, incidents):
-    github.rate_limit(reset_in=1.0)
-    started = time.monotonic()
+    reset = github.rate_limit(reset_in=2.0)
     ref = _sink(github, tmp_path).notify(incidents[0], {})
-    assert ref["issue"] == 1 and time.monotonic() - started >= 0.9
-    assert github.requests[1].at >= float(github.requests[0].at) + 0.9 and github.violations == []
+    assert ref["issue"] == 1 and github.violations == []
+    # The retry came once the limit was reset (an ordering of two times on one clock: both
+    # are epoch seconds, the reset as GitHub sends it and the retry as the fake received
+    # it), not a fixed time after the first request, which a loaded machine may delay.
+    assert github.requests[1].at >= reset - 0.05
 
 
 def test_a_far_reset_is_spooled_without_waiting(github, tmp_path, incidents):
@@ -78,7 +80,7 @@ def test_a_far_reset_is_spooled_without_waiting(github, tmp_path, incidents):
     started = time.monotonic()
     with pytest.raises(SinkError) as raised:
         _sink(github, tmp_path).notify(incidents[0], {})
-    assert raised.value.retryable and time.monotonic() - started < 2
+    assert raised.value.retryable and time.monotonic() - started < 30  # neither the reset nor max_wait (60s)
     assert "API rate limit exceeded" in str(raised.value) and len(github.requests) == 1
 
 

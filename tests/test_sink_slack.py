@@ -79,8 +79,9 @@ def test_a_retry_after_beyond_max_wait_is_spooled_not_slept(slack, tmp_path, inc
     slack.fail_next(*rate_limited(120))
     started = time.monotonic()
     with pytest.raises(SinkError) as raised:
-        _sink(slack, tmp_path, max_wait="5s").notify(incidents[0], None)
-    assert raised.value.retryable and "wait 120s" in str(raised.value) and time.monotonic() - started < 2
+        _sink(slack, tmp_path, max_wait="60s").notify(incidents[0], None)
+    # not slept: neither the 120s asked for nor max_wait, with room for a loaded machine
+    assert raised.value.retryable and "wait 120s" in str(raised.value) and time.monotonic() - started < 30
 
 
 def test_a_slack_that_stays_down_is_spooled_then_flushed_in_order(slack, tmp_path, cli):

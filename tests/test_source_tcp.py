@@ -71,12 +71,13 @@ class Fleet:
         """Accepts and closes at once, without a greeting."""
         return self._serve(lambda conn: conn.close())
 
-    @staticmethod
-    def refused() -> str:
-        """A port nobody listens on: bind to get a free port, then close it."""
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            return f"127.0.0.1:{s.getsockname()[1]}"
+    def refused(self) -> str:
+        """A port nobody listens on: bound but never listening, so connections are refused,
+        and held until the test ends so that no other process can take it meanwhile."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        self._listeners.append(s)
+        return f"127.0.0.1:{s.getsockname()[1]}"
 
     def close(self):
         self._stop.set()
@@ -142,7 +143,7 @@ def test_silent_server_times_out_waiting_for_the_banner(source, fleet):
     quiet = fleet.silent()
     started = time.monotonic()
     reading = measure(source, targets=[quiet], banner="^220", timeout="0.3s")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < TcpSource.Params(targets="x:25").timeout  # 0.3s, not the default
     assert reading.detail["failing"] == {quiet: "timed out after 300ms waiting for a banner"}
 
 
@@ -319,14 +320,24 @@ def test_targets_are_probed_concurrently(fleet):
     """20 servers that never greet, 0.15 s each: sequentially ~3 s, concurrently about
     one timeout. Both runs are measured here, on the same machine and targets."""
     quiet = [fleet.silent() for _ in range(20)]
-    timings = {}
-    for concurrency in (1, 32):
+
+    def timed(concurrency: int) -> float:
         source = make_source(concurrency=concurrency)
-        started = time.monotonic()
-        reading = measure(source, targets=quiet, banner="^220", timeout="150ms")
-        timings[concurrency] = time.monotonic() - started
-        source.close()
+        try:
+            started = time.monotonic()
+            reading = measure(source, targets=quiet, banner="^220", timeout="150ms")
+            elapsed = time.monotonic() - started
+        finally:
+            source.close()
         assert reading.series[0].value == 0.0
         assert len(reading.detail["failing"]) == 20
-    assert timings[1] >= 20 * 0.15 * 0.9
-    assert timings[32] < timings[1] / 5, timings
+        return elapsed
+
+    sequential = timed(1)
+    assert sequential >= 20 * 0.15 * 0.9
+    # The best of up to three concurrent runs: a loaded machine can stall one run, but it
+    # can never make a prober that waits for each target in turn finish in a fifth of that.
+    concurrent = []
+    while len(concurrent) < 3 and not (concurrent and min(concurrent) < sequential / 5):
+        concurrent.append(timed(32))
+    assert min(concurrent) < sequential / 5, (sequential, concurrent)

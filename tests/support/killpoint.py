@@ -8,20 +8,24 @@ killing between "decided" and "done".
 
 import os
 import signal
+import threading
 
 from guardrail import hookimpl
 
 _seen = 0
+_lock = threading.Lock()  # events also come from delivery threads: count each exactly once
 
 
 @hookimpl
 def guardrail_on_event(event):
     global _seen
-    _seen += 1
-    target = int(os.environ.get("KILLPOINT_AT", "0") or 0)
-    log = os.environ.get("KILLPOINT_LOG")
-    if log:
-        with open(log, "a") as f:
-            f.write(f"{_seen} {event['kind']}\n")
-    if target and _seen == target:
-        os.kill(os.getpid(), signal.SIGKILL)
+    with _lock:
+        _seen += 1
+        seen = _seen
+        target = int(os.environ.get("KILLPOINT_AT", "0") or 0)
+        log = os.environ.get("KILLPOINT_LOG")
+        if log:
+            with open(log, "a") as f:
+                f.write(f"{seen} {event['kind']}\n")
+        if target and seen == target:
+            os.kill(os.getpid(), signal.SIGKILL)

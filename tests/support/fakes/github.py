@@ -39,12 +39,14 @@ class FakeGitHub(FakeService):
         self.comments: dict[int, list[str]] = {}
         super().__init__()
 
-    def rate_limit(self, reset_in: float, times: int = 1) -> None:
-        """The next requests get GitHub's primary rate-limit answer."""
+    def rate_limit(self, reset_in: float, times: int = 1) -> int:
+        """The next requests get GitHub's primary rate-limit answer; returns the reset
+        (epoch seconds, as ``x-ratelimit-reset`` says it)."""
         reset = int(time.time() + reset_in + 0.999)
         self.fail_next(403, {"message": "API rate limit exceeded for user ID 1.", "documentation_url": DOCS},
                        {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "0", "x-ratelimit-used": "5000",
                         "x-ratelimit-reset": str(reset), "x-ratelimit-resource": "core"}, times=times)
+        return reset
 
     def _headers(self) -> dict[str, str]:
         return {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4999", "x-ratelimit-used": "1",
