@@ -30,13 +30,14 @@ from guardrail.summary import summarize
 REPO = Path(__file__).resolve().parent.parent
 PLAN = REPO / "tests" / "data" / "killtest" / "rollout.yaml"
 
-# Event numbers of the uninterrupted run (see KILLPOINT_LOG): rollout.started=1,
-# region.deploying r3=3, region.deployed=4, state.baking=5, a canary tick=30,
-# bake.passed=67, state.deploying main=69, the second parallel region.deploying=71,
-# state.baking main=74, a main tick=85, state.failed=96, state.rolling_back=97, the
-# second rollback=99, the first failure action=102, incident.monitoring=105,
-# state.verifying_recovery=106, a recovery action=108, incident.resolved=110.
-EVENT_KILLS = [1, 3, 4, 5, 30, 67, 69, 71, 74, 85, 96, 97, 99, 102, 105, 106, 108, 110]
+# Events of the uninterrupted run (see KILLPOINT_LOG), each the N-th of its kind: from the
+# start, through the canary's deploy and bake, the main wave's parallel deploy and bake, the
+# failure, the rollback of each region, the failure actions, the incident's updates, and
+# recovery verification with its actions.
+EVENT_KILLS = ["rollout.started#1", "region.deploying#1", "region.deployed#1", "state.baking#1", "bake.tick#25",
+               "bake.passed#1", "state.deploying#2", "region.deploying#3", "state.baking#2", "bake.tick#72",
+               "state.failed#1", "state.rolling_back#1", "region.rolled_back#2", "action.ran#1",
+               "incident.monitoring#1", "state.verifying_recovery#1", "action.ran#5", "incident.resolved#1"]
 # Kills from inside the side effect, after it took effect but before guardrail heard back.
 EFFECT_KILLS = ["deploy:r3", "deploy:r2", "rollback:r1", "action:r3"]
 
