@@ -21,10 +21,12 @@ from guardrail.model.types import render
 from guardrail.plugin_manager import get_plugin_manager
 from guardrail_plugins.sim import FleetLog, SimDeployer, SimSource, evaluate, open_store
 from guardrail_plugins.sim.exposition import serve_metrics, write_openmetrics
+from guardrail_plugins.sim.promql import PromQLError
 from support.debian import ensure
 
 SCENARIOS = Path(__file__).parent / "data" / "scenarios"
 T0 = 1672938000.0  # 2023-01-05 17:00 UTC, on the 15s grid
+HOSTILE_SCENARIO = Path(__file__).parent / "data" / "prometheus" / "hostile-labels.yaml"
 RESTARTS = 'sum(increase(service_restarts_total{service="sender",region="{{region}}"}[15m]))'
 
 
@@ -233,7 +235,8 @@ def test_openmetrics_export_is_accepted_by_promtool(tmp_path):
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory):
     """A real Prometheus 2.42 over a TSDB backfilled from every-effect.yaml, with one
-    deploy, one late deploy and one rollback in the fleet log."""
+    deploy, one late deploy and one rollback in the fleet log, and from
+    tests/data/prometheus/hostile-labels.yaml (label values for the regex matchers)."""
     base = tmp_path_factory.mktemp("prometheus")
     fleet = FleetLog(base / "fleet.jsonl")
     store = open_store(SCENARIOS / "every-effect.yaml", fleet=fleet)
@@ -242,6 +245,8 @@ def prometheus(tmp_path_factory):
     fleet.record("r2", "2.0", "deploy", "d2", start + 900.5)
     fleet.record("r1", "1.0", "rollback", "r1", start + 2700)
     backfill(store, start - 7200, start + 3600, base / "tsdb")
+    hostile = open_store(HOSTILE_SCENARIO)
+    backfill(hostile, hostile.scenario.start_epoch - 1800, hostile.scenario.start_epoch + 3600, base / "tsdb")
     (base / "prometheus.yml").write_text("global: {}\n")
     log_path = base / "prometheus.log"
     binary = ensure("prometheus", "prometheus")
@@ -269,7 +274,7 @@ def prometheus(tmp_path_factory):
                 pass
             assert time.monotonic() < deadline, f"prometheus is not ready:\n{log_path.read_text()}"
             time.sleep(0.05)
-        yield client, store
+        yield client, store, hostile
         client.close()
     finally:
         process.terminate()
@@ -323,7 +328,7 @@ CROSS_OFFSETS = [300, 612.5, 900, 1290, 1500, 1625, 1807, 2100, 2520, 2700, 3000
 @pytest.mark.prometheus
 @pytest.mark.parametrize("query", CROSS_QUERIES)
 def test_the_evaluator_agrees_with_a_real_prometheus(prometheus, query):
-    client, store = prometheus
+    client, store, _ = prometheus
     start = store.scenario.start_epoch
     for offset in CROSS_OFFSETS:
         at = start + offset
@@ -341,6 +346,73 @@ def test_the_evaluator_agrees_with_a_real_prometheus(prometheus, query):
             assert math.isclose(ours[labels], value, rel_tol=1e-6, abs_tol=1e-9), (query, offset, labels, ours[labels], value)
 
 
+REGEX_QUERIES = [
+    r'marker{region=~"r\\.1"}',  # the regex r\.1: a literal dot
+    'marker{region=~"r.1"}',
+    'marker{region=~"r.1|eu-west|plain"}',
+    'marker{region=~"eu-(west)"}',
+    r'marker{region=~"eu-\\(west\\)|\\.\\*"}',
+    'marker{region=~".*"}',  # `.` does not match the newline of "new\nline"
+    'marker{region=~".+"}',
+    'marker{region=~"new.line"}',
+    'marker{region=~"(?s)new.line"}',
+    r'marker{region=~"new\nline"}',
+    r'marker{region=~"new\\nline"}',
+    'marker{region=~"new.*|.*line"}',
+    'marker{region!~".*"}',
+    'marker{region!~"r.1|.*e.*"}',
+    'count(marker{region!~"r.*"})',
+    'marker{region=~"(?i)PLAIN|R.1"}',
+    'marker{region=~"[a-z]+"}',
+    r'marker{region=~"\\w+"}',
+    r'marker{region=~"\\S+"}',
+    r'marker{region=~"r\\d"}',
+    'marker{region=~"rx1$"}',
+    r'marker{region=~".*\\\\.*"}',
+    r'marker{region=~`back\\slash\\`}',
+    'marker{region=~"it\'s|tick`tock"}',
+    'marker{region=~"région-.*"}',
+    'marker{region=~"1"}',
+]
+RE2_REFUSES = [
+    r'marker{region=~"(r)\\1"}',
+    'marker{region=~"r(?=x)1"}',
+    'marker{region=~"r(?!x).*"}',
+    'marker{region=~"(?<=r)x1"}',
+    'marker{region=~"(?<!r)x1"}',
+    'marker{region=~"(?>rx)1"}',
+    'marker{region=~"rx*+1"}',
+    'marker{region=~"(?x)rx1"}',
+]
+
+
+@pytest.mark.prometheus
+def test_regex_matchers_agree_with_a_real_prometheus(prometheus):
+    """RE2 as Prometheus uses it: anchored, ``.`` without newlines, on hostile label values."""
+    client, _, hostile = prometheus
+    assert "new\nline" in hostile.scenario.regions
+    for at in (hostile.scenario.start_epoch + 600, hostile.scenario.start_epoch + 1815):
+        for query in REGEX_QUERIES:
+            answer = client.get("/api/v1/query", params={"query": query, "time": repr(at)}).json()
+            assert answer["status"] == "success", (query, answer)
+            theirs = {tuple(sorted(item["metric"].items())): float(item["value"][1]) for item in answer["data"]["result"]}
+            ours = {tuple(sorted(lb.items())): v for lb, v in evaluate(query, hostile, at)}
+            assert ours == theirs, query
+    matched = {query: len(evaluate(query, hostile, hostile.scenario.start_epoch + 600)) for query in REGEX_QUERIES}
+    assert matched[r'marker{region=~"r\\.1"}'] == 1 and matched['marker{region=~"r.1"}'] == 2
+    assert matched['marker{region=~"(?s)new.line"}'] == 1 and matched['marker{region=~"new.line"}'] == 0
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("query", RE2_REFUSES)
+def test_regex_syntax_re2_lacks_is_refused_by_both(prometheus, query):
+    client, _, hostile = prometheus
+    answer = client.get("/api/v1/query", params={"query": query}).json()
+    assert answer["status"] == "error" and answer["errorType"] == "bad_data", answer
+    with pytest.raises(PromQLError, match="not supported by RE2"):
+        evaluate(query, hostile, hostile.scenario.start_epoch + 600)
+
+
 def test_every_policy_query_of_the_library_runs_on_the_quickstart_fleet(context, clock):
     """The same policy file must run against the sim: every ``query`` in policies/ parses,
     and on a healthy fleet every one has data (no check is inconclusive by design)."""
@@ -354,3 +426,30 @@ def test_every_policy_query_of_the_library_runs_on_the_quickstart_fleet(context,
     for query in queries:
         reading = source.measure(probe(query, "r3"), clock.now())
         assert reading.error is None and reading.series, (query, reading)
+
+
+@pytest.mark.parametrize("query, words", [
+    ('sum(up{region={{region}}})', "{{region}} must sit inside a double-quoted string"),
+    ("sum(up{region='{{region}}'})", "{{region}} must sit inside a double-quoted string"),
+    ('sum(up{region=~"\\\\{{region}}"})', "{{region}} follows a backslash"),
+])
+def test_validate_refuses_a_sim_query_where_prometheus_would(tmp_path, cli, query, words):
+    """Query templates are checked as for the ``prometheus`` source: same place, same message."""
+    outputs = {}
+    for source in ("sim", "prometheus"):
+        policy = tmp_path / source / "policy.yaml"
+        policy.parent.mkdir()
+        policy.write_text(
+            "apiVersion: guardrail/v1\n"
+            "kind: Policy\n"
+            "name: templates\n"
+            "checks:\n"
+            "  - name: restarts\n"
+            f"    source: {source}\n"
+            f"    query: '{query.replace(chr(39), chr(39) * 2)}'\n"
+            "    fail_if: '> 0'\n")
+        result = cli("validate", str(policy))
+        assert result.exit_code == 2, result.output
+        assert f"{policy}:7:" in result.output and words in result.output, result.output
+        outputs[source] = result.output.replace(str(policy), "POLICY")
+    assert outputs["sim"] == outputs["prometheus"]

@@ -197,6 +197,19 @@ def test_functions_on_instant_vectors():
     ("x[5m]", "wrap it in a function"),
     ("{}", "at least one matcher"),
     ('x{a=~"("}', "invalid regular expression"),
+    ('x{a=~"(a)\\\\1"}', "backreference"),
+    ('x{a=~"a(?=b)"}', "lookahead"),
+    ('x{a!~"a(?!b)"}', "negative lookahead"),
+    ('x{a=~"(?<=a)b"}', "lookbehind"),
+    ('x{a=~"(?<!a)b"}', "negative lookbehind"),
+    ('x{a=~"(?>a)"}', "atomic group"),
+    ('x{a=~"a*+"}', "possessive"),
+    ('x{a=~"(?x)a"}', "flag 'x'"),
+    ('x{a=~"a\\\\Z"}', "escape \\Z"),
+    (r"""x{a="\'"}""", r"unknown escape sequence \'"),
+    ("x{a='\\\"'}", "unknown escape sequence \\\""),
+    ('x{a="\\400"}', "octal"),
+    ('x{a="\\ud800"}', "invalid Unicode code point"),
     ("sum(", "end of query"),
     ("1 > 2", "bool"),
     ('x{a=b}', "quoted string"),
@@ -226,8 +239,56 @@ def test_hostile_template_values_cannot_change_the_query():
 def test_string_escapes_and_comments():
     store = store_of(("up", {"path": 'C:\\dir "x"\n'}, [1]))
     assert len(evaluate('up{path="C:\\\\dir \\"x\\"\\n"} # a comment', store, 10)) == 1
-    assert len(evaluate("up{path=~`C:.*`}", store, 10)) == 1
+    assert evaluate("up{path=~`C:.*`}", store, 10) == []  # `.` stops at the newline, as in RE2
+    assert len(evaluate("up{path=~`(?s)C:.*`}", store, 10)) == 1
 
 
 def test_parsed_queries_are_cached():
     assert parse("sum(rate(a_total[5m]))") is parse("sum(rate(a_total[5m]))")
+
+
+# --- label-matcher regexes: RE2 as Prometheus uses it --------------------------------
+
+
+REGIONS = store_of(*[("up", {"region": r}, [float(n)]) for n, r in
+                     enumerate(["r.1", "rx1", "eu-(west)", "eu-west", ".*", "new\nline", "a\n", "٣"], start=1)])
+
+
+def regions(query):
+    return sorted(labels["region"] for labels, _ in evaluate(query, REGIONS, 10))
+
+
+def test_regex_matchers_are_anchored_without_dotall():
+    assert regions('up{region=~"r.1"}') == ["r.1", "rx1"]
+    assert regions('up{region=~"r\\\\.1"}') == ["r.1"]  # "\\\\." in the query is the regex \.
+    assert regions('up{region=~"1"}') == []  # anchored at both ends
+    assert regions('up{region=~"new.line"}') == []  # `.` does not match a newline
+    assert regions('up{region=~"(?s)new.line"}') == ["new\nline"]
+    assert regions('up{region=~"new\\nline"}') == ["new\nline"]  # a newline from the string escape
+    assert regions('up{region=~"a$"}') == []  # `$` is the end of the text, not before a final newline
+    assert regions('up{region=~"a\\\\z|a\\n"}') == ["a\n"]
+    assert regions('up{region=~"eu-(west)"}') == ["eu-west"]
+    assert regions('up{region=~"eu-\\\\(west\\\\)|\\\\.\\\\*"}') == [".*", "eu-(west)"]
+    assert regions('up{region=~".*"}') == sorted(["r.1", "rx1", "eu-(west)", "eu-west", ".*", "٣"])  # no newlines
+    assert regions('up{region!~"r.1|eu-.*|.*line|a.*|٣"}') == [".*", "a\n", "new\nline"]
+    assert regions('up{region=~"\\\\d"}') == []  # \d is ASCII-only in RE2
+    assert regions('up{region=~"\\\\s*\\\\S+"}') == sorted(["r.1", "rx1", "eu-(west)", "eu-west", ".*", "٣"])
+    assert regions('up{region=~`r\\.1`}') == ["r.1"]  # a raw string needs no doubled backslash
+    assert regions('up{region=~"[.]\\\\*"}') == [".*"]
+
+
+def test_regex_syntax_re2_lacks_is_a_parse_error():
+    assert regions('up{region=~"[(?=]1"}') == []
+    assert regions('up{region=~"r[.+*]1"}') == ["r.1"]
+    assert regions('up{region=~"(?P<name>r)x1"}') == ["rx1"]
+    assert regions('up{region=~"(?i)RX1"}') == ["rx1"]
+    assert regions('up{region=~"r\\\\++"}') == []
+    with pytest.raises(PromQLError, match="not supported by RE2"):
+        parse('up{region=~"(r)\\\\1"}')
+
+
+def test_string_literals_unescape_as_in_go():
+    assert parse('x{a="\\x41\\101\\u00e9\\U0001F600\\t"}').matchers[0].value == "AAé\U0001F600\t"
+    assert parse("x{a='it\\'s'}").matchers[0].value == "it's"
+    assert parse('x{a="\\xc3\\xa9"}').matchers[0].value == "é"  # bytes that form UTF-8
+    assert evaluate('up{region="\\xff"}', REGIONS, 10) == []  # a lone byte matches no label value

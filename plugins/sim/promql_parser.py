@@ -23,6 +23,7 @@ import re
 
 from .promql_ast import (FUNCTIONS, Aggregate, Binary, Call, Matcher, MatrixSelector, Node, NumberLiteral, PromQLError,
                          StringLiteral, Unary, VectorSelector)
+from .promql_regex import compile_matcher_regex
 
 UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000, "y": 31_536_000_000}
 AGGREGATIONS = {"sum", "avg", "max", "min", "count"}
@@ -40,7 +41,7 @@ _TOKEN = re.compile(r"""
   | (?P<op>==|!=|<=|>=|=~|!~|[-+*/%^<>=])
   | (?P<punct>[(){}\[\],@:])
 """, re.X)
-_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", '"': '"', "'": "'"}
+_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
 
 
 def tokenize(text: str) -> list[tuple[str, str, int]]:
@@ -62,32 +63,46 @@ def parse_duration_ms(text: str) -> int:
 
 
 def unquote(token: str) -> str:
-    if token[0] == "`":
+    r"""A string literal's value, by Go's rules as Prometheus applies them.
+
+    ``\a \b \f \n \r \t \v \\`` and the literal's own quote (``\"`` in ``"..."``,
+    ``\'`` in ``'...'``, not the other one); ``\NNN`` (three octal digits, at most 255) and
+    ``\xHH`` give one byte; ``\uHHHH`` and ``\UHHHHHHHH`` a code point (not a surrogate).
+    Bytes that do not form UTF-8 stay undecodable (surrogate escapes), so they match no
+    label value, as in Prometheus. A backtick string is raw."""
+    quote = token[0]
+    if quote == "`":
         return token[1:-1]
-    body, out, i = token[1:-1], [], 0
+    body, out, i = token[1:-1], bytearray(), 0
     while i < len(body):
         ch = body[i]
         if ch != "\\":
-            out.append(ch)
+            out += ch.encode("utf-8", "surrogatepass")
             i += 1
             continue
         nxt = body[i + 1]
-        if nxt in _ESCAPES:
-            out.append(_ESCAPES[nxt])
+        if nxt in _ESCAPES or nxt == quote:
+            out += _ESCAPES.get(nxt, nxt).encode()
             i += 2
         elif nxt in "xuU":
             width = {"x": 2, "u": 4, "U": 8}[nxt]
             digits = body[i + 2:i + 2 + width]
             if len(digits) != width or not re.fullmatch(r"[0-9a-fA-F]+", digits):
                 raise PromQLError(f"invalid escape \\{nxt}{digits} in string {token}")
-            out.append(chr(int(digits, 16)))
+            value = int(digits, 16)
+            if nxt != "x" and (value > 0x10FFFF or 0xD800 <= value < 0xE000):
+                raise PromQLError(f"escape sequence \\{nxt}{digits} is an invalid Unicode code point in string {token}")
+            out += bytes([value]) if nxt == "x" else chr(value).encode()
             i += 2 + width
-        elif body[i + 1:i + 4].isdigit() and len(body[i + 1:i + 4]) == 3:
-            out.append(chr(int(body[i + 1:i + 4], 8)))
+        elif nxt in "01234567":
+            digits = body[i + 1:i + 4]
+            if not re.fullmatch(r"[0-7]{3}", digits) or int(digits, 8) > 255:
+                raise PromQLError(f"invalid octal escape \\{digits} in string {token}")
+            out.append(int(digits, 8))
             i += 4
         else:
             raise PromQLError(f"unknown escape sequence \\{nxt} in string {token}")
-    return "".join(out)
+    return out.decode("utf-8", "surrogateescape")
 
 
 class Parser:
@@ -228,10 +243,7 @@ class Parser:
                 text = unquote(self.take("string"))
                 regex = None
                 if op in ("=~", "!~"):
-                    try:
-                        regex = re.compile(f"(?:{text})", re.DOTALL)
-                    except re.error as exc:
-                        raise PromQLError(f"invalid regular expression {text!r} for label {label!r}: {exc}") from None
+                    regex = compile_matcher_regex(text, label)
                 matchers.append(Matcher(label, op, text, regex))
                 if not self.at("punct", "}"):
                     self.take("punct", ",")

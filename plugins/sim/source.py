@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from guardrail.interfaces import PluginContext, Probe, RangeReading, Reading, Series, Source
 from guardrail.model.types import Template
-from guardrail_plugins.prometheus import escape_promql
+from guardrail_plugins.prometheus import PrometheusSource, escape_promql
 
 from .fleet import FleetLog, default_fleet_path
 from .promql import PromQLError, evaluate
@@ -36,9 +36,12 @@ class SimSource(Source):
         fleet: str | None = Field(None, description="fleet log shared with the sim deployer; default: in the state dir")
         seed: int | None = Field(None, description="overrides the scenario's seed")
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        query: Template = Field(description="PromQL; {{region}} and friends are escaped for PromQL strings")
+    class Params(PrometheusSource.Params):
+        """The ``prometheus`` source's params, validated by the same rules (templates only
+        inside double-quoted strings, never after a backslash), so a policy is refused
+        against ``sim`` exactly where it would be against ``prometheus``."""
+
+        query: Template = Field(description='PromQL; {{region}} and friends go inside double quotes: region="{{region}}"')
 
     escape = staticmethod(escape_promql)
     blocking_io = False  # answers in-process from memory: threads would only add overhead
