@@ -106,6 +106,9 @@ class Guardrail:
         plan = self.load(plan_path)
         rollout = plan.rollout
         now = time.time()
+        if clock_start is not None and rollout.clock != "virtual":
+            raise UsageError(f"a start time is for simulated time; {plan.path} runs on the real clock"
+                             " (clock: real), which starts now")
         if rollout.clock == "virtual":
             clock: Any = VirtualClock(clock_start if clock_start is not None else math.floor(now / 60) * 60)
         else:

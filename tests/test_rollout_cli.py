@@ -45,6 +45,31 @@ MANUAL_MAIN = {"waves": [{"name": "canary", "regions": ["r3"], "bake": "30m"},
 # --- the quickstart -----------------------------------------------------------------------
 
 
+def test_a_start_time_replays_the_same_simulated_rollout(tmp_path):
+    start = "2026-01-05T10:00:00Z"  # a Monday morning, well outside the quickstart's freeze
+    docs = []
+    for i in range(2):  # a minute apart in wall time would be a different simulated run without it
+        result = run("rollout", QUICKSTART / "rollout.yaml", "--state", tmp_path / f"s{i}.db", "--output", "json",
+                     "--start-at", start)
+        assert result.exit_code == 1, result.output
+        docs.append(json.loads(result.stdout))
+    first, again = ([{k: f[k] for k in ("value", "first_breach_at", "reason")} for f in d["failing_checks"]]
+                    for d in docs)
+    assert first == again and first[0]["first_breach_at"] > 1767607200.0  # 2026-01-05T10:00:00Z
+    assert [w["regions"] for w in docs[0]["waves"]] == [w["regions"] for w in docs[1]["waves"]]
+    assert docs[0]["waves"][0]["regions"][0]["deployed_at"].startswith("2026-01-05T10:")
+
+
+def test_a_start_time_is_refused_when_it_cannot_apply(state):
+    bad = run("rollout", QUICKSTART / "rollout.yaml", "--state", state, "--start-at", "next monday")
+    assert bad.exit_code == 2 and "--start-at 'next monday': expected an ISO time" in bad.output, bad.output
+    real = run("rollout", DATA / "plans" / "realtime.yaml", "--state", state, "--start-at", "2026-01-05T10:00:00Z")
+    assert real.exit_code == 2 and "runs on the real clock" in real.output, real.output
+    if state.exists():
+        with closing(SQLiteStore(state)) as store:
+            assert store.rollouts() == []  # nothing started
+
+
 def test_the_failing_quickstart_rolls_back_r3_and_never_touches_r1_r2(state):
     result = run("rollout", QUICKSTART / "rollout.yaml", "--state", state, "--output", "json")
     assert result.exit_code == 1, result.output

@@ -38,8 +38,9 @@ def parse_vars(pairs: list[str]) -> dict[str, object]:
     return out
 
 
-def parse_time(text: str | None) -> float | None:
-    """Epoch seconds, or an ISO 8601 time (UTC unless it says otherwise)."""
+def parse_time(text: str | None, option: str = "--at") -> float | None:
+    """Epoch seconds, or an ISO 8601 time (UTC unless it says otherwise); ``option`` names
+    the command-line option in the error."""
     if text is None:
         return None
     try:
@@ -49,7 +50,7 @@ def parse_time(text: str | None) -> float | None:
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"--at {text!r}: expected an ISO time like 2024-07-04T10:00:00Z or epoch seconds") from None
+        raise UsageError(f"{option} {text!r}: expected an ISO time like 2024-07-04T10:00:00Z or epoch seconds") from None
     return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 

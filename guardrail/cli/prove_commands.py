@@ -71,8 +71,8 @@ def backtest(
     """Replay policies over history as if a change was deployed at --deployed-at: exit 0 would pass, 1 would fail, 3 would halt."""
     from ..backtest import backtest as run
 
-    start = parse_time(deployed_at)
-    end = parse_time(until) if until is not None else None
+    start = parse_time(deployed_at, "--deployed-at")
+    end = parse_time(until, "--until") if until is not None else None
     sources = {"prometheus": {"plugin": "prometheus", "url": prometheus}} if prometheus else {}
     if not sources:
         raise UsageError("--prometheus URL is required: a backtest reads history from it")

@@ -79,13 +79,20 @@ def rollout(
         "--override-window", help="start inside a change freeze; the reason is recorded")] = None,
     report: ReportOption = None,
     junit: JunitOption = None,
+    start_at: Annotated[str | None, typer.Option(
+        "--start-at", help="with clock: virtual, when simulated time starts (ISO 8601 UTC or epoch seconds; "
+                           "default: the current minute): the same start replays the same simulated run")] = None,
 ) -> None:
     """Deploy a change wave by wave, bake, and roll back on failure.
 
     Exit codes: 0 promoted, 1 rolled back, 2 invalid input, 3 halted,
     4 rollback failed (a person is needed), 5 locked by another rollout.
     """
-    _run(state, output, lambda api: api.rollout(plan, override_window=override_window), report, junit)
+    from .check_command import parse_time
+
+    clock_start = parse_time(start_at, "--start-at")
+    _run(state, output, lambda api: api.rollout(plan, override_window=override_window, clock_start=clock_start),
+         report, junit)
 
 
 def resume(rollout_id: IdArgument, state: StateOption = None, output: OutputOption = Output.text,
@@ -106,15 +113,18 @@ def abort(rollout_id: IdArgument, state: StateOption = None, output: OutputOptio
     from . import out_console
 
     api = Guardrail(state_path(state))
-    row = api.store.rollout(rollout_id)
-    if api.abort_requested_of_running(row["id"], reason):
-        holder = (api.store.lock(row["service"]) or {}).get("holder", "another process")
-        if output is Output.json:
-            typer.echo(json.dumps({"rollout_id": row["id"], "abort": "requested", "holder": holder}, indent=2))
-        else:
-            out_console.print(f"abort requested: {holder} rolls rollout {row['id']} back at its next evaluation;"
-                              f" follow it with `guardrail status {row['id']}`")
-        return
+    try:
+        row = api.store.rollout(rollout_id)
+        if api.abort_requested_of_running(row["id"], reason):
+            holder = (api.store.lock(row["service"]) or {}).get("holder", "another process")
+            if output is Output.json:
+                typer.echo(json.dumps({"rollout_id": row["id"], "abort": "requested", "holder": holder}, indent=2))
+            else:
+                out_console.print(f"abort requested: {holder} rolls rollout {row['id']} back at its next evaluation;"
+                                  f" follow it with `guardrail status {row['id']}`")
+            return
+    finally:
+        api.close()
     _run(state, output, lambda api: api.abort(rollout_id, reason), report, junit)
 
 
