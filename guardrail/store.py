@@ -224,7 +224,8 @@ class SQLiteStore:
     def add_ticks(self, rollout_id: str, ticks: list[tuple[str, str, int, float, list[list]]]) -> None:
         """Store evaluation ticks in one transaction: ``(phase, policy, tick, at, evaluations)``,
         each evaluation a list in the order of ``store_schema.PACKED`` (``evidence`` a dict
-        or None). A tick stored twice is an ``IntegrityError``: the engine never does it."""
+        or None). Evaluations of a tick already stored are appended to it: a phase resumed
+        with more items (a plan changed before an abort) completes its stored ticks."""
         if self.redactor.active:
             redact = self.redactor.redact
             reason_at, evidence_at = PACKED.index("reason"), PACKED.index("evidence")
@@ -232,7 +233,10 @@ class SQLiteStore:
                 for evaluation in evaluations:
                     evaluation[reason_at] = redact(evaluation[reason_at])
                     evaluation[evidence_at] = redact(evaluation[evidence_at])
-        self._many("INSERT INTO ticks (rollout_id, phase, policy, tick, at, evaluations) VALUES (?,?,?,?,?,?)",
+        self._many("INSERT INTO ticks (rollout_id, phase, policy, tick, at, evaluations) VALUES (?,?,?,?,?,?)"
+                   " ON CONFLICT (rollout_id, phase, policy, tick) DO UPDATE SET evaluations = ("
+                   "SELECT json_group_array(json(value)) FROM (SELECT value FROM json_each(ticks.evaluations)"
+                   " UNION ALL SELECT value FROM json_each(excluded.evaluations)))",
                    [(rollout_id, phase, policy, tick, at, _json_text(evaluations))
                     for phase, policy, tick, at, evaluations in ticks])
 

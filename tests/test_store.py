@@ -113,12 +113,14 @@ def test_a_tick_is_one_row_and_the_view_shows_each_evaluation(path):
         _rollout(store)
         store.add_measurements("r-1", [_measurement(store, check_name=f"c{i}") for i in range(3)]
                                + [_measurement(store, policy="other")])
-        with pytest.raises(sqlite3.IntegrityError):  # a tick is never stored twice
-            store.add_measurements("r-1", [_measurement(store, check_name="late")])
-        assert [m["check"] for m in store.measurements("r-1")] == ["c0", "c1", "c2", "errors"]
+        # A phase resumed with more items (its plan changed before an abort) completes the
+        # tick it had stored: the new evaluations are appended to the same row, in order.
+        store.add_measurements("r-1", [_measurement(store, check_name="late", value=float("inf"))])
+        assert [m["check"] for m in store.measurements("r-1")] == ["c0", "c1", "c2", "late", "errors"]
+        assert store.measurements("r-1", check="late")[0]["value"] == float("inf")
     with closing(_raw(path)) as db:
         assert db.execute("SELECT policy, tick, json_array_length(evaluations) FROM ticks ORDER BY id").fetchall() == [
-            ("errors", 0, 3), ("other", 0, 1)]
+            ("errors", 0, 4), ("other", 0, 1)]
         assert db.execute("SELECT check_name, status, value, pending, json_extract(evidence, '$.series')"
                           " FROM measurements WHERE check_name = 'c1'").fetchall() == [("c1", "pass", 0.01, 0, 1)]
 
