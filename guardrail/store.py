@@ -11,7 +11,8 @@ announces, so a process killed at any instant leaves a store from which
 - ``ticks``: every check evaluation with its evidence, packed one row per policy and
   tick (the ``measurements`` view shows one row per evaluation);
 - ``baselines``: pre-change reference values, captured before a wave deploys;
-- ``incidents`` and ``deliveries`` (the spool of notifications not yet delivered);
+- ``incidents``, ``sink_refs``, ``deliveries`` (the spool of notifications not yet
+  delivered) and ``delivery_claims``: the outbox, in ``store_outbox``;
 - ``locks``: one rollout per service.
 
 ``Store`` is the interface a PostgreSQL backend would implement; ``SQLiteStore`` is
@@ -26,11 +27,13 @@ import re
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import NotFound, StoreError
 from .secrets import Redactor
+from .store_outbox import OutboxStore
 from .store_schema import PACKED, ROW_SPAN, SCHEMA as _SCHEMA, SCHEMA_VERSION, migrate
 
 
@@ -57,7 +60,7 @@ def _json_text(value: Any) -> str:
     return text
 
 
-class SQLiteStore:
+class SQLiteStore(OutboxStore):
     """The SQLite implementation of the store. Safe to share between threads."""
 
     def __init__(self, path: str | Path, redactor: Redactor | None = None):
@@ -89,15 +92,21 @@ class SQLiteStore:
         with self._lock:
             return self._db.execute(sql, tuple(args))
 
-    def _many(self, sql: str, rows: list[tuple]) -> None:
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (taken at once, so a read inside it is not overtaken)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(sql, rows)
-                self._db.execute("COMMIT")
+                yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            self._db.execute("COMMIT")
+
+    def _many(self, sql: str, rows: list[tuple]) -> None:
+        with self._transaction() as db:
+            db.executemany(sql, rows)
 
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -150,17 +159,11 @@ class SQLiteStore:
 
     def request(self, rollout_id: str, name: str, value: Any) -> None:
         """Record a person's request (pause, abort, approval) for the engine to see."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT requests FROM rollouts WHERE id = ?", (rollout_id,)).fetchone()
-                requests = json.loads(row[0]) if row else {}
-                requests[name] = value
-                self._db.execute("UPDATE rollouts SET requests = ? WHERE id = ?", (_dumps(requests), rollout_id))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            row = db.execute("SELECT requests FROM rollouts WHERE id = ?", (rollout_id,)).fetchone()
+            requests = json.loads(row[0]) if row else {}
+            requests[name] = value
+            db.execute("UPDATE rollouts SET requests = ? WHERE id = ?", (_dumps(requests), rollout_id))
 
     def requests(self, rollout_id: str) -> dict[str, Any]:
         row = self._read("SELECT requests FROM rollouts WHERE id = ?", (rollout_id,))
@@ -304,99 +307,6 @@ class SQLiteStore:
         return {(r["region"], r["policy"], r["check_name"]): dict(r) | {"evidence": json.loads(r["evidence"] or "{}")}
                 for r in rows}
 
-    # -- incidents and deliveries ------------------------------------------------------
-
-    def save_incident(self, incident: dict[str, Any]) -> None:
-        now = time.time()
-        self._write(
-            "INSERT INTO incidents (id, rollout_id, status, opened_at, updated_at, body) VALUES (?,?,?,?,?,?)"
-            " ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at,"
-            " body = excluded.body",
-            (incident["id"], incident["rollout_id"], incident["status"], now, now, self._clean(incident)),
-        )
-
-    def incident(self, incident_id: str) -> dict[str, Any]:
-        rows = self._read("SELECT body FROM incidents WHERE id = ? OR rollout_id = ?", (incident_id, incident_id))
-        if not rows:
-            raise NotFound(f"no incident {incident_id!r} in {self.path}")
-        return json.loads(rows[0][0])
-
-    def incidents(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self._read("SELECT body FROM incidents ORDER BY opened_at DESC LIMIT ?", (limit,))
-        return [json.loads(r[0]) for r in rows]
-
-    def sink_ref(self, incident_id: str, sink: str) -> dict[str, Any] | None:
-        rows = self._read("SELECT ref FROM sink_refs WHERE incident_id = ? AND sink = ?", (incident_id, sink))
-        return json.loads(rows[0][0]) if rows else None
-
-    def set_sink_ref(self, incident_id: str, sink: str, ref: dict[str, Any] | None) -> None:
-        self._write("INSERT OR REPLACE INTO sink_refs VALUES (?,?,?)", (incident_id, sink, self._clean(ref)))
-
-    def spool(self, incident: dict[str, Any], sink: str, error: str) -> None:
-        """Keep an undelivered notification for ``guardrail incidents flush``."""
-        self._write(
-            "INSERT INTO deliveries (incident_id, sink, status, incident_status, attempts, created_at, last_error,"
-            " payload) VALUES (?,?,?,?,?,?,?,?)",
-            (incident["id"], sink, "pending", incident["status"], 1, time.time(), self.redactor.redact(error),
-             self._clean(incident)),
-        )
-
-    def enqueue_delivery(self, incident: dict[str, Any], sink: str) -> bool:
-        """Queue one revision of an incident for a sink (``pending``). Idempotent per
-        (incident, sink, revision), so a publish repeated after a crash queues nothing new."""
-        return self._write(
-            "INSERT INTO deliveries (incident_id, sink, status, incident_status, attempts, created_at, payload)"
-            " SELECT ?, ?, 'pending', ?, 0, ?, ? WHERE NOT EXISTS (SELECT 1 FROM deliveries WHERE incident_id = ?"
-            " AND sink = ? AND json_extract(payload, '$.revision') = ?)",
-            (incident["id"], sink, incident["status"], time.time(), self._clean(incident), incident["id"], sink,
-             incident.get("revision", 0))).rowcount > 0
-
-    def deliveries(self, status: str | None = None, *, incident_id: str | None = None,
-                   sink: str | None = None) -> list[dict[str, Any]]:
-        """Outbox rows in the order they were queued (the order a sink must see them)."""
-        sql, args = "SELECT * FROM deliveries WHERE 1 = 1", []
-        for column, value in (("status", status), ("incident_id", incident_id), ("sink", sink)):
-            if value is not None:
-                sql, args = sql + f" AND {column} = ?", args + [value]
-        return [dict(r) | {"payload": json.loads(r["payload"])} for r in self._read(sql + " ORDER BY id", args)]
-
-    def record_delivery(self, delivery_id: int, status: str, error: str | None = None) -> None:
-        """One attempt's result: ``delivered``, ``pending`` (retry later) or ``rejected``
-        (the service refused it; retried only on request)."""
-        self._write(
-            "UPDATE deliveries SET status = ?, attempts = attempts + 1, last_error = ?,"
-            " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END WHERE id = ?",
-            (status, self.redactor.redact(error), status, time.time(), delivery_id))
-
-    def requeue_rejected(self, incident_id: str | None = None) -> int:
-        """Make rejected deliveries pending again (after the configuration was fixed)."""
-        return self._write("UPDATE deliveries SET status = 'pending' WHERE status = 'rejected'"
-                           " AND (? IS NULL OR incident_id = ?)", (incident_id, incident_id)).rowcount
-
-    def claim_chain(self, incident_id: str, sink: str, holder: str, lease: float) -> dict[str, Any] | None:
-        """Claim (or renew) the delivery of one (incident, sink) chain for ``lease`` seconds.
-        Returns None when ``holder`` has it, else the live claim of whoever does."""
-        now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT holder, expires_at FROM delivery_claims WHERE incident_id = ?"
-                                       " AND sink = ?", (incident_id, sink)).fetchone()
-                if row is not None and row["holder"] != holder and row["expires_at"] > now:
-                    self._db.execute("COMMIT")
-                    return dict(row)
-                self._db.execute("INSERT OR REPLACE INTO delivery_claims VALUES (?,?,?,?)",
-                                 (incident_id, sink, holder, now + lease))
-                self._db.execute("COMMIT")
-                return None
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-
-    def release_chain(self, incident_id: str, sink: str, holder: str) -> None:
-        self._write("DELETE FROM delivery_claims WHERE incident_id = ? AND sink = ? AND holder = ?",
-                    (incident_id, sink, holder))
-
     # -- locks -----------------------------------------------------------------------
 
     def try_lock(self, service: str, rollout_id: str, holder: str, host: str, pid: int, lease: float,
@@ -406,20 +316,13 @@ class SQLiteStore:
         ``stale(row)`` says whether an existing lock may be taken over (its lease
         expired, or its process is gone)."""
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT * FROM locks WHERE service = ?", (service,)).fetchone()
-                if row is not None and row["rollout_id"] != rollout_id and not stale(dict(row)):
-                    self._db.execute("ROLLBACK")
-                    return dict(row)
-                self._db.execute("INSERT OR REPLACE INTO locks VALUES (?,?,?,?,?,?,?)",
-                                 (service, rollout_id, holder, host, pid, now, now + lease))
-                self._db.execute("COMMIT")
-                return None
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction() as db:
+            row = db.execute("SELECT * FROM locks WHERE service = ?", (service,)).fetchone()
+            if row is not None and row["rollout_id"] != rollout_id and not stale(dict(row)):
+                return dict(row)
+            db.execute("INSERT OR REPLACE INTO locks VALUES (?,?,?,?,?,?,?)",
+                       (service, rollout_id, holder, host, pid, now, now + lease))
+            return None
 
     def renew_lock(self, service: str, rollout_id: str, holder: str, lease: float) -> bool:
         """Extend the lease of the lock this holder has; False when it no longer has it."""
