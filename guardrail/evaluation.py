@@ -3,8 +3,8 @@
 The ``Evaluator`` owns the source instances (one per source and region, since a
 region may override a source's settings), fills each check's templates with the
 region's variables escaped by the source for where they land (a PromQL string or
-regex matcher, an argv element, a URL), and measures a whole tick concurrently, so a tick costs about
-the slowest query rather than the sum of all of them.
+regex matcher, an argv element, a URL), and measures a whole tick concurrently, so a
+tick costs about the slowest query rather than the sum of all of them.
 """
 
 from __future__ import annotations

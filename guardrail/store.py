@@ -177,10 +177,12 @@ class SQLiteStore(OutboxStore):
                           (rollout_id, at, kind, _dumps(clean)))
         return {"seq": cur.lastrowid, "rollout_id": rollout_id, "at": at, "kind": kind, **clean}
 
-    def events(self, rollout_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+    def events(self, rollout_id: str, kind: str | tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """The rollout's events in order; only those of ``kind`` (one, or any of several)."""
         sql, args = "SELECT * FROM events WHERE rollout_id = ?", [rollout_id]
         if kind:
-            sql, args = sql + " AND kind = ?", args + [kind]
+            kinds = (kind,) if isinstance(kind, str) else kind
+            sql, args = sql + f" AND kind IN ({','.join('?' * len(kinds))})", args + list(kinds)
         rows = self._read(sql + " ORDER BY seq", args)
         return [{"seq": r["seq"], "at": r["at"], "kind": r["kind"], **json.loads(r["data"])} for r in rows]
 

@@ -63,7 +63,7 @@ def summarize(store: SQLiteStore, rollout_id: str) -> dict[str, Any]:
         "waves": waves,
         "failing_checks": (failed["detail"] or {}).get("findings", []) if failed else [],
         "incident": incident,
-        "notices": [str(describe(e)) for e in store.events(rollout_id) if e["kind"] in NOTICES],
+        "notices": [str(describe(e)) for e in store.events(rollout_id, NOTICES)],
     }
 
 
