@@ -60,6 +60,21 @@ def _json_text(value: Any) -> str:
     return text
 
 
+def _use_wal(db: sqlite3.Connection, timeout: float = 30.0) -> None:
+    """Switch a state file to WAL. Two processes opening a new file at once (two CI jobs)
+    collide here, and SQLite answers "database is locked" at once rather than waiting
+    like other statements: try again until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class SQLiteStore(OutboxStore):
     """The SQLite implementation of the store. Safe to share between threads."""
 
@@ -70,7 +85,7 @@ class SQLiteStore(OutboxStore):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _use_wal(self._db)
             # NORMAL in WAL mode: a commit survives a killed process (the case that
             # matters here); only an OS crash may lose the last transactions.
             self._db.execute("PRAGMA synchronous=NORMAL")

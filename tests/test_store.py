@@ -5,6 +5,7 @@ file from a newer guardrail refused, and secrets that never reach the file."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import sqlite3
 import sys
@@ -64,6 +65,31 @@ def test_wal_mode_and_a_schema_created_idempotently(path):
         assert views == {"measurements"}
         assert db.execute("SELECT key, value FROM meta").fetchall() == [("schema_version", str(SCHEMA_VERSION))]
         assert db.execute("SELECT COUNT(*) FROM rollouts").fetchone()[0] == 1
+
+
+def _open_once(path, barrier, results):
+    barrier.wait()  # every process opens the new file at the same instant
+    try:
+        SQLiteStore(path).close()
+        results.put("ok")
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_new_state_file_at_once_all_succeed(tmp_path):
+    """Two CI jobs starting together on a shared state file: switching a new file to WAL
+    answered "database is locked" to all but one of them."""
+    context = multiprocessing.get_context("fork")
+    answers = []
+    for round_ in range(15):
+        path, barrier, results = tmp_path / f"state-{round_}.db", context.Barrier(3), context.Queue()
+        procs = [context.Process(target=_open_once, args=(path, barrier, results)) for _ in range(3)]
+        for proc in procs:
+            proc.start()
+        answers += [results.get(timeout=120) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=120)
+    assert answers == ["ok"] * 45, [a for a in answers if a != "ok"][:3]
 
 
 def test_a_step_is_committed_as_started_before_and_finished_after(path):
