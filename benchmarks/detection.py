@@ -67,7 +67,7 @@ _PM = None
 def _pm():
     global _PM
     if _PM is None:
-        from guardrail.plugin_manager import get_plugin_manager
+        from guardrail.plugin.manager import get_plugin_manager
 
         _PM = get_plugin_manager()
     return _PM
@@ -128,10 +128,10 @@ def _failure_measures(lib, result) -> dict[str, Any]:
 def _held_since(lib, result, finding: dict[str, Any]) -> float | None:
     """The first moment the finding's breach condition had held for its ``for:`` in the
     data: the judge (no hold) every ``GRID`` seconds from the region's deploy."""
-    from guardrail.interfaces import Reading, Series
-    from guardrail.judge import CheckState, judge
-    from guardrail.loader import load_policy
-    from guardrail.model.types import render_value
+    from guardrail.plugin.interfaces import Reading, Series
+    from guardrail.judging.judge import CheckState, judge
+    from guardrail.language.loader import load_policy
+    from guardrail.language.types import render_value
     from guardrail_plugins.prometheus import escape_promql
     from guardrail_plugins.sim import evaluate
 

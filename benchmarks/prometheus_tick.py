@@ -81,10 +81,10 @@ def main() -> int:
     import httpx
 
     from guardrail.clock import SystemClock
-    from guardrail.evaluation import Evaluator
-    from guardrail.interfaces import PluginContext
-    from guardrail.loader import load_plan
-    from guardrail.plugin_manager import get_plugin_manager
+    from guardrail.rollout.evaluation import Evaluator
+    from guardrail.plugin.interfaces import PluginContext
+    from guardrail.language.loader import load_plan
+    from guardrail.plugin.manager import get_plugin_manager
     from guardrail_plugins.sim import open_store
     from support.prometheus import BACKFILL_AFTER_START, BACKFILL_SCENARIO, PrometheusServer, backfill
 

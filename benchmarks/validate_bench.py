@@ -7,7 +7,7 @@ Generates realistic policies (5-10 checks each: PromQL with {{region}} templates
 folder, then times, side by side in the same run:
 
 - the floor: reading every file and ``yaml.safe_load``-ing it (what any YAML tool pays);
-- the library: ``guardrail.loader.validate_paths`` over the folder (plugin registry
+- the library: ``guardrail.language.loader.validate_paths`` over the folder (plugin registry
   built once beforehand, as an embedding program would);
 - the command line: ``guardrail validate DIR`` as a subprocess, start-up included, and
   ``guardrail validate`` on one file, to show how much of that is start-up.
@@ -129,8 +129,8 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="write the policies here and keep them")
     args = parser.parse_args()
 
-    from guardrail.loader import validate_paths
-    from guardrail.plugin_manager import get_plugin_manager
+    from guardrail.language.loader import validate_paths
+    from guardrail.plugin.manager import get_plugin_manager
 
     with tempfile.TemporaryDirectory(prefix="guardrail-bench-") as tmp:
         folder = args.keep or Path(tmp)

@@ -18,17 +18,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .clock import SystemClock, VirtualClock
-from .engine import Engine
-from .errors import ExitCode, GuardrailError, StateError, UsageError
-from .evaluation import Evaluator
-from .interfaces import PluginContext
-from .judge import CheckState, judge
-from .loader import Plan, load_plan
-from .locking import Lease, check_resumable
-from .plugin_manager import GuardrailPluginManager, get_plugin_manager
-from .store import SQLiteStore
-from .windows import frozen_by
+from guardrail.clock import SystemClock, VirtualClock
+from guardrail.rollout.engine import Engine
+from guardrail.errors import ExitCode, GuardrailError, StateError, UsageError
+from guardrail.rollout.evaluation import Evaluator
+from guardrail.plugin.interfaces import PluginContext
+from guardrail.judging.judge import CheckState, judge
+from guardrail.language.loader import Plan, load_plan
+from guardrail.state.locks import Lease, check_resumable
+from guardrail.plugin.manager import GuardrailPluginManager, get_plugin_manager
+from guardrail.state.sqlite import SQLiteStore
+from guardrail.language.windows import frozen_by
 
 LEASE_ENV = "GUARDRAIL_LOCK_LEASE"
 DEFAULT_LEASE = 120.0
@@ -213,7 +213,7 @@ class Guardrail:
 
     def abort_requested_of_running(self, rollout_id: str, reason: str) -> bool:
         """Record the abort request; True when a live process runs the rollout (it will roll back)."""
-        from .locking import HOST, process_alive
+        from guardrail.state.locks import HOST, process_alive
 
         row = self.store.rollout(rollout_id)
         if row["state"] in ("promoted", "done", "refused"):
@@ -256,7 +256,7 @@ class Guardrail:
         return lock
 
     def status(self, rollout_id: str | None = None) -> dict[str, Any]:
-        from .summary import summarize
+        from guardrail.report.summary import summarize
 
         if rollout_id is None:
             rows = self.store.rollouts(limit=1)

@@ -20,9 +20,9 @@ import time
 from pydantic import Field
 
 from guardrail import hookimpl
-from guardrail.incident_text import check_line, headline, plain_text, status_sentence
-from guardrail.model.types import Duration
-from guardrail.sink_http import HttpSettings, HttpSink, clip
+from guardrail.plugin.incident_text import check_line, headline, plain_text, status_sentence
+from guardrail.language.types import Duration
+from guardrail.plugin.sink_http import HttpSettings, HttpSink, clip
 
 DESCRIPTION_LIMIT = 8000
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from guardrail import hookimpl
-from guardrail.interfaces import Action, ActionRun, Deployer, Outcome, Target
-from guardrail.model.types import Duration, Template, render_value
-from guardrail.process import run_argv
+from guardrail.plugin.interfaces import Action, ActionRun, Deployer, Outcome, Target
+from guardrail.language.types import Duration, Template, render_value
+from guardrail.plugin.process import run_argv
 
 
 class _Base(BaseModel):

@@ -17,8 +17,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from guardrail import hookimpl
-from guardrail.incident_text import markdown, update_markdown
-from guardrail.sink_http import HttpSettings, HttpSink, clip
+from guardrail.plugin.incident_text import markdown, update_markdown
+from guardrail.plugin.sink_http import HttpSettings, HttpSink, clip
 
 BODY_LIMIT = 65536
 

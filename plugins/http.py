@@ -39,8 +39,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from guardrail import hookimpl
-from guardrail.interfaces import Probe, Reading, Source
-from guardrail.model.types import Duration, Template, format_duration
+from guardrail.plugin.interfaces import Probe, Reading, Source
+from guardrail.language.types import Duration, Template, format_duration
 
 PAST_TOLERANCE = 60.0
 """How far before the wall clock ``at`` may be and still count as *now*."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from guardrail import hookimpl
-from guardrail.interfaces import IncidentSink
+from guardrail.plugin.interfaces import IncidentSink
 
 
 class JournalSink(IncidentSink):

@@ -1,7 +1,7 @@
 """``noop`` deployer: deploys nothing, succeeds. For dry runs of a plan's policies."""
 
 from guardrail import hookimpl
-from guardrail.interfaces import Deployer, Outcome, Target
+from guardrail.plugin.interfaces import Deployer, Outcome, Target
 
 
 class NoopDeployer(Deployer):

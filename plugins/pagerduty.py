@@ -19,8 +19,8 @@ from typing import Literal
 from pydantic import Field
 
 from guardrail import hookimpl
-from guardrail.incident_text import action_line, check_line, headline, status_sentence
-from guardrail.sink_http import HttpSettings, HttpSink, clip
+from guardrail.plugin.incident_text import action_line, check_line, headline, status_sentence
+from guardrail.plugin.sink_http import HttpSettings, HttpSink, clip
 
 Severity = Literal["critical", "error", "warning", "info"]
 SUMMARY_LIMIT = 1024

@@ -2,7 +2,7 @@
 
 Registered as a document kind so that ``guardrail validate`` checks test files (their
 notation, and the check names and regions they mention) wherever they are found, next
-to the policies they test. The library is ``guardrail.policytest``.
+to the policies they test. The library is ``guardrail.tools.policytest``.
 """
 
 from guardrail import hookimpl
@@ -10,7 +10,7 @@ from guardrail import hookimpl
 
 def validate_policy_test(document):
     """Validate a parsed ``kind: PolicyTest`` document (imported on use: it is rarely needed)."""
-    from guardrail.policytest import validate_document
+    from guardrail.tools.policytest import validate_document
 
     return validate_document(document)
 

@@ -39,8 +39,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from guardrail import hookimpl
-from guardrail.interfaces import Probe, RangeReading, Reading, Series, Source
-from guardrail.model.types import Duration, Template
+from guardrail.plugin.interfaces import Probe, RangeReading, Reading, Series, Source
+from guardrail.language.types import Duration, Template
 
 from .prometheus_failures import (
     RETRY_STATUS,

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from guardrail import hookimpl
-from guardrail.incident_text import action_line, headline, observed_values, status_sentence
-from guardrail.sink_http import HttpSettings, HttpSink, clip
+from guardrail.plugin.incident_text import action_line, headline, observed_values, status_sentence
+from guardrail.plugin.sink_http import HttpSettings, HttpSink, clip
 
 ICON = {"investigating": ":mag:", "identified": ":rotating_light:", "monitoring": ":eyes:",
         "resolved": ":white_check_mark:"}

@@ -18,8 +18,8 @@ from typing import Literal
 from pydantic import Field
 
 from guardrail import hookimpl
-from guardrail.incident_text import plain_text, public_text
-from guardrail.sink_http import HttpSettings, HttpSink, clip
+from guardrail.plugin.incident_text import plain_text, public_text
+from guardrail.plugin.sink_http import HttpSettings, HttpSink, clip
 
 IMPACT = {"critical": "critical", "error": "major", "warning": "minor", "info": "minor"}
 

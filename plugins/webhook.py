@@ -16,10 +16,10 @@ import json
 from pydantic import BaseModel, ConfigDict, Field
 
 from guardrail import hookimpl
-from guardrail.http import post_json
-from guardrail.interfaces import Action, ActionRun, Deployer, Outcome, Target
-from guardrail.model.types import Duration, Template, render_value
-from guardrail.sink_http import HttpSettings, HttpSink
+from guardrail.plugin.http import post_json
+from guardrail.plugin.interfaces import Action, ActionRun, Deployer, Outcome, Target
+from guardrail.language.types import Duration, Template, render_value
+from guardrail.plugin.sink_http import HttpSettings, HttpSink
 
 
 class Settings(BaseModel):

@@ -45,7 +45,7 @@ DATA = REPO / "tests" / "data"
 @pytest.fixture(scope="session")
 def registry():
     """What the installed plugins registered (built from a fresh plugin manager)."""
-    from guardrail.plugin_manager import get_plugin_manager
+    from guardrail.plugin.manager import get_plugin_manager
 
     return get_plugin_manager().registry
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from guardrail.backtest import backtest
+from guardrail.tools.backtest import backtest
 from guardrail.errors import ConfigError, UsageError
 from support import scenario_library
 
@@ -122,7 +122,7 @@ def test_inputs_are_refused_before_the_first_query(runs):
 
 
 def test_a_state_file_can_be_kept_for_guardrail_status(runs, tmp_path):
-    from guardrail.store import SQLiteStore
+    from guardrail.state.sqlite import SQLiteStore
 
     run = runs["r3-sender-restarts"]
     result = backtest([POLICIES / "service-restarts.yaml"], region="r3", deployed_at=run.start,
@@ -140,7 +140,7 @@ def test_a_backtest_decides_and_acts_on_nothing(runs, tmp_path):
     """``Engine.decide_wave``: baselines, the (noop) deploy and the bake; the failure is
     only the answer: no rollback, no incident, no recovery, no end state; the lock is freed."""
     from guardrail.errors import NotFound
-    from guardrail.store import SQLiteStore
+    from guardrail.state.sqlite import SQLiteStore
 
     run = runs["r3-sender-restarts"]
     result = backtest([POLICIES / "service-restarts.yaml"], region="r3", deployed_at=run.start,
@@ -215,7 +215,7 @@ def test_the_command_line_needs_prometheus(cli):
 
 
 def test_event_observers_do_not_hear_an_imagined_rollout(runs):
-    from guardrail.plugin_manager import get_plugin_manager
+    from guardrail.plugin.manager import get_plugin_manager
 
     heard = []
 

@@ -1,4 +1,4 @@
-"""``guardrail check`` (``guardrail.checking``) and ``guardrail validate --live``
+"""``guardrail check`` (``guardrail.tools.check``) and ``guardrail validate --live``
 against the real Prometheus, backfilled from tests/data/prometheus/backfill.yaml."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from guardrail.checking import check_now, exit_code
+from guardrail.tools.check import check_now, exit_code
 from guardrail.errors import ConfigError, UsageError
 
 pytest_plugins = ["support.prometheus"]

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from guardrail import errors
 from guardrail.cli import create_app
 from guardrail.errors import ConfigError, ExitCode, GuardrailError, LockedError, Problem, StoreError
-from guardrail.loader import validate_paths
+from guardrail.language.loader import validate_paths
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from guardrail.store import SQLiteStore
-from guardrail.summary import summarize
+from guardrail.state.sqlite import SQLiteStore
+from guardrail.report.summary import summarize
 
 REPO = Path(__file__).resolve().parent.parent
 PLAN = REPO / "tests" / "data" / "killtest" / "rollout.yaml"

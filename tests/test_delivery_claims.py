@@ -11,8 +11,8 @@ import threading
 import time
 from contextlib import closing
 
-from guardrail.delivery import new_holder
-from guardrail.store import SQLiteStore
+from guardrail.incidents.delivery import new_holder
+from guardrail.state.sqlite import SQLiteStore
 from support.fakes import FakePagerDuty
 from support.fakes.rollouts import deliveries, run_api, write_plan
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from guardrail import hookspecs
+from guardrail.plugin import hookspecs
 from guardrail.clock import VirtualClock
-from guardrail.interfaces import PluginContext, Probe
-from guardrail.loader import validate_paths
-from guardrail.plugin_manager import get_plugin_manager
+from guardrail.plugin.interfaces import PluginContext, Probe
+from guardrail.language.loader import validate_paths
+from guardrail.plugin.manager import get_plugin_manager
 
 REPO = Path(__file__).resolve().parents[1]
 GUIDE = REPO / "docs" / "plugins.md"

@@ -25,8 +25,8 @@ from typer.testing import CliRunner
 from guardrail import hookimpl
 from guardrail.api import Guardrail
 from guardrail.cli import create_app
-from guardrail.plugin_manager import get_plugin_manager
-from guardrail.store import SQLiteStore
+from guardrail.plugin.manager import get_plugin_manager
+from guardrail.state.sqlite import SQLiteStore
 from guardrail_plugins.sim import FleetLog
 
 SERVICE = "engine-test"

@@ -24,9 +24,9 @@ import yaml
 from typer.testing import CliRunner
 
 from guardrail.cli import create_app
-from guardrail.event_text import describe
-from guardrail.locking import HOST
-from guardrail.store import SQLiteStore
+from guardrail.report.event_text import describe
+from guardrail.state.locks import HOST
+from guardrail.state.sqlite import SQLiteStore
 from guardrail_plugins.sim import FleetLog
 
 REPO = Path(__file__).resolve().parent.parent

@@ -18,9 +18,9 @@ import pytest
 
 from guardrail.api import Guardrail
 from guardrail.clock import VirtualClock
-from guardrail.interfaces import PluginContext, Probe
-from guardrail.loader import validate_paths
-from guardrail.plugin_manager import get_plugin_manager
+from guardrail.plugin.interfaces import PluginContext, Probe
+from guardrail.language.loader import validate_paths
+from guardrail.plugin.manager import get_plugin_manager
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "examples" / "plugin"

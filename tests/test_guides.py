@@ -21,9 +21,9 @@ import yaml
 
 from guardrail.cli import create_app
 from guardrail.errors import ExitCode
-from guardrail.loader import validate_paths
-from guardrail.model import BaselineSpec, Check, Policy
-from guardrail.plugin_manager import get_plugin_manager
+from guardrail.language.loader import validate_paths
+from guardrail.language.model import BaselineSpec, Check, Policy
+from guardrail.plugin.manager import get_plugin_manager
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES_GUIDE = REPO / "docs" / "policies.md"

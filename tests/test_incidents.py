@@ -14,8 +14,8 @@ import pytest
 from guardrail import hookimpl
 from guardrail.api import Guardrail
 from guardrail.errors import ConfigError
-from guardrail.plugin_manager import get_plugin_manager
-from guardrail.store import SQLiteStore
+from guardrail.plugin.manager import get_plugin_manager
+from guardrail.state.sqlite import SQLiteStore
 from support.fakes.rollouts import deliveries, journal, run_api, write_plan
 
 

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-import guardrail.delivery
+import guardrail.incidents.delivery
 from guardrail import hookimpl
 from guardrail.api import Guardrail
-from guardrail.plugin_manager import get_plugin_manager
+from guardrail.plugin.manager import get_plugin_manager
 from support.fakes import FakePagerDuty, FakeReceiver, FakeService, Hanging, Reply
 from support.fakes.rollouts import FAST, deliveries, journal, run_api, write_plan
 
@@ -56,7 +56,7 @@ even on a loaded machine, so the bounds below tell waiting for a sink from being
 
 @pytest.mark.parametrize("behaviour", ["hang", "fail"])
 def test_the_rollback_completes_on_time_while_every_sink_hangs_or_fails(tmp_path, behaviour):
-    default_grace = guardrail.delivery.DRAIN_GRACE  # 10s
+    default_grace = guardrail.incidents.delivery.DRAIN_GRACE  # 10s
     server = Hanging() if behaviour == "hang" else _Failing()
     clock = _WallClock()
     state = tmp_path / "state" / "state.db"

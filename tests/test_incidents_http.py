@@ -1,4 +1,4 @@
-"""``guardrail.sink_http``: which failures are worth retrying, how long to wait, and the
+"""``guardrail.plugin.sink_http``: which failures are worth retrying, how long to wait, and the
 service's own words in the error."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from guardrail.sink_http import SinkError, classify, request, service_error, wait_hint
+from guardrail.plugin.sink_http import SinkError, classify, request, service_error, wait_hint
 
 SETTINGS = SimpleNamespace(timeout=1.0, retries=1, backoff=0.01, max_wait=5.0)
 

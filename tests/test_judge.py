@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from guardrail.interfaces import Reading, Series
-from guardrail.judge import CheckState, baseline_value, is_clean, judge
-from guardrail.model import Check
+from guardrail.plugin.interfaces import Reading, Series
+from guardrail.judging.judge import CheckState, baseline_value, is_clean, judge
+from guardrail.language.model import Check
 
 
 def check(**kw) -> Check:
@@ -122,8 +122,8 @@ def test_only_a_clean_last_pass_is_evidence_to_promote():
 
 
 def test_a_summed_check_gets_a_summed_baseline_not_the_mean_of_its_series():
-    from guardrail.interfaces import RangeReading
-    from guardrail.judge import baseline_samples
+    from guardrail.plugin.interfaces import RangeReading
+    from guardrail.judging.judge import baseline_samples
 
     window = RangeReading.of([(0.0, [1.0, 3.0]), (30.0, [2.0, 4.0]), (60.0, [])])
     assert baseline_samples(window, "sum") == [4.0, 6.0]

@@ -13,9 +13,9 @@ import pytest
 from guardrail import hookimpl
 from guardrail.api import Guardrail
 from guardrail.errors import ExitCode, LockLostError
-from guardrail.locking import Lease
-from guardrail.plugin_manager import get_plugin_manager
-from guardrail.store import SQLiteStore
+from guardrail.state.locks import Lease
+from guardrail.plugin.manager import get_plugin_manager
+from guardrail.state.sqlite import SQLiteStore
 from support.fakes.rollouts import write_plan
 
 SERVICE = "mail-sender"  # tests/data/incidents/plan.yaml

@@ -1,4 +1,4 @@
-"""``guardrail.model.types``: durations, comparisons and templates."""
+"""``guardrail.language.types``: durations, comparisons and templates."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from guardrail.model.types import (
+from guardrail.language.types import (
     BUILTIN_TEMPLATE_NAMES,
     Comparison,
     ComparisonText,

@@ -1,4 +1,4 @@
-"""``guardrail.plugin_manager`` and ``guardrail.hookspecs``: one manager, made by one
+"""``guardrail.plugin.manager`` and ``guardrail.plugin.hookspecs``: one manager, made by one
 function, loading built-ins and third-party plugins through the same entry points.
 
 Third-party plugins are real distributions here: a module and a ``.dist-info`` folder
@@ -21,9 +21,9 @@ import pluggy
 import pytest
 
 import guardrail
-from guardrail import hookspecs
+from guardrail.plugin import hookspecs
 from guardrail.errors import PluginError
-from guardrail.plugin_manager import (
+from guardrail.plugin.manager import (
     DISABLE_AUTOLOAD_ENV,
     ENTRY_POINT_GROUP,
     KINDS,
@@ -68,7 +68,7 @@ def install(tmp_path, monkeypatch):
 
 JOURNAL_OVERRIDE = """
     import guardrail
-    from guardrail.interfaces import IncidentSink
+    from guardrail.plugin.interfaces import IncidentSink
 
     class LoudJournal(IncidentSink):
         def notify(self, incident, ref):

@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from guardrail.cli import create_app
-from guardrail.loader import LoadedPolicy, load_policy
+from guardrail.language.loader import LoadedPolicy, load_policy
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
 FILES = sorted(POLICIES.glob("*.yaml"))

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from guardrail import ticks
+from guardrail.rollout import ticks
 from guardrail.errors import ConfigError
-from guardrail.policytest import find_test_files, load_test, run_loaded, run_paths
-from guardrail.policytest import runner
-from guardrail.policytest.model import PolicyTest
-from guardrail.policytest.notation import MAX_SAMPLES, compact, expand
+from guardrail.tools.policytest import find_test_files, load_test, run_loaded, run_paths
+from guardrail.tools.policytest import runner
+from guardrail.tools.policytest.model import PolicyTest
+from guardrail.tools.policytest.notation import MAX_SAMPLES, compact, expand
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO / "policies"
@@ -185,7 +185,7 @@ def test_a_policy_test_over_a_scenarios_samples_fails_when_the_rollout_did(tmp_p
         "apiVersion": "guardrail/v1", "kind": "PolicyTest", "policy": "x", "step": "15s",
         "tests": [{"name": "replay", "deployed_at": f"{int(run.start - origin)}s",
                    "until": f"{int(run.start + 1800 - origin)}s", "regions": {"r3": {"series": series}}}]})
-    from guardrail.loader import load_policy
+    from guardrail.language.loader import load_policy
 
     policy = load_policy(POLICIES / "service-restarts.yaml", registry).policy
     outcomes = runner.run_case(test, test.tests[0], policy)

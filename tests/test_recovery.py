@@ -1,4 +1,4 @@
-"""Recovery verification (``guardrail.recovery``): the verdict over successive ticks, and
+"""Recovery verification (``guardrail.rollout.recovery``): the verdict over successive ticks, and
 the ``verify`` step that records it, so a resumed run takes the verdict rather than
 verifying again."""
 
@@ -14,9 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from guardrail.engine import Failure
-from guardrail.recovery import _Watch, verify_recovery
-from guardrail.store import SQLiteStore
+from guardrail.rollout.engine import Failure
+from guardrail.rollout.recovery import _Watch, verify_recovery
+from guardrail.state.sqlite import SQLiteStore
 from support.engine_plans import rollout, run, state, work, write_plan  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from guardrail.cli import create_app
 from guardrail.report import gather, render_html
 from guardrail.report.data import PLOT_BUCKETS
-from guardrail.store import SQLiteStore
+from guardrail.state.sqlite import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "examples" / "quickstart"

@@ -20,7 +20,7 @@ import yaml
 from typer.testing import CliRunner
 
 from guardrail.cli import create_app
-from guardrail.store import SQLiteStore
+from guardrail.state.sqlite import SQLiteStore
 from guardrail_plugins.sim import FleetLog
 
 REPO = Path(__file__).resolve().parent.parent

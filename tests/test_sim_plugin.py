@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from guardrail.clock import VirtualClock
 from guardrail.errors import ConfigError
-from guardrail.interfaces import PluginContext, Probe, Reading, Source, Target
-from guardrail.model.types import render
-from guardrail.plugin_manager import get_plugin_manager
+from guardrail.plugin.interfaces import PluginContext, Probe, Reading, Source, Target
+from guardrail.language.types import render
+from guardrail.plugin.manager import get_plugin_manager
 from guardrail_plugins.sim import FleetLog, SimDeployer, SimSource, evaluate, open_store
 from guardrail_plugins.sim.exposition import serve_metrics, write_openmetrics
 from guardrail_plugins.sim.promql import PromQLError

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from guardrail.model.types import render
+from guardrail.language.types import render
 from guardrail_plugins.prometheus import escape_promql
 from guardrail_plugins.sim.promql import PromQLError, StaticStore, evaluate, parse
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from guardrail.errors import ConfigError
-from guardrail.loader import validate_paths
-from guardrail.plugin_manager import get_plugin_manager
+from guardrail.language.loader import validate_paths
+from guardrail.plugin.manager import get_plugin_manager
 from guardrail_plugins.sim import FleetLog, evaluate, load_scenario, open_store
 from guardrail_plugins.sim.scenario import Scenario
 

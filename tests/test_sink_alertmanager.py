@@ -16,7 +16,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from guardrail.store import SQLiteStore
+from guardrail.state.sqlite import SQLiteStore
 from support.alertmanager import AlertmanagerServer
 from support.fakes import FakeReceiver
 from support.fakes.rollouts import journal, rollout_json, wait_for, write_plan
@@ -108,7 +108,7 @@ def test_an_end_before_the_start_is_refused_by_alertmanager_and_not_retried(aler
     body = [{"labels": {"alertname": "x"}, "startsAt": "2030-01-01T00:00:00Z", "endsAt": "2029-01-01T00:00:00Z"}]
     answer = httpx.post(f"{server.url}/api/v2/alerts", json=body, timeout=5)
     assert answer.status_code == 400 and "start time must be before end time" in answer.text
-    from guardrail.sink_http import classify
+    from guardrail.plugin.sink_http import classify
 
     error = classify(answer)
     assert not error.retryable and "start time must be before end time" in str(error)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from guardrail.clock import SystemClock
-from guardrail.interfaces import PluginContext
-from guardrail.sink_http import SinkError
+from guardrail.plugin.interfaces import PluginContext
+from guardrail.plugin.sink_http import SinkError
 from guardrail_plugins.opsgenie import OpsgenieSink
 from support.fakes import FakeOpsgenie
 from support.fakes.opsgenie import unprocessable

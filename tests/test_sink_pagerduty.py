@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from guardrail.interfaces import PluginContext
+from guardrail.plugin.interfaces import PluginContext
 from guardrail.clock import SystemClock
-from guardrail.sink_http import SinkError
+from guardrail.plugin.sink_http import SinkError
 from guardrail_plugins.pagerduty import PagerDutySink
 from support.fakes import FakePagerDuty
 from support.fakes.pagerduty import RATE_LIMITED

@@ -16,10 +16,10 @@ import pytest
 from pydantic import ValidationError
 
 from guardrail.clock import SystemClock
-from guardrail.interfaces import PluginContext, Probe, Reading
-from guardrail.loader import check_policy
-from guardrail.model.types import render_value
-from guardrail.yamldoc import parse
+from guardrail.plugin.interfaces import PluginContext, Probe, Reading
+from guardrail.language.loader import check_policy
+from guardrail.language.types import render_value
+from guardrail.language.yamldoc import parse
 from guardrail_plugins.http import HttpSource, lookup, parse_json_path, redact_url
 
 SECRET = "Bearer s3cr3t-t0ken-do-not-print"

@@ -23,13 +23,13 @@ import pytest
 from pydantic import ValidationError
 
 from guardrail.clock import SystemClock, VirtualClock
-from guardrail.evaluation import Evaluator, Item
-from guardrail.interfaces import PluginContext, Probe
-from guardrail.judge import CheckState, judge
-from guardrail.loader import load_plan
-from guardrail.model import Check
-from guardrail.model.types import render
-from guardrail.plugin_manager import get_plugin_manager
+from guardrail.rollout.evaluation import Evaluator, Item
+from guardrail.plugin.interfaces import PluginContext, Probe
+from guardrail.judging.judge import CheckState, judge
+from guardrail.language.loader import load_plan
+from guardrail.language.model import Check
+from guardrail.language.types import render
+from guardrail.plugin.manager import get_plugin_manager
 from guardrail_plugins.prometheus import PrometheusSource, escape_promql, templates_outside_double_quotes
 from guardrail_plugins.prometheus_templates import escape_string
 from guardrail_plugins.sim import evaluate

@@ -1,5 +1,5 @@
-"""Canary-vs-control statistics (``guardrail.statistics``), their verdicts
-(``judge_control``) and the comparison window (``guardrail.control.window``).
+"""Canary-vs-control statistics (``guardrail.judging.statistics``), their verdicts
+(``judge_control``) and the comparison window (``guardrail.rollout.control.window``).
 
 The promises checked over many seeded draws: a 30% drop in a noisy series is caught,
 and two draws from the same distribution are flagged no more often than the
@@ -12,10 +12,10 @@ import math
 import numpy as np
 import pytest
 
-from guardrail.control import window
-from guardrail.judge import CheckState, judge_control
-from guardrail.model import Check
-from guardrail.statistics import allowed_ratios, compare_to_control
+from guardrail.rollout.control import window
+from guardrail.judging.judge import CheckState, judge_control
+from guardrail.language.model import Check
+from guardrail.judging.statistics import allowed_ratios, compare_to_control
 
 
 def draws(seed: int, deployed_mean: float, control_mean: float = 100.0, *, noise: float = 15.0, n: int = 11,

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from guardrail.cli import create_app
 from guardrail.errors import ExitCode, StoreError
 from guardrail.secrets import Redactor
-from guardrail.store import SCHEMA_VERSION, SQLiteStore
+from guardrail.state.sqlite import SCHEMA_VERSION, SQLiteStore
 
 DATA = Path(__file__).parent / "data" / "engine"
 SECRET = "s3cr3t-T0KEN-4f9a2c"

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from guardrail.errors import ConfigError
-from guardrail.loader import load_plan, load_policy, validate_paths
+from guardrail.language.loader import load_plan, load_policy, validate_paths
 
 REPO = Path(__file__).resolve().parents[1]
 INVALID = REPO / "tests" / "data" / "invalid"

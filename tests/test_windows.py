@@ -1,4 +1,4 @@
-"""``guardrail.windows``: change freezes, weekly and dated, in a time zone."""
+"""``guardrail.language.windows``: change freezes, weekly and dated, in a time zone."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from guardrail.windows import frozen_by, parse_window, zone
+from guardrail.language.windows import frozen_by, parse_window, zone
 
 UTC = ZoneInfo("UTC")
 

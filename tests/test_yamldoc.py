@@ -1,11 +1,11 @@
-"""``guardrail.yamldoc``: YAML with a position for every node, and no silent surprises."""
+"""``guardrail.language.yamldoc``: YAML with a position for every node, and no silent surprises."""
 
 from __future__ import annotations
 
 import datetime
 
 from guardrail.errors import Problem
-from guardrail.yamldoc import MERGE_KEY_MESSAGE, format_path, parse
+from guardrail.language.yamldoc import MERGE_KEY_MESSAGE, format_path, parse
 
 NESTED = """\
 apiVersion: guardrail/v1

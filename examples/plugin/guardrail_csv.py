@@ -38,8 +38,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 import guardrail
-from guardrail.interfaces import PluginContext, Probe, Reading, Source
-from guardrail.model.types import Duration, Template, parse_duration
+from guardrail.plugin.interfaces import PluginContext, Probe, Reading, Source
+from guardrail.language.types import Duration, Template, parse_duration
 
 __version__ = "1.0.0"
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from guardrail.api import Guardrail
-from guardrail.loader import load_policy
-from guardrail.plugin_manager import get_plugin_manager
+from guardrail.language.loader import load_policy
+from guardrail.plugin.manager import get_plugin_manager
 
 HERE = Path(__file__).resolve().parent
 

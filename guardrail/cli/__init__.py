@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from ..errors import ConfigError, ExitCode, GuardrailError
+from guardrail.errors import ConfigError, ExitCode, GuardrailError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
@@ -39,7 +39,7 @@ class _Group(TyperGroup):
 
 
 def create_app(*, with_plugins: bool = True) -> typer.Typer:
-    from . import (check_command, config_commands, incident_commands, prove_commands, report_commands,
+    from guardrail.cli import (check_command, config_commands, incident_commands, prove_commands, report_commands,
                    rollout_commands)
 
     app = typer.Typer(
@@ -55,7 +55,7 @@ def create_app(*, with_plugins: bool = True) -> typer.Typer:
                      incident_commands):
         commands.register(app)
     if with_plugins:
-        from ..plugin_manager import get_plugin_manager
+        from guardrail.plugin.manager import get_plugin_manager
 
         try:
             get_plugin_manager().hook.guardrail_register_commands(app=app)

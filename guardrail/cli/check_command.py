@@ -1,4 +1,4 @@
-"""``guardrail check``: a policy's checks evaluated once, in one region (``guardrail.checking``)."""
+"""``guardrail check``: a policy's checks evaluated once, in one region (``guardrail.tools.check``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from ..checking import CheckResult, check_now, exit_code
-from ..errors import UsageError
-from ..plugin_manager import get_plugin_manager
-from .options import JsonOption, StateOption, state_path
+from guardrail.tools.check import CheckResult, check_now, exit_code
+from guardrail.errors import UsageError
+from guardrail.plugin.manager import get_plugin_manager
+from guardrail.cli.options import JsonOption, StateOption, state_path
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
 
@@ -82,7 +82,7 @@ def _table(results: list[CheckResult]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from . import out_console
+    from guardrail.cli import out_console
 
     table = Table("check", "value", "threshold", "verdict", "reason", box=None, show_edge=False,
                   title=f"{results[0].policy} in {results[0].region}" if results else None, title_justify="left")

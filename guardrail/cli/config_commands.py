@@ -9,11 +9,11 @@ from typing import Annotated
 
 import typer
 
-from ..errors import ConfigError, ExitCode
-from ..loader import validate_paths
-from ..model import Policy, Rollout
-from ..plugin_manager import get_plugin_manager, plugin_infos
-from .options import JsonOption
+from guardrail.errors import ConfigError, ExitCode
+from guardrail.language.loader import validate_paths
+from guardrail.language.model import Policy, Rollout
+from guardrail.plugin.manager import get_plugin_manager, plugin_infos
+from guardrail.cli.options import JsonOption
 
 
 class SchemaKind(str, Enum):
@@ -30,7 +30,7 @@ def validate(
                                                    help="the Prometheus for --live (default: the plan's)")] = None,
 ) -> None:
     """Check YAML files; print every problem as FILE:LINE:COL: KEY.PATH: message (exit 2)."""
-    from . import out_console
+    from guardrail.cli import out_console
 
     registry = get_plugin_manager().registry
     checked, problems = validate_paths(paths, registry)
@@ -39,7 +39,7 @@ def validate(
     if checked == 0:
         raise typer.BadParameter("no guardrail YAML files found", param_hint="PATHS")
     if live:
-        from ..live import live_problems
+        from guardrail.tools.live import live_problems
 
         problems = live_problems(paths, registry, prometheus_url=prometheus)
         if problems:
@@ -58,7 +58,7 @@ def schema(kind: Annotated[SchemaKind, typer.Argument(help="which document kind"
 
 def _schema_model(kind: SchemaKind):
     if kind is SchemaKind.policytest:
-        from ..policytest.model import PolicyTest
+        from guardrail.tools.policytest.model import PolicyTest
 
         return PolicyTest
     if kind is SchemaKind.scenario:  # the simulated fleet's document kind (built-in plugin)
@@ -72,7 +72,7 @@ def plugins(as_json: JsonOption = False) -> None:
     """List loaded plugins: name, version, origin and what each registers."""
     from rich.table import Table
 
-    from . import out_console
+    from guardrail.cli import out_console
 
     infos = plugin_infos(get_plugin_manager())
     if as_json:

@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .options import JsonOption, StateOption, state_path
+from guardrail.cli.options import JsonOption, StateOption, state_path
 
 incidents_app = typer.Typer(help="Incidents of failed rollouts: list, show, flush the delivery spool.",
                             no_args_is_help=True)
@@ -22,7 +22,7 @@ IncidentArgument = Annotated[str, typer.Argument(help="incident id (INC-...) or 
 
 
 def _api(state):
-    from ..api import Guardrail
+    from guardrail.api import Guardrail
 
     return Guardrail(state_path(state))
 
@@ -31,7 +31,7 @@ def _api(state):
 def list_incidents(state: StateOption = None, as_json: JsonOption = False,
                    limit: Annotated[int, typer.Option(help="how many incidents")] = 20) -> None:
     """List incidents, newest first, with how many updates are still spooled."""
-    from . import out_console
+    from guardrail.cli import out_console
 
     api = _api(state)
     pending = {}
@@ -57,8 +57,8 @@ def list_incidents(state: StateOption = None, as_json: JsonOption = False,
 @incidents_app.command("show")
 def show(incident: IncidentArgument, state: StateOption = None, as_json: JsonOption = False) -> None:
     """Show an incident: what it says, its timeline, and each sink's delivery."""
-    from ..incident_text import plain_text
-    from . import out_console
+    from guardrail.plugin.incident_text import plain_text
+    from guardrail.cli import out_console
 
     api = _api(state)
     doc = api.store.incident(incident)
@@ -86,8 +86,8 @@ def flush(incident: Annotated[str | None, typer.Argument(help="only this inciden
           rejected: Annotated[bool, typer.Option("--rejected", help="also retry updates a service refused")] = False,
           ) -> None:
     """Deliver spooled incident updates now (exit 1 if some are still not delivered)."""
-    from ..delivery import flush as flush_spool
-    from . import out_console
+    from guardrail.incidents.delivery import flush as flush_spool
+    from guardrail.cli import out_console
 
     api = _api(state)
     results = flush_spool(api.store, api.pm.registry, incident=incident, rejected=rejected)

@@ -13,9 +13,9 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from .. import hookimpl
-from ..event_text import describe
-from ..model.types import format_duration
+from guardrail import hookimpl
+from guardrail.report.event_text import describe
+from guardrail.language.types import format_duration
 
 _STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
 

@@ -1,7 +1,7 @@
 """``test`` and ``backtest``: prove a policy before it guards a rollout.
 
-``guardrail test`` runs policy unit tests offline (``guardrail.policytest``);
-``guardrail backtest`` replays a policy over real history (``guardrail.backtest``).
+``guardrail test`` runs policy unit tests offline (``guardrail.tools.policytest``);
+``guardrail backtest`` replays a policy over real history (``guardrail.tools.backtest``).
 Both are thin: parse arguments, call the library, print.
 """
 
@@ -13,11 +13,11 @@ from typing import Annotated
 
 import typer
 
-from ..backtest import BacktestResult, iso
-from ..errors import UsageError
-from ..model.types import format_duration
-from .check_command import parse_time, parse_vars
-from .options import JsonOption
+from guardrail.tools.backtest import BacktestResult, iso
+from guardrail.errors import UsageError
+from guardrail.language.types import format_duration
+from guardrail.cli.check_command import parse_time, parse_vars
+from guardrail.cli.options import JsonOption
 
 STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "halt": "yellow"}
 
@@ -26,9 +26,9 @@ def policy_test(
     paths: Annotated[list[Path], typer.Argument(help="PolicyTest files, or folders searched for them")],
 ) -> None:
     """Run policy unit tests: exit 0 when every expectation holds, 1 on a mismatch, 2 on an invalid file."""
-    from ..plugin_manager import get_plugin_manager
-    from ..policytest import run_paths
-    from . import out_console
+    from guardrail.plugin.manager import get_plugin_manager
+    from guardrail.tools.policytest import run_paths
+    from guardrail.cli import out_console
 
     results = run_paths(paths, get_plugin_manager().registry)
     failed = 0
@@ -69,7 +69,7 @@ def backtest(
     as_json: JsonOption = False,
 ) -> None:
     """Replay policies over history as if a change was deployed at --deployed-at: exit 0 would pass, 1 would fail, 3 would halt."""
-    from ..backtest import backtest as run
+    from guardrail.tools.backtest import backtest as run
 
     start = parse_time(deployed_at, "--deployed-at")
     end = parse_time(until, "--until") if until is not None else None
@@ -89,7 +89,7 @@ def print_result(result: BacktestResult) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from . import out_console
+    from guardrail.cli import out_console
 
     def offset(at: float | None) -> str:
         if at is None:

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UsageError
-from .options import StateOption, state_path
+from guardrail.errors import UsageError
+from guardrail.cli.options import StateOption, state_path
 
 HtmlOption = Annotated[Path | None, typer.Option(
     "--html", help="write the self-contained HTML report (timeline, plots, evidence) to this file",
@@ -24,9 +24,9 @@ ReportOption = Annotated[Path | None, typer.Option(
 def report(rollout_id: Annotated[str, typer.Argument(help="rollout id (a unique prefix is enough)", show_default=False)],
            html: HtmlOption = None, junit: JunitOption = None, state: StateOption = None) -> None:
     """Write a rollout's report: one HTML file to open anywhere, and JUnit XML for CI."""
-    from ..report import write
-    from ..store import SQLiteStore
-    from . import out_console
+    from guardrail.report import write
+    from guardrail.state.sqlite import SQLiteStore
+    from guardrail.cli import out_console
 
     if html is None and junit is None:
         raise UsageError("say what to write: --html FILE, --junit FILE, or both")
@@ -55,8 +55,8 @@ def publish(store, rollout_id: str, *, html: Path | None, junit: Path | None, ma
     they go to stderr instead (the runner reads workflow commands from both streams), so
     that stdout stays one JSON document. A report that cannot be written is a warning on
     stderr: the exit code stays the rollout's outcome, which is what a pipeline acts on."""
-    from ..report import annotations, gather, save, step_summary
-    from . import err_console
+    from guardrail.report import annotations, gather, save, step_summary
+    from guardrail.cli import err_console
 
     github = os.environ.get("GITHUB_ACTIONS") == "true"
     if html is None and junit is None and not github:

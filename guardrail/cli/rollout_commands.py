@@ -12,9 +12,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import ExitCode, LockedError
-from .options import JsonOption, StateOption, state_path
-from .report_commands import JunitOption, ReportOption, publish
+from guardrail.errors import ExitCode, LockedError
+from guardrail.cli.options import JsonOption, StateOption, state_path
+from guardrail.cli.report_commands import JunitOption, ReportOption, publish
 
 
 class Output(str, Enum):
@@ -27,10 +27,10 @@ IdArgument = Annotated[str, typer.Argument(help="rollout id (a unique prefix is 
 
 
 def _guardrail(state: Path | None, progress: bool):
-    from ..api import Guardrail
-    from ..plugin_manager import get_plugin_manager
-    from . import out_console
-    from .progress import Progress
+    from guardrail.api import Guardrail
+    from guardrail.plugin.manager import get_plugin_manager
+    from guardrail.cli import out_console
+    from guardrail.cli.progress import Progress
 
     listener = Progress(out_console) if progress else None
     pm = get_plugin_manager(extra_plugins=[listener] if listener else [])
@@ -38,7 +38,7 @@ def _guardrail(state: Path | None, progress: bool):
 
 
 def _finish(api, result, output: Output, listener, report: Path | None = None, junit: Path | None = None) -> None:
-    from . import out_console
+    from guardrail.cli import out_console
 
     if listener is not None:
         listener.close()
@@ -88,7 +88,7 @@ def rollout(
     Exit codes: 0 promoted, 1 rolled back, 2 invalid input, 3 halted,
     4 rollback failed (a person is needed), 5 locked by another rollout.
     """
-    from .check_command import parse_time
+    from guardrail.cli.check_command import parse_time
 
     clock_start = parse_time(start_at, "--start-at")
     _run(state, output, lambda api: api.rollout(plan, override_window=override_window, clock_start=clock_start),
@@ -109,8 +109,8 @@ def abort(rollout_id: IdArgument, state: StateOption = None, output: OutputOptio
     If another process is running the rollout, it is asked to roll back at its next
     evaluation and reports the outcome itself; this command then exits 0.
     """
-    from ..api import Guardrail
-    from . import out_console
+    from guardrail.api import Guardrail
+    from guardrail.cli import out_console
 
     api = Guardrail(state_path(state))
     try:
@@ -143,7 +143,7 @@ def approve(rollout_id: IdArgument, state: StateOption = None, output: OutputOpt
 def pause(rollout_id: IdArgument, state: StateOption = None,
           reason: Annotated[str, typer.Option(help="recorded with the rollout")] = "paused by a person") -> None:
     """Ask a running rollout to halt at its next evaluation (exit 3 there)."""
-    from . import out_console
+    from guardrail.cli import out_console
 
     api, _ = _guardrail(state, progress=False)
     api.pause(rollout_id, reason)
@@ -153,7 +153,7 @@ def pause(rollout_id: IdArgument, state: StateOption = None,
 def unlock(service: Annotated[str, typer.Argument(help="the service whose lock to free")],
            state: StateOption = None) -> None:
     """Free a service's lock left by a dead process or a halted rollout."""
-    from . import out_console
+    from guardrail.cli import out_console
 
     api, _ = _guardrail(state, progress=False)
     lock = api.unlock(service)
@@ -178,8 +178,8 @@ def history(state: StateOption = None, service: Annotated[str | None, typer.Opti
             as_json: JsonOption = False,
             limit: Annotated[int, typer.Option(help="how many rollouts")] = 20) -> None:
     """List past rollouts, newest first."""
-    from ..incident_body import iso
-    from . import out_console
+    from guardrail.incidents.document import iso
+    from guardrail.cli import out_console
 
     api, _ = _guardrail(state, progress=False)
     rows = api.history(service, limit)
@@ -200,7 +200,7 @@ def history(state: StateOption = None, service: Annotated[str | None, typer.Opti
 
 
 def _print_summary(s: dict) -> None:
-    from . import out_console
+    from guardrail.cli import out_console
 
     colour = {"promoted": "green", "rolled_back": "yellow", "halted": "yellow"}.get(s["outcome"] or "", "red")
     out_console.print(f"\n[bold]{s['service']} {s['version']}[/bold] (rollout {s['rollout_id']}): "

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..secrets import Redactor
-from ..store import SQLiteStore
-from .data import Report, gather
-from .github import annotations, step_summary
-from .html import render as render_html
-from .junit import render as render_junit
+from guardrail.secrets import Redactor
+from guardrail.state.sqlite import SQLiteStore
+from guardrail.report.data import Report, gather
+from guardrail.report.github import annotations, step_summary
+from guardrail.report.html import render as render_html
+from guardrail.report.junit import render as render_junit
 
 
 def save(report: Report, *, html: Path | None = None, junit: Path | None = None,

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..documents import display_name
-from ..errors import NotFound
-from ..store import SQLiteStore
-from ..summary import summarize
-from ..yamldoc import parse
-from .timeline import Mark, Span, build_timeline
+from guardrail.language.documents import display_name
+from guardrail.errors import NotFound
+from guardrail.state.sqlite import SQLiteStore
+from guardrail.report.summary import summarize
+from guardrail.language.yamldoc import parse
+from guardrail.report.timeline import Mark, Span, build_timeline
 
 PLOT_BUCKETS = 356
 """Time buckets per plot: the width of a plot's drawing area in SVG units."""

@@ -19,9 +19,9 @@ import os
 from html import escape
 from pathlib import Path
 
-from ..api import OUTCOME_EXIT
-from ..incident_body import iso
-from .data import Report, fmt
+from guardrail.api import OUTCOME_EXIT
+from guardrail.incidents.document import iso
+from guardrail.report.data import Report, fmt
 
 MAX_ERRORS = 10
 ICON = {"promoted": "✅", "rolled_back": "❌", "halted": "⚠️", "rollback_failed": "🚨"}

@@ -16,14 +16,14 @@ import json
 from html import escape
 from typing import Any
 
-from .. import __version__
-from ..api import OUTCOME_EXIT
-from ..incident_body import iso
-from ..model.types import format_duration
-from .data import CheckView, Report, Verdict, fmt
-from .style import CSS
-from .svg import check_plot, clock, timeline
-from .timeline import describe
+from guardrail import __version__
+from guardrail.api import OUTCOME_EXIT
+from guardrail.incidents.document import iso
+from guardrail.language.types import format_duration
+from guardrail.report.data import CheckView, Report, Verdict, fmt
+from guardrail.report.style import CSS
+from guardrail.report.svg import check_plot, clock, timeline
+from guardrail.report.timeline import describe
 
 BADGE = {"promoted": "pass", "pass": "pass", "rolled_back": "fail", "fail": "fail", "deploy_failed": "fail",
          "rollback_failed": "fail", "halted": "warn", "inconclusive": "warn", "refused": "warn",

@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from html import escape
 from typing import Iterable
 
-from .data import PLOT_BUCKETS, Bucket, fmt
-from .timeline import INCIDENT_STATUSES, WAVES_ROW, Mark, Span
+from guardrail.report.data import PLOT_BUCKETS, Bucket, fmt
+from guardrail.report.timeline import INCIDENT_STATUSES, WAVES_ROW, Mark, Span
 
 STATUS_COLOURS = {0: "#2e7d32", 1: "#e0a100", 2: "#8d8d8d", 3: "#c62828"}
 _TIME_STEPS = (1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800)

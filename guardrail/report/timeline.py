@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..model.types import format_duration
-from ..event_text import describe  # noqa: F401  (html.py imports it from here)
+from guardrail.language.types import format_duration
+from guardrail.report.event_text import describe  # noqa: F401  (html.py imports it from here)
 
 if TYPE_CHECKING:
-    from .data import Verdict
+    from guardrail.report.data import Verdict
 
 WAVES_ROW = "waves"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from guardrail import hookimpl
 from guardrail.errors import Problem
-from guardrail.yamldoc import Document
+from guardrail.language.yamldoc import Document
 
 from .fleet import FleetLog, default_fleet_path
 from .promql import PromQLError, StaticStore, evaluate

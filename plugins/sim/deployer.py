@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail.interfaces import Deployer, Outcome, PluginContext, Target
-from guardrail.model.types import Duration
+from guardrail.plugin.interfaces import Deployer, Outcome, PluginContext, Target
+from guardrail.language.types import Duration
 
 from .source import open_fleet
 

@@ -81,10 +81,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from guardrail.documents import read, validate
+from guardrail.language.documents import read, validate
 from guardrail.errors import ConfigError, Problem
-from guardrail.model.types import Duration
-from guardrail.yamldoc import Document
+from guardrail.language.types import Duration
+from guardrail.language.yamldoc import Document
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")

@@ -17,7 +17,7 @@ from typer.testing import Result
 from typer.testing import CliRunner
 
 from guardrail.cli import create_app
-from guardrail.store import SQLiteStore
+from guardrail.state.sqlite import SQLiteStore
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "engine"
 

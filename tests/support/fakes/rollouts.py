@@ -81,7 +81,7 @@ def run_api(plan: Path, state: Path, env: dict[str, str] | None = None, **api_kw
 
 
 def deliveries(state: Path, sink: str | None = None) -> list[dict]:
-    from guardrail.store import SQLiteStore
+    from guardrail.state.sqlite import SQLiteStore
 
     store = SQLiteStore(state)
     try:

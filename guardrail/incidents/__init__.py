@@ -1,0 +1,1 @@
+"""The incident of a failed rollout: its lifecycle over the step journal, the incident document (pure) and delivery to the sinks. Imports state, judging, language, the plugin contract and the leaves; never the engine."""

@@ -1,0 +1,1 @@
+"""Pure judgement: verdicts, statistics, baseline and control maths, decisions (Failure, Halt) and the one function that evaluates a check over readings, used by every tool. No I/O, no clock. Imports language, the plugin contract's data types and the leaves."""

@@ -1,0 +1,240 @@
+"""Verdicts from measurements: pure functions over numbers, no I/O, no clock.
+
+A check yields ``pass``, ``fail`` or ``inconclusive`` with its evidence:
+
+- ``fail_if`` fails when its comparison holds; with ``for: D`` only once it has held
+  at every evaluation for at least D (until then the verdict is a *pending* pass);
+- relative comparisons (``> +20%``) are applied to the change from a reference value
+  (the baseline captured before the change);
+- no data follows ``on_no_data``; a provider error is always inconclusive;
+- several series need an explicit ``reduce``; ``any``/``all`` apply the comparison to
+  each series, the others reduce the values first;
+- ``compare: control`` verdicts (``judge_control``) come from ``guardrail.judging.statistics``
+  and are held by ``for:`` in the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Literal
+
+from guardrail.plugin.interfaces import RangeReading, Reading
+from guardrail.language.model import Check
+from guardrail.language.types import format_duration
+from guardrail.judging.statistics import ControlComparison, allowed_ratios
+
+Status = Literal["pass", "fail", "inconclusive"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: Status
+    value: float | None
+    threshold: float | None
+    reference: float | None
+    reason: str
+    pending: bool = False
+    """Breaching, but the ``for:`` hold has not elapsed yet (or a control window still fills)."""
+    skipped: bool = False
+    """Not evaluated, for the reason given: a control comparison with no control region left."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckState:
+    """What the judge remembers of one check in one region between evaluations."""
+
+    breach_since: float | None = None
+    first_breach_at: float | None = None
+    inconclusive_streak: int = 0
+    evaluations: int = 0
+    failures: int = 0
+    inconclusives: int = 0
+    last: Verdict | None = None
+
+
+def reduce_values(values: list[float], how: str) -> float:
+    if how == "max":
+        return max(values)
+    if how == "min":
+        return min(values)
+    if how == "sum":
+        return math.fsum(values)
+    if how == "avg":
+        return math.fsum(values) / len(values)
+    raise ValueError(f"unknown reduce {how!r}")
+
+
+def baseline_samples(reading: RangeReading, reduce: str | None) -> list[float]:
+    """One value per step of a pre-change window, reduced as the live check reduces
+    its series (``any``/``all`` compare each series, so their baseline is the mean)."""
+    if reduce in ("max", "min", "sum", "avg") and reading.samples:
+        return [reduce_values(list(values), reduce) for _, values in reading.samples]
+    return [value for _, value in reading.points]
+
+
+def baseline_value(points: list[float], stat: str) -> float | None:
+    """One reference value from the samples of the pre-change window."""
+    values = [v for v in points if not math.isnan(v)]
+    if not values:
+        return None
+    if stat == "median":
+        return statistics.median(values)
+    if stat == "max":
+        return max(values)
+    if stat == "min":
+        return min(values)
+    return math.fsum(values) / len(values)
+
+
+def _measure(check: Check, reading: Reading, reference: float | None) -> tuple[float | None, bool | None, str]:
+    """(value shown, whether the failure condition holds, reason) — holds is None for no data."""
+    values = [s.value for s in reading.series if not math.isnan(s.value)]
+    if not values:
+        return None, None, "no data"
+    comparison = check.fail_if
+    how = check.reduce
+    if len(values) > 1 and how is None:
+        raise _Inconclusive(f"the query returned {len(values)} series; add reduce: max|min|sum|avg|any|all "
+                            f"(or aggregate in the query) so no series is silently picked")
+    if how in ("any", "all"):
+        holds = [comparison.holds(v, reference) for v in values]
+        breached = [v for v, h in zip(values, holds) if h]
+        worst = max(values, key=lambda v: comparison.subject(v, reference) * (1 if comparison.op in (">", ">=") else -1))
+        verdict = any(holds) if how == "any" else all(holds)
+        return (breached[0] if verdict and breached else worst), verdict, f"{len(breached)}/{len(values)} series breach"
+    value = values[0] if len(values) == 1 else reduce_values(values, how)
+    return value, comparison.holds(value, reference), ""
+
+
+class _Inconclusive(Exception):
+    pass
+
+
+def _describe(check: Check, value: float, reference: float | None) -> str:
+    comparison = check.fail_if
+    if comparison.relative and reference is not None:
+        change = comparison.subject(value, reference)
+        unit = "%" if comparison.percent else ""
+        return f"{_fmt(value)} is {change:+.1f}{unit} from baseline {_fmt(reference)} (fails if {comparison.text})"
+    return f"{_fmt(value)} (fails if {comparison.text})"
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value != value or math.isinf(value):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def judge(check: Check, reading: Reading, *, at: float, state: CheckState, on_no_data: str,
+          reference: float | None = None, needs_reference: bool = False) -> tuple[Verdict, CheckState]:
+    """Evaluate one reading of one check; return the verdict and the updated state.
+
+    This runs once per check, region and tick (hundreds of thousands of times in a
+    long simulated bake), so states are built directly rather than with ``replace``.
+    """
+    comparison = check.fail_if
+    threshold = comparison.threshold(reference) if comparison is not None else None
+    if reading.error:
+        return _inconclusive(state, threshold, reference, reading.error)
+    if needs_reference and reference is None:
+        return _inconclusive(state, threshold, reference, "no baseline: the query had no data before the change")
+    try:
+        value, holds, note = _measure(check, reading, reference)
+    except _Inconclusive as exc:
+        return _inconclusive(state, threshold, reference, str(exc))
+    if holds is None:
+        return _no_data(check, on_no_data, state, at, threshold, reference, "no data")
+    if not holds:
+        return _settle(check, False, value, threshold, reference, note, at, state)
+    return _settle(check, True, value, threshold, reference,
+                   _describe(check, value, reference) + (f"; {note}" if note else ""), at, state)
+
+
+def _inconclusive(state: CheckState, threshold: float | None, reference: float | None,
+                  reason: str) -> tuple[Verdict, CheckState]:
+    verdict = Verdict("inconclusive", None, threshold, reference, reason)
+    return verdict, CheckState(state.breach_since, state.first_breach_at, state.inconclusive_streak + 1,
+                               state.evaluations + 1, state.failures, state.inconclusives + 1, verdict)
+
+
+def _no_data(check: Check, on_no_data: str, state: CheckState, at: float, threshold: float | None,
+             reference: float | None, what: str) -> tuple[Verdict, CheckState]:
+    """No data follows the check's (or the policy's) explicit ``on_no_data``."""
+    no_data = check.on_no_data or on_no_data
+    if no_data == "inconclusive":
+        return _inconclusive(state, threshold, reference, what)
+    failed = no_data == "fail"
+    verdict = Verdict("fail" if failed else "pass", None, threshold, reference, f"no data (on_no_data: {no_data})")
+    first = state.first_breach_at if state.first_breach_at is not None or not failed else at
+    return verdict, CheckState(state.breach_since, first, 0, state.evaluations + 1, state.failures + failed,
+                               state.inconclusives, verdict)
+
+
+def _settle(check: Check, holds: bool, value: float, threshold: float | None, reference: float | None,
+            reason: str, at: float, state: CheckState) -> tuple[Verdict, CheckState]:
+    """A measured value: pass, or a breach that fails once it has held for ``for:``."""
+    evaluations = state.evaluations + 1
+    if not holds:
+        verdict = Verdict("pass", value, threshold, reference, reason)
+        return verdict, CheckState(None, state.first_breach_at, 0, evaluations, state.failures,
+                                   state.inconclusives, verdict)
+    since = state.breach_since if state.breach_since is not None else at
+    held = at - since
+    first = state.first_breach_at if state.first_breach_at is not None else at
+    if held + 1e-9 >= check.for_:
+        verdict = Verdict("fail", value, threshold, reference,
+                          reason + (f"; held {format_duration(held)}" if check.for_ else ""))
+        return verdict, CheckState(since, first, 0, evaluations, state.failures + 1, state.inconclusives, verdict)
+    verdict = Verdict("pass", value, threshold, reference,
+                      f"{reason}; breaching for {format_duration(held)} of {format_duration(check.for_)}", pending=True)
+    return verdict, CheckState(since, first, 0, evaluations, state.failures, state.inconclusives, verdict)
+
+
+def explain(check: Check, verdict: Verdict) -> str:
+    """The reason of a verdict, for people; a clean pass stores none and gets one here."""
+    if verdict.reason or verdict.value is None or check.fail_if is None:
+        return verdict.reason
+    return _describe(check, verdict.value, verdict.reference)
+
+
+def is_clean(state: CheckState) -> bool:
+    """Evidence a wave may be promoted on: evaluated, and the latest verdict a pass
+    that is not holding a breach. (A failure ends the bake before this is asked.)"""
+    return state.last is not None and state.last.status == "pass" and not state.last.pending
+
+
+def judge_control(check: Check, comparison: ControlComparison | None, *, at: float, state: CheckState,
+                  on_no_data: str, error: str | None = None, waiting: str | None = None,
+                  skipped: str | None = None) -> tuple[Verdict, CheckState]:
+    """Evaluate one canary-vs-control comparison (see ``guardrail.rollout.control``).
+
+    ``skipped``: no control exists (a pass that says why); ``waiting``: the window
+    still fills (a pending pass); ``error``: a side could not be measured. Otherwise
+    the comparison's verdict, where the value is the deployed mean, the reference the
+    control mean and the threshold the mean the allowed effect reaches; a ``fail_if``
+    given with ``compare: control`` must also hold (against the control mean) to fail."""
+    if skipped is not None or waiting is not None:
+        verdict = Verdict("pass", None, None, None, f"skipped: {skipped}" if skipped else waiting,
+                          pending=waiting is not None and skipped is None, skipped=skipped is not None)
+        return verdict, CheckState(None, state.first_breach_at, 0, state.evaluations + 1, state.failures,
+                                   state.inconclusives, verdict)
+    reference = comparison.control_mean if comparison is not None else None
+    threshold = None
+    if reference is not None and check.direction != "either":
+        low, high = allowed_ratios(check.effect_size)
+        threshold = reference * (high if check.direction == "increase" else low)
+    if error is not None or comparison is None:
+        return _inconclusive(state, threshold, reference, error or "no comparison")
+    if comparison.deployed_samples == 0:
+        return _no_data(check, on_no_data, state, at, threshold, reference,
+                        "no data in the deployed region over the comparison window")
+    if comparison.status == "inconclusive":
+        return _inconclusive(state, threshold, reference, comparison.reason)
+    value = comparison.deployed_mean
+    holds = comparison.status == "fail" and (check.fail_if is None or check.fail_if.holds(value, reference))
+    reason = comparison.reason if check.fail_if is None else f"{comparison.reason}; fails if {check.fail_if.text}"
+    return _settle(check, holds, value, threshold, reference, reason, at, state)

@@ -1,0 +1,1 @@
+"""The YAML language: the pydantic model of plans and policies, the position-aware YAML reader, document kinds, plan loading and change windows. Imports the plugin contract (to name plugins) and the leaves."""

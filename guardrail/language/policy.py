@@ -1,0 +1,78 @@
+"""``kind: Policy``: reusable health checks, with no URLs and no secrets."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from guardrail.language.types import ComparisonText, Duration
+
+NoData = Literal["fail", "inconclusive", "pass"]
+Reduce = Literal["max", "min", "sum", "avg", "any", "all"]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class BaselineSpec(BaseModel):
+    """How the pre-change reference value is taken for ``compare: baseline``."""
+
+    model_config = ConfigDict(extra="forbid")
+    window: Duration | None = Field(None, description="length of the window before the change; default: the bake length")
+    stat: Literal["mean", "median", "max", "min"] = Field("mean", description="how the window's samples become one value")
+
+
+class Check(BaseModel):
+    """One check. Keys beyond these belong to the check's source (``query``, ``targets``...)
+    and are validated against that source plugin's ``Params`` model."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str | None = None
+    source: str = Field(description="a source plugin name, or a source named in the rollout plan")
+    fail_if: ComparisonText | None = Field(None, description='failure condition: "> 30", "<= 0.5", "> +20%"')
+    for_: Duration = Field(0.0, alias="for", description="the condition must hold this long before the check fails")
+    reduce: Reduce | None = Field(None, description="how several series become one value; required when a result has several")
+    on_no_data: NoData | None = Field(None, description="overrides the policy's on_no_data for this check")
+    compare: Literal["baseline", "control"] | None = None
+    baseline: BaselineSpec | None = None
+    test: Literal["mann-whitney"] | None = Field(None, description="statistical test for compare: control")
+    direction: Literal["increase", "decrease", "either"] = "either"
+    confidence: float = Field(0.98, gt=0.5, lt=1.0)
+    effect_size: float | None = Field(None, gt=0, description="allowed ratio of means before a significant shift counts")
+    min_samples: int = Field(10, ge=3)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Check:
+        if self.fail_if is not None and self.fail_if.relative and self.compare is None:
+            raise ValueError(
+                f"fail_if: {self.fail_if.text!r} is relative (it has a sign or a %); add compare: baseline or compare: control"
+            )
+        if self.baseline is not None and self.compare != "baseline":
+            raise ValueError("baseline: these settings need compare: baseline")
+        if self.compare == "control" and self.test is None:
+            self.test = "mann-whitney"
+        if self.test is not None and self.compare != "control":
+            raise ValueError("test: a statistical test needs compare: control")
+        return self
+
+    @property
+    def params(self) -> dict:
+        """The source-specific keys (validated separately against the source's Params)."""
+        return dict(self.__pydantic_extra__ or {})
+
+
+class Policy(BaseModel):
+    """A named set of checks evaluated every ``interval`` while a wave bakes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    apiVersion: Literal["guardrail/v1"]
+    kind: Literal["Policy"]
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str | None = None
+    interval: Duration = Field(30.0, gt=0)
+    on_no_data: NoData = Field("inconclusive", description="what a check with no data yields; never silent")
+    inconclusive_limit: int = Field(3, ge=1, description="consecutive inconclusive evaluations before on_inconclusive")
+    on_inconclusive: Literal["halt", "fail"] = "halt"
+    checks: list[Check] = Field(min_length=1)

@@ -1,0 +1,107 @@
+"""``kind: Rollout``: one change to one service, deployed region by region in waves."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from guardrail.language.policy import NAME_PATTERN
+from guardrail.language.types import Duration
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Change(_Strict):
+    version: str = Field(min_length=1)
+    previous: str = Field(min_length=1, description="the version rollbacks return to")
+    description: str | None = None
+    ticket: str | None = None
+
+
+class PluginRef(_Strict):
+    """``{plugin: NAME, with: {...}}``; ``with`` is validated by the plugin's Settings."""
+
+    plugin: str
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+
+
+class Region(_Strict):
+    vars: dict[str, Any] = Field(default_factory=dict, description="template variables for this region")
+    sources: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-region source overrides")
+
+
+class Wave(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    regions: list[str] = Field(min_length=1)
+    bake: Duration = Field(ge=0)
+    parallel: bool = False
+    approval: Literal["auto", "manual"] = "auto"
+
+
+class OnFailure(_Strict):
+    rollback: Literal["all-deployed", "failing-wave"] = "all-deployed"
+    actions: list[PluginRef] = Field(default_factory=list)
+    incident: PluginRef | list[PluginRef] = Field(
+        default_factory=lambda: PluginRef(plugin="journal"),
+        description="incident sink(s): one {plugin, with} or a list of them; default: journal")
+    update_every: Duration = Field(1800.0, gt=0, description="while the incident is open, send an update this often"
+                                                              " (on the rollout's clock)")
+    delivery_grace: Duration = Field(10.0, ge=0, description="when the rollout ends, wait this long for incident "
+                                     "updates in flight; what is not delivered by then stays spooled for "
+                                     "`guardrail incidents flush` (the rollback never waits for a sink)")
+
+    def incident_refs(self) -> list[PluginRef]:
+        """The incident sinks as a list, whichever way the plan wrote them."""
+        return list(self.incident) if isinstance(self.incident, list) else [self.incident]
+
+
+class OnRecovery(_Strict):
+    actions: list[PluginRef] = Field(default_factory=list)
+
+
+class VerifyRecovery(_Strict):
+    for_: Duration = Field(900.0, alias="for", gt=0, description="the failing checks must pass this long")
+    timeout: Duration | None = Field(None, description="give up (exit 4) after this long; default 4x `for`")
+    checks: Literal["failing", "all"] = "failing"
+
+
+class Windows(_Strict):
+    deny: list[str] = Field(default_factory=list, description='change freezes: "Fri 15:00-Mon 08:00", "2026-12-24-2026-12-27"')
+    timezone: str = "UTC"
+
+
+class Rollout(_Strict):
+    apiVersion: Literal["guardrail/v1"]
+    kind: Literal["Rollout"]
+    service: str = Field(pattern=NAME_PATTERN)
+    change: Change
+    deploy: PluginRef
+    sources: dict[str, dict[str, Any]] = Field(default_factory=dict, description="source settings by source name")
+    regions: dict[str, Region]
+    waves: list[Wave] = Field(min_length=1)
+    policies: list[str] = Field(min_length=1, description="policy files, relative to this plan")
+    preflight: bool = False
+    on_failure: OnFailure = Field(default_factory=OnFailure)
+    on_recovery: OnRecovery = Field(default_factory=OnRecovery)
+    verify_recovery: VerifyRecovery = Field(default_factory=VerifyRecovery)
+    windows: Windows = Field(default_factory=Windows)
+    clock: Literal["real", "virtual"] = Field("real", description="virtual: simulated time (the sim fleet, demos, tests)")
+    vars: dict[str, Any] = Field(default_factory=dict, description="template variables shared by all regions")
+
+    def region_vars(self, region: str) -> dict[str, Any]:
+        """Every template variable for ``region``: built-ins, plan vars, region vars."""
+        out: dict[str, Any] = dict(self.vars)
+        out.update(self.regions[region].vars if region in self.regions else {})
+        out.update(
+            region=region,
+            service=self.service,
+            version=self.change.version,
+            previous=self.change.previous,
+        )
+        return out
+
+    def wave_of(self, region: str) -> Wave:
+        return next(w for w in self.waves if region in w.regions)

@@ -1,0 +1,1 @@
+"""The plugin contract: hookspecs, the interfaces a plugin implements (with every optional capability declared), the one manager and registry that builds plugin instances, and the small kit plugins use (HTTP helpers, processes, incident text). Imports only the leaves (errors, clock, secrets, text)."""

@@ -1,0 +1,216 @@
+"""What a plugin provides: sources, deployers, incident sinks and actions.
+
+A plugin registers *factories* (usually classes) through the hooks in
+``guardrail.plugin.hookspecs``. guardrail calls ``factory(settings, context)`` where
+``settings`` is an instance of the factory's ``Settings`` model (validated from the
+plan's YAML, so a typo is reported with file:line) and ``context`` is a
+``PluginContext``. Subclassing the base classes below is optional; having the
+methods is what counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from guardrail.clock import Clock
+
+
+class NoSettings(BaseModel):
+    """Settings model for plugins that take none: any key is a typo."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class AnyParams(BaseModel):
+    """Params model for sources that take no check keys of their own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class PluginContext:
+    """What guardrail lends every plugin instance."""
+
+    clock: Clock
+    state_dir: Path
+    base_dir: Path = field(default_factory=Path.cwd)
+    """Directory relative paths in settings are resolved against (the plan's folder)."""
+    service: str = ""
+
+
+# --- sources -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One check for one region, templates filled in."""
+
+    check: str
+    region: str
+    params: dict[str, Any]
+    """The source's own check keys (``query``, ``targets``...), rendered."""
+
+
+@dataclass(frozen=True)
+class Series:
+    labels: dict[str, str]
+    value: float
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a source saw. No series (or only NaN) is *no data*; ``error`` is a
+    provider failure (timeout, refused, bad query): always inconclusive."""
+
+    series: tuple[Series, ...] = ()
+    error: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    """Evidence for people: failing hosts, status codes, the exact query sent."""
+
+    @classmethod
+    def of(cls, value: float | None, **detail: Any) -> Reading:
+        return cls(series=() if value is None else (Series({}, float(value)),), detail=detail)
+
+    @classmethod
+    def failed(cls, reason: str, **detail: Any) -> Reading:
+        return cls(error=reason, detail=detail)
+
+
+@dataclass(frozen=True)
+class RangeReading:
+    """Samples over a window, for baselines and control comparisons."""
+
+    points: tuple[tuple[float, float], ...] = ()
+    """(time, the mean of the series at that time)."""
+    error: str | None = None
+    samples: tuple[tuple[float, tuple[float, ...]], ...] = ()
+    """(time, every series' value at that time): a baseline for a check that reduces
+    with ``sum``, ``max`` or ``min`` reduces these the same way, not their mean."""
+
+    @classmethod
+    def of(cls, samples: list[tuple[float, list[float]]]) -> RangeReading:
+        """From every series' values per time (NaN already dropped; empty times skipped)."""
+        kept = [(t, tuple(vs)) for t, vs in samples if vs]
+        return cls(points=tuple((t, sum(vs) / len(vs)) for t, vs in kept), samples=tuple(kept))
+
+
+class Source:
+    """Answers probes. ``Params`` validates the check keys it owns."""
+
+    Settings: ClassVar[type[BaseModel]] = NoSettings
+    Params: ClassVar[type[BaseModel]] = AnyParams
+    blocking_io: ClassVar[bool] = True
+    """True when ``measure`` waits on the network: a tick then runs such probes
+    concurrently. A source that computes in-process sets it False."""
+
+    def __init__(self, settings: BaseModel, context: PluginContext):
+        self.settings, self.context = settings, context
+
+    def measure(self, probe: Probe, at: float) -> Reading:
+        """The value(s) at time ``at`` (epoch seconds; the past works where history exists)."""
+        raise NotImplementedError
+
+    def measure_range(self, probe: Probe, start: float, end: float, step: float) -> RangeReading:
+        """Samples in [start, end] every ``step``; default: ``measure`` at each step."""
+        samples = []
+        t = start
+        while t <= end + 1e-9:
+            reading = self.measure(probe, t)
+            if reading.error:
+                return RangeReading(error=reading.error)
+            samples.append((t, [s.value for s in reading.series if s.value == s.value]))
+            t += step
+        return RangeReading.of(samples)
+
+    def close(self) -> None:
+        """Release connections; called once when the rollout ends."""
+
+
+# --- deployers -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One region to move to ``version``; ``key`` is stable across retries and resumes."""
+
+    service: str
+    region: str
+    version: str
+    previous: str
+    action: str  # "deploy" or "rollback"
+    key: str
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    detail: str = ""
+
+
+class Deployer:
+    """Moves a region to a version. Must be idempotent for a given ``Target.key``:
+    after a crash guardrail repeats an unfinished call with the same key."""
+
+    Settings: ClassVar[type[BaseModel]] = NoSettings
+
+    def __init__(self, settings: BaseModel, context: PluginContext):
+        self.settings, self.context = settings, context
+
+    def deploy(self, target: Target) -> Outcome:
+        raise NotImplementedError
+
+    def rollback(self, target: Target) -> Outcome:
+        raise NotImplementedError
+
+
+# --- remediation actions -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActionRun:
+    """One action invocation; ``region`` is None for actions run once per rollout."""
+
+    rollout_id: str
+    service: str
+    phase: str  # "failure" or "recovery"
+    region: str | None
+    key: str
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
+class Action:
+    Settings: ClassVar[type[BaseModel]] = NoSettings
+
+    def __init__(self, settings: BaseModel, context: PluginContext):
+        self.settings, self.context = settings, context
+
+    def templates(self) -> list[str]:
+        """The template strings in the settings (so guardrail knows whether the action
+        mentions ``{{region}}`` and must run once per region)."""
+        return []
+
+    def run(self, run: ActionRun) -> Outcome:
+        raise NotImplementedError
+
+
+# --- incident sinks ------------------------------------------------------------------
+
+
+class IncidentSink:
+    """Receives the lifecycle of the one incident of a failed rollout."""
+
+    Settings: ClassVar[type[BaseModel]] = NoSettings
+
+    def __init__(self, settings: BaseModel, context: PluginContext):
+        self.settings, self.context = settings, context
+
+    def notify(self, incident: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Open, update or resolve (``incident["status"]`` says which). ``ref`` is what
+        this sink returned last time for this incident (an issue number...). Return the
+        new ref; raise to have the delivery retried later."""
+        raise NotImplementedError

@@ -1,0 +1,1 @@
+"""The procedure: the engine (waves, bake, rollback, actions), evaluation of checks against sources, stored ticks, control comparison, recovery and preflight. Imports everything below it; nothing imports it but the tools, the API and the CLI."""

@@ -1,0 +1,416 @@
+"""The rollout engine: waves, bake, verdicts, rollback, recovery — resumable.
+
+The engine is one deterministic procedure. Every side effect (deploy, rollback,
+action, notification) is a *step* with an idempotency key: the step is committed as
+``started`` before the call and ``done``/``failed`` after it, and a finished step is
+never repeated. Resuming a rollout killed at any instant is running the same
+procedure again: finished steps are skipped, an unfinished one is repeated with the
+same key (deployers are idempotent per key), stored ticks are replayed.
+
+States: pending → deploying → baking → promoted | failed → rolling_back →
+rolled_back → verifying_recovery → done; plus halted, rollback_failed, aborted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from guardrail.rollout.evaluation import Evaluator, Item
+from guardrail.judging.judge import baseline_samples, baseline_value
+from guardrail.incidents.lifecycle import IncidentTracker, Notifier
+from guardrail.plugin.interfaces import ActionRun, Outcome, PluginContext, Target
+from guardrail.language.loader import Plan
+from guardrail.state.locks import Lease
+from guardrail.language.model import Wave
+from guardrail.language.types import format_duration, template_names
+from guardrail.plugin.manager import Registry
+from guardrail.rollout.recovery import verify_recovery
+from guardrail.state.sqlite import SQLiteStore
+from guardrail.rollout.ticks import Phase
+
+DEFAULT_BASELINE_WINDOW = 1800.0
+
+
+@dataclass
+class Failure:
+    reason: str
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    waves: list[str] = field(default_factory=list)
+    aborted: bool = False
+
+
+@dataclass
+class Halt:
+    reason: str
+
+
+class Engine:
+    def __init__(self, *, plan: Plan, store: SQLiteStore, registry: Registry, hook: Any, clock: Any,
+                 rollout_id: str, context: PluginContext, lease: Lease, realtime: bool,
+                 resumed_from_halt: bool = False, resumed_at: float | None = None, concurrency: int = 16):
+        self.plan, self.store, self.registry, self.hook, self.clock = plan, store, registry, hook, clock
+        self.id, self.context, self.lease, self.realtime = rollout_id, context, lease, realtime
+        self.resumed_from_halt = resumed_from_halt
+        self.resumed_at = resumed_at
+        """When resuming: the rollout clock's last recorded time before the gap."""
+        self.rollout = plan.rollout
+        self.evaluator = Evaluator(plan, registry, context, concurrency=concurrency)
+        factory = registry.get("deployers", self.rollout.deploy.plugin)
+        self.deployer = factory(_settings(factory, self.rollout.deploy.with_), context)
+        self.notifier = Notifier(store, registry, context, self.rollout.on_failure.incident_refs(), rollout_id=rollout_id,
+                                 emit=self.emit)
+        self.started_at = clock.now()
+        # Per-tick progress events are built only when someone listens (a terminal).
+        self._listening = bool(hook.guardrail_on_event.get_hookimpls())
+
+    # -- bookkeeping -----------------------------------------------------------------
+
+    def emit(self, kind: str, *, persist: bool = True, **data: Any) -> None:
+        if persist:
+            event = self.store.add_event(self.id, self.clock.now(), kind, data)
+        else:
+            event = {"rollout_id": self.id, "at": self.clock.now(), "kind": kind, **data}
+        try:
+            self.hook.guardrail_on_event(event=event)
+        except Exception:  # an observer must never stop a rollout or a rollback
+            pass
+
+    def transition(self, state: str, *, outcome: str | None = None, reason: str | None = None,
+                   finished: bool = False, **data: Any) -> None:
+        self.lease.check()
+        self.store.set_state(self.id, state, outcome=outcome, reason=reason, finished=finished)
+        self.emit(f"state.{state}", **({"reason": reason} if reason else {}), **data)
+
+    def _done(self, key: str) -> bool:
+        step = self.store.step(self.id, key)
+        return step is not None and step["status"] == "done"
+
+    def _mark(self, key: str, detail: Any = None) -> None:
+        now = self.clock.now()
+        self.store.start_step(self.id, key, now, detail)
+        self.store.finish_step(self.id, key, True, now, detail)
+
+    def _side_effect(self, key: str, call, detail: dict[str, Any]) -> Outcome:
+        """Run ``call`` once per key: committed as started before, finished after."""
+        self.lease.check()  # a process whose lock was taken over changes nothing more
+        step = self.store.step(self.id, key)
+        if step is not None and step["status"] == "done":
+            return Outcome(True, (step["detail"] or {}).get("outcome", "done earlier"))
+        self.store.start_step(self.id, key, self.clock.now(), detail)
+        try:
+            outcome = call()
+        except Exception as exc:  # a plugin bug is a failed step, reported, never a crash
+            outcome = Outcome(False, f"{type(exc).__name__}: {exc}")
+        if not isinstance(outcome, Outcome):
+            outcome = Outcome(bool(outcome), "")
+        self.store.finish_step(self.id, key, outcome.ok, self.clock.now(), {**detail, "outcome": outcome.detail})
+        return outcome
+
+    def _requests(self) -> dict[str, Any]:
+        return self.store.requests(self.id)
+
+    # -- the procedure ---------------------------------------------------------------
+
+    def run(self) -> str:
+        """Run (or continue) the rollout; return its outcome."""
+        try:
+            self.notifier.start()  # what earlier runs left undelivered, in the background
+            return self._run()
+        finally:
+            self.evaluator.close()
+            self.notifier.close(self.rollout.on_failure.delivery_grace)  # bounded: undelivered updates stay spooled
+
+    def _run(self) -> str:
+        failed = self.store.step(self.id, "decision:failed")
+        if failed is not None:
+            return self._fail(Failure(**failed["detail"]))
+        if self._requests().get("abort"):
+            return self._fail(Failure(f"aborted: {self._requests()['abort']}", aborted=True))
+        for wave in self.rollout.waves:
+            if self._done(f"wave:{wave.name}:passed"):
+                continue
+            approvals = self._requests().get("approved", {})
+            if wave.approval == "manual" and wave.name not in approvals:
+                return self._halt(f"wave {wave.name!r} waits for approval: run `guardrail approve {self.id}`",
+                                  waiting_for=wave.name)
+            self._capture_baselines(wave)
+            self.transition("deploying", wave=wave.name, regions=wave.regions)
+            failures = self._deploy_wave(wave)
+            if failures:
+                return self._fail(_deploy_failure(wave, failures))
+            result = self._bake(wave)
+            if isinstance(result, Halt):
+                return self._halt(result.reason)
+            if isinstance(result, Failure):
+                return self._fail(result)
+            self._mark(f"wave:{wave.name}:passed")
+            self.emit("wave.passed", wave=wave.name)
+        self.transition("promoted", outcome="promoted", finished=True)
+        self.lease.release()
+        return "promoted"
+
+    def decide_wave(self, wave: Wave) -> Failure | Halt | None:
+        """Capture one wave's baselines, deploy it and bake it, and return the decision
+        (a ``Failure`` when a deploy or the bake failed, a ``Halt``, or None when it
+        passed) without acting on it: no rollback, no incident, no state of the rollout's
+        end, no lock released.
+
+        For a backtest: with the ``noop`` deployer on a virtual clock set at a past time,
+        it is what the engine would have decided then. Like ``run``, it is the engine's
+        last use (its evaluator is closed).
+        """
+        try:
+            self._capture_baselines(wave)
+            failures = self._deploy_wave(wave)
+            return _deploy_failure(wave, failures) if failures else self._bake(wave)
+        finally:
+            self.evaluator.close()
+
+    def _halt(self, reason: str, **data: Any) -> str:
+        self.transition("halted", outcome="halted", reason=reason, **data)
+        self.lease.keep(f"halted rollout {self.id}")
+        return "halted"
+
+    # -- deploy ----------------------------------------------------------------------
+
+    def deployed_regions(self) -> list[str]:
+        """Regions whose deploy was at least started, in wave order."""
+        started = {s["key"].split(":", 1)[1] for s in self.store.steps(self.id, "deploy:")}
+        return [r for w in self.rollout.waves for r in w.regions if r in started]
+
+    def _target(self, region: str, action: str) -> Target:
+        return Target(service=self.rollout.service, region=region, version=self.rollout.change.version,
+                      previous=self.rollout.change.previous, action=action, key=f"{self.id}:{action}:{region}",
+                      vars=self.rollout.region_vars(region))
+
+    def _deploy_region(self, region: str) -> Outcome:
+        def call() -> Outcome:
+            self.emit("region.deploying", region=region, version=self.rollout.change.version, persist=False)
+            return self.deployer.deploy(self._target(region, "deploy"))
+
+        if self._done(f"deploy:{region}"):  # deployed before a resume: already in the audit trail
+            return Outcome(True, "deployed earlier")
+        outcome = self._side_effect(f"deploy:{region}", call, {"region": region})
+        self.emit("region.deployed" if outcome.ok else "region.deploy_failed", region=region, detail=outcome.detail)
+        return outcome
+
+    def _deploy_wave(self, wave) -> list[dict[str, Any]]:
+        if wave.parallel and len(wave.regions) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=len(wave.regions), thread_name_prefix="guardrail-deploy") as pool:
+                outcomes = dict(zip(wave.regions, pool.map(self._deploy_region, wave.regions)))
+        else:
+            outcomes = {}
+            for region in wave.regions:
+                outcomes[region] = self._deploy_region(region)
+                if not outcomes[region].ok:
+                    break
+        return [{"region": r, "check": "deploy", "policy": "-", "reason": o.detail or "deploy failed",
+                 "wave": wave.name} for r, o in outcomes.items() if not o.ok]
+
+    # -- baselines and bake ----------------------------------------------------------
+
+    def _capture_baselines(self, wave) -> None:
+        if self._done(f"baseline:{wave.name}"):
+            return
+        end = self.clock.now()
+        for item in self.evaluator.items(wave.regions):
+            check = self.evaluator.checks[(item.policy, item.check)]
+            if check.compare != "baseline":
+                continue
+            window = (check.baseline.window if check.baseline and check.baseline.window else None) \
+                or wave.bake or DEFAULT_BASELINE_WINDOW
+            step = self.evaluator.policies[item.policy].interval
+            reading = self.evaluator.measure_range(item, end - window, end, step)
+            stat = check.baseline.stat if check.baseline else "mean"
+            value = baseline_value(baseline_samples(reading, check.reduce), stat) if not reading.error else None
+            self.store.set_baseline(self.id, item.region, item.policy, item.check, value, (end - window, end),
+                                    {"samples": len(reading.points), "stat": stat, "error": reading.error,
+                                     "query": self.evaluator.query_text(item)})
+        self._mark(f"baseline:{wave.name}", {"at": end})
+
+    def _watch(self, before) -> None:
+        """Between ticks: stop if the lock was lost; honour pause/abort requests (the lease
+        renews itself)."""
+        self.lease.check()
+        requests = self._requests()
+        if requests.get("abort"):
+            raise _Interrupted(Failure(f"aborted: {requests['abort']}", aborted=True))
+        if requests.get("pause") and not requests.get("pause_honoured"):
+            self.store.request(self.id, "pause_honoured", True)
+            raise _Interrupted(Halt(f"paused: {requests['pause']}"))
+
+    def _bake(self, wave) -> Failure | Halt | None:
+        name = f"bake:{wave.name}"
+        step = self.store.step(self.id, name)
+        if step is None:
+            start = self.clock.now()
+            self.store.start_step(self.id, name, start, {"start": start})
+            self.transition("baking", wave=wave.name, bake=format_duration(wave.bake))
+        else:
+            start = step["detail"]["start"]
+            if self.realtime and self.resumed_at is not None:
+                # Time while halted, paused or dead gathered no evidence: it does not
+                # count as bake. The bake's start moves by that gap, durably.
+                gap = max(0.0, self.clock.now() - self.resumed_at)
+                if gap > 0:
+                    start += gap
+                    self.store.update_step_detail(self.id, name, {"start": start})
+            self.transition("baking", wave=wave.name, bake=format_duration(wave.bake), resumed=True)  # not `deploying`
+        end = start + wave.bake
+        regions = self.deployed_regions()
+        phase = Phase(rollout_id=self.id, name=name, start=start, items=self.evaluator.items(regions),
+                      evaluator=self.evaluator, store=self.store, clock=self.clock,
+                      baselines=self.store.baselines(self.id), realtime=self.realtime,
+                      reset_streaks=self.resumed_from_halt)
+        extend_from = max(end, self.clock.now())
+        try:
+            for at, batch in phase.run(before=self._watch):
+                self._tick_event(wave.name, phase, at, end)
+                failing = [i for i in batch if phase.states[i].last.status == "fail"]
+                if failing:
+                    return Failure(self._failure_reason(phase, failing),
+                                   [self._finding(phase, i) for i in failing],
+                                   sorted({self.rollout.wave_of(i.region).name for i in failing} | {wave.name}))
+                stuck = [i for i in batch if phase.states[i].inconclusive_streak
+                         >= self.evaluator.policies[i.policy].inconclusive_limit]
+                if stuck:
+                    reason = "no evidence: " + "; ".join(f"{i}: {phase.states[i].last.reason}" for i in stuck[:5])
+                    if any(self.evaluator.policies[i.policy].on_inconclusive == "fail" for i in stuck):
+                        return Failure(reason, [self._finding(phase, i) for i in stuck],
+                                       sorted({self.rollout.wave_of(i.region).name for i in stuck} | {wave.name}))
+                    return Halt(reason)
+                if phase.next_time() > end:
+                    unclean = phase.unclean()
+                    if not unclean:
+                        break
+                    # The bake goes on while a breach is holding or evidence is missing,
+                    # each for as long as its own check could still settle: a breach that
+                    # starts during the extension gets its whole `for:` too.
+                    overdue = [i for i in unclean if phase.next_time() > self._settle_by(phase, i, extend_from)]
+                    if overdue:
+                        return Halt("bake ended without clean evidence for " + ", ".join(map(str, overdue[:5])))
+        except _Interrupted as interrupted:
+            return interrupted.result
+        self.store.finish_step(self.id, name, True, self.clock.now(), {"start": start})
+        self.emit("bake.passed", wave=wave.name, regions=regions)
+        return None
+
+    def _settle_by(self, phase: Phase, item: Item, extend_from: float) -> float:
+        """When an unclean item must have settled (passed or failed) after the bake's end."""
+        policy = self.evaluator.policies[item.policy]
+        since = phase.states[item].breach_since
+        start = max(extend_from, since) if since is not None else extend_from
+        return start + self.evaluator.checks[(item.policy, item.check)].for_ + policy.inconclusive_limit * policy.interval
+
+    def _tick_event(self, wave: str, phase: Phase, at: float, end: float) -> None:
+        if not self._listening:
+            return
+        latest = [{"item": str(i), "region": i.region, "check": i.check, "status": s.last.status, "value": s.last.value,
+                   "threshold": s.last.threshold, "pending": s.last.pending}
+                  for i, s in phase.states.items() if s.last is not None]
+        self.emit("bake.tick", persist=False, wave=wave, remaining=max(0.0, end - at), checks=latest)
+
+    def _finding(self, phase: Phase, item: Item) -> dict[str, Any]:
+        state = phase.states[item]
+        check = self.evaluator.checks[(item.policy, item.check)]
+        verdict = state.last
+        return {"region": item.region, "policy": item.policy, "check": item.check, "status": verdict.status,
+                "value": verdict.value, "threshold": verdict.threshold, "reference": verdict.reference,
+                "comparison": check.fail_if.text if check.fail_if else None, "for": format_duration(check.for_),
+                "query": self.evaluator.query_text(item), "reason": verdict.reason,
+                "first_breach_at": state.first_breach_at, "phase": phase.name,
+                "wave": self.rollout.wave_of(item.region).name}
+
+    @staticmethod
+    def _failure_reason(phase: Phase, failing: list[Item]) -> str:
+        return "; ".join(f"{i}: {phase.states[i].last.reason}" for i in failing[:5])
+
+    # -- failure path ----------------------------------------------------------------
+
+    def _fail(self, failure: Failure) -> str:
+        if not self._done("decision:failed"):
+            self._mark("decision:failed", asdict(failure))
+            self.transition("aborted" if failure.aborted else "failed", reason=failure.reason,
+                            findings=failure.findings)
+        targets = self._rollback_targets(failure)
+        incident = IncidentTracker(self, failure, targets)
+        incident.record()  # "investigating", in the store only
+        self.transition("rolling_back", regions=targets)
+        incident.identified()  # queued: delivered in the background while the rollback runs
+        broken = [r for r in targets if not self._rollback_region(r).ok]
+        if broken:
+            reason = f"rollback failed in {', '.join(broken)}: a person is needed now"
+            incident.needs_person("rollback-failed", reason)
+            self.transition("rollback_failed", outcome="rollback_failed", reason=reason, finished=True)
+            self.lease.keep(f"rollback failed for rollout {self.id}")
+            return "rollback_failed"
+        self.transition("rolled_back", regions=targets)
+        actions = self._actions("failure", self.rollout.on_failure.actions, targets)
+        incident.monitoring(actions)
+        self.transition("verifying_recovery", regions=targets,
+                        **{"for": format_duration(self.rollout.verify_recovery.for_)})
+        recovered, detail = verify_recovery(self, failure, targets, incident)
+        if not recovered:
+            reason = f"recovery not achieved: {detail}; a person is needed now"
+            incident.needs_person("recovery-failed", reason)
+            self.transition("rollback_failed", outcome="rollback_failed", reason=reason, finished=True)
+            self.lease.keep(f"recovery failed for rollout {self.id}")
+            return "rollback_failed"
+        actions += self._actions("recovery", self.rollout.on_recovery.actions, targets)
+        incident.resolved(actions, detail)
+        self.transition("done", outcome="rolled_back", reason=failure.reason, finished=True)
+        self.lease.release()
+        return "rolled_back"
+
+    def _rollback_targets(self, failure: Failure) -> list[str]:
+        deployed = self.deployed_regions()
+        if self.rollout.on_failure.rollback == "failing-wave" and failure.waves:
+            deployed = [r for r in deployed if self.rollout.wave_of(r).name in failure.waves]
+        by_wave = [[r for r in w.regions if r in deployed] for w in self.rollout.waves]
+        return [r for regions in reversed(by_wave) for r in reversed(regions)]
+
+    def _rollback_region(self, region: str) -> Outcome:
+        # A rollback that failed earlier is not "done": running the procedure again
+        # (abort, resume) retries it with the same idempotency key.
+        outcome = self._side_effect(f"rollback:{region}", lambda: self.deployer.rollback(self._target(region, "rollback")),
+                                    {"region": region})
+        self.emit("region.rolled_back" if outcome.ok else "region.rollback_failed", region=region,
+                  detail=outcome.detail)
+        return outcome
+
+    def _actions(self, phase: str, refs, regions: list[str]) -> list[dict[str, Any]]:
+        results = []
+        for index, ref in enumerate(refs):
+            factory = self.registry.get("actions", ref.plugin)
+            action = factory(_settings(factory, ref.with_), self.context)
+            per_region = any("region" in template_names(t) for t in action.templates())
+            for region in (regions if per_region else [None]):
+                variables = self.rollout.region_vars(region) if region else {
+                    **self.rollout.vars, "service": self.rollout.service,
+                    "version": self.rollout.change.version, "previous": self.rollout.change.previous}
+                run = ActionRun(rollout_id=self.id, service=self.rollout.service, phase=phase, region=region,
+                                key=f"{self.id}:action:{phase}:{index}:{region or '-'}", vars=variables)
+                outcome = self._side_effect(f"action:{phase}:{index}:{region or '-'}", lambda: action.run(run),
+                                            {"plugin": ref.plugin, "region": region})
+                result = {"phase": phase, "plugin": ref.plugin, "region": region, "ok": outcome.ok,
+                          "detail": outcome.detail}
+                self.emit("action.ran", **result)
+                results.append(result)
+        return results
+
+
+class _Interrupted(Exception):
+    def __init__(self, result: Failure | Halt):
+        self.result = result
+
+
+def _deploy_failure(wave: Wave, failures: list[dict[str, Any]]) -> Failure:
+    return Failure(f"deploy failed in {', '.join(f['region'] for f in failures)}", failures, [wave.name])
+
+
+def _settings(factory: Any, raw: dict[str, Any]) -> Any:
+    model = getattr(factory, "Settings", None)
+    return model.model_validate(raw) if model is not None else raw

@@ -1,0 +1,358 @@
+"""The state store: SQLite (one file, WAL). Its schema is the audit trail.
+
+Every write is its own committed transaction, made *before* the side effect it
+announces, so a process killed at any instant leaves a store from which
+``guardrail resume`` continues without deploying or rolling back twice:
+
+- ``rollouts``: one row per rollout, its state and outcome;
+- ``events``: every state transition and decision, in order;
+- ``steps``: side effects (deploy, rollback, action, notification) by idempotency
+  key, ``started`` before the call and ``done``/``failed`` after it;
+- ``ticks``: every check evaluation with its evidence, packed one row per policy and
+  tick (the ``measurements`` view shows one row per evaluation);
+- ``baselines``: pre-change reference values, captured before a wave deploys;
+- ``incidents``, ``sink_refs``, ``deliveries`` (the spool of notifications not yet
+  delivered) and ``delivery_claims``: the outbox, in ``store_outbox``;
+- ``locks``: one rollout per service.
+
+``Store`` is the interface a PostgreSQL backend would implement; ``SQLiteStore`` is
+the one shipped. Everything written passes through a ``Redactor`` so secrets from
+``${env:...}`` never reach the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from guardrail.errors import NotFound, StoreError
+from guardrail.secrets import Redactor
+from guardrail.state.outbox import OutboxStore
+from guardrail.state.schema import PACKED, ROW_SPAN, SCHEMA as _SCHEMA, SCHEMA_VERSION, migrate
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+MEASUREMENT_COLUMNS = ("phase", "tick", "at", "region", "policy", "check_name", "status", "value", "threshold",
+                       "reference", "comparison", "pending", "reason", "query", "evidence", "breach_since",
+                       "first_breach_at", "streak", "evaluations", "failures", "inconclusives")
+"""The fields of a measurement row given to ``add_measurements``, in order."""
+_PACK = tuple(MEASUREMENT_COLUMNS.index(f) for f in PACKED)
+
+_NON_FINITE = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
+_AS_JSON = {"Infinity": "1e999", "-Infinity": "-1e999", "NaN": "null"}
+
+
+def _json_text(value: Any) -> str:
+    """Strict JSON, so SQLite's JSON functions read it: infinities become 1e999 (read back
+    as infinities by Python and SQLite alike), NaN becomes null."""
+    text = json.dumps(value, default=str)
+    if "Infinity" in text or "NaN" in text:
+        text = _NON_FINITE.sub(lambda m: _AS_JSON.get(m.group(), m.group()), text)
+    return text
+
+
+def _use_wal(db: sqlite3.Connection, timeout: float = 30.0) -> None:
+    """Switch a state file to WAL. Two processes opening a new file at once (two CI jobs)
+    collide here, and SQLite answers "database is locked" at once rather than waiting
+    like other statements: try again until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+class SQLiteStore(OutboxStore):
+    """The SQLite implementation of the store. Safe to share between threads."""
+
+    def __init__(self, path: str | Path, redactor: Redactor | None = None):
+        self.path = Path(path)
+        self.redactor = redactor or Redactor()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._db.row_factory = sqlite3.Row
+            _use_wal(self._db)
+            # NORMAL in WAL mode: a commit survives a killed process (the case that
+            # matters here); only an OS crash may lose the last transactions.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            found = SCHEMA_VERSION if row is None else int(row[0])
+            if found > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} was written by a newer guardrail (schema {row[0]}); upgrade guardrail")
+            if row is None or found < SCHEMA_VERSION:
+                migrate(self._db, found)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open state file {self.path}: {exc}") from None
+        self._lock = threading.RLock()
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _write(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, tuple(args))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (taken at once, so a read inside it is not overtaken)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _many(self, sql: str, rows: list[tuple]) -> None:
+        with self._transaction() as db:
+            db.executemany(sql, rows)
+
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, tuple(args)).fetchall()
+
+    def _clean(self, value: Any) -> str:
+        return _dumps(self.redactor.redact(value))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- rollouts --------------------------------------------------------------------
+
+    def create_rollout(self, row: dict[str, Any]) -> None:
+        now = time.time()
+        self._write(
+            "INSERT INTO rollouts (id, service, version, previous, plan_path, plan_digest, clock, clock_start, state,"
+            " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (row["id"], row["service"], row["version"], row["previous"], row["plan_path"], row["plan_digest"],
+             row["clock"], row["clock_start"], "pending", now, now),
+        )
+
+    def rollout(self, rollout_id: str) -> dict[str, Any]:
+        rows = self._read("SELECT * FROM rollouts WHERE id = ?", (rollout_id,))
+        if not rows:
+            rows = self._read("SELECT * FROM rollouts WHERE id LIKE ? ORDER BY created_at DESC", (rollout_id + "%",))
+            if len(rows) != 1:
+                raise NotFound(f"no rollout {rollout_id!r} in {self.path}" if not rows
+                               else f"rollout id {rollout_id!r} is ambiguous; give more characters")
+        out = dict(rows[0])
+        out["requests"] = json.loads(out["requests"])
+        return out
+
+    def rollouts(self, service: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        if service:
+            rows = self._read("SELECT * FROM rollouts WHERE service = ? ORDER BY created_at DESC LIMIT ?", (service, limit))
+        else:
+            rows = self._read("SELECT * FROM rollouts ORDER BY created_at DESC LIMIT ?", (limit,))
+        return [dict(r) | {"requests": json.loads(r["requests"])} for r in rows]
+
+    def set_state(self, rollout_id: str, state: str, *, outcome: str | None = None, reason: str | None = None,
+                  finished: bool = False) -> None:
+        now = time.time()
+        self._write(
+            "UPDATE rollouts SET state = ?, outcome = COALESCE(?, outcome), reason = COALESCE(?, reason),"
+            " updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
+            (state, outcome, self.redactor.redact(reason), now, finished, now, rollout_id),
+        )
+
+    def request(self, rollout_id: str, name: str, value: Any) -> None:
+        """Record a person's request (pause, abort, approval) for the engine to see."""
+        with self._transaction() as db:
+            row = db.execute("SELECT requests FROM rollouts WHERE id = ?", (rollout_id,)).fetchone()
+            requests = json.loads(row[0]) if row else {}
+            requests[name] = value
+            db.execute("UPDATE rollouts SET requests = ? WHERE id = ?", (_dumps(requests), rollout_id))
+
+    def requests(self, rollout_id: str) -> dict[str, Any]:
+        row = self._read("SELECT requests FROM rollouts WHERE id = ?", (rollout_id,))
+        return json.loads(row[0][0]) if row else {}
+
+    # -- events ----------------------------------------------------------------------
+
+    def add_event(self, rollout_id: str, at: float, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        clean = self.redactor.redact(data)
+        cur = self._write("INSERT INTO events (rollout_id, at, kind, data) VALUES (?,?,?,?)",
+                          (rollout_id, at, kind, _dumps(clean)))
+        return {"seq": cur.lastrowid, "rollout_id": rollout_id, "at": at, "kind": kind, **clean}
+
+    def events(self, rollout_id: str, kind: str | tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """The rollout's events in order; only those of ``kind`` (one, or any of several)."""
+        sql, args = "SELECT * FROM events WHERE rollout_id = ?", [rollout_id]
+        if kind:
+            kinds = (kind,) if isinstance(kind, str) else kind
+            sql, args = sql + f" AND kind IN ({','.join('?' * len(kinds))})", args + list(kinds)
+        rows = self._read(sql + " ORDER BY seq", args)
+        return [{"seq": r["seq"], "at": r["at"], "kind": r["kind"], **json.loads(r["data"])} for r in rows]
+
+    def last_time(self, rollout_id: str) -> float | None:
+        """The rollout clock's latest recorded time (events and measurements)."""
+        row = self._read("SELECT MAX(t) FROM (SELECT MAX(at) AS t FROM events WHERE rollout_id = ?"
+                         " UNION ALL SELECT MAX(at) FROM ticks WHERE rollout_id = ?)", (rollout_id, rollout_id))
+        return row[0][0] if row else None
+
+    # -- steps (idempotent side effects) ---------------------------------------------
+
+    def step(self, rollout_id: str, key: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT * FROM steps WHERE rollout_id = ? AND key = ?", (rollout_id, key))
+        if not rows:
+            return None
+        out = dict(rows[0])
+        out["detail"] = json.loads(out["detail"]) if out["detail"] else None
+        return out
+
+    def steps(self, rollout_id: str, prefix: str = "") -> list[dict[str, Any]]:
+        rows = self._read("SELECT * FROM steps WHERE rollout_id = ? AND key LIKE ? ORDER BY started_at, key",
+                          (rollout_id, prefix + "%"))
+        return [dict(r) | {"detail": json.loads(r["detail"]) if r["detail"] else None} for r in rows]
+
+    def start_step(self, rollout_id: str, key: str, at: float, detail: Any = None) -> None:
+        """Committed before the side effect; a second start (after a crash) counts an attempt."""
+        self._write(
+            "INSERT INTO steps (rollout_id, key, status, started_at, detail) VALUES (?,?,?,?,?)"
+            " ON CONFLICT (rollout_id, key) DO UPDATE SET attempts = attempts + 1, status = 'started'",
+            (rollout_id, key, "started", at, self._clean(detail)),
+        )
+
+    def update_step_detail(self, rollout_id: str, key: str, detail: Any) -> None:
+        self._write("UPDATE steps SET detail = ? WHERE rollout_id = ? AND key = ?", (self._clean(detail), rollout_id, key))
+
+    def finish_step(self, rollout_id: str, key: str, ok: bool, at: float, detail: Any = None) -> None:
+        self._write("UPDATE steps SET status = ?, finished_at = ?, detail = ? WHERE rollout_id = ? AND key = ?",
+                    ("done" if ok else "failed", at, self._clean(detail), rollout_id, key))
+
+    # -- measurements and baselines ----------------------------------------------------
+
+    MEASUREMENT_COLUMNS = MEASUREMENT_COLUMNS
+
+    def add_ticks(self, rollout_id: str, ticks: list[tuple[str, str, int, float, list[list]]]) -> None:
+        """Store evaluation ticks in one transaction: ``(phase, policy, tick, at, evaluations)``,
+        each evaluation a list in the order of ``store_schema.PACKED`` (``evidence`` a dict
+        or None). Evaluations of a tick already stored are appended to it: a phase resumed
+        with more items (a plan changed before an abort) completes its stored ticks."""
+        if self.redactor.active:
+            redact = self.redactor.redact
+            reason_at, evidence_at = PACKED.index("reason"), PACKED.index("evidence")
+            for *_, evaluations in ticks:
+                for evaluation in evaluations:
+                    evaluation[reason_at] = redact(evaluation[reason_at])
+                    evaluation[evidence_at] = redact(evaluation[evidence_at])
+        self._many("INSERT INTO ticks (rollout_id, phase, policy, tick, at, evaluations) VALUES (?,?,?,?,?,?)"
+                   " ON CONFLICT (rollout_id, phase, policy, tick) DO UPDATE SET evaluations = ("
+                   "SELECT json_group_array(json(value)) FROM (SELECT value FROM json_each(ticks.evaluations)"
+                   " UNION ALL SELECT value FROM json_each(excluded.evaluations)))",
+                   [(rollout_id, phase, policy, tick, at, _json_text(evaluations))
+                    for phase, policy, tick, at, evaluations in ticks])
+
+    def add_measurements(self, rollout_id: str, rows: list[tuple]) -> None:
+        """``add_ticks`` for rows in the order of ``MEASUREMENT_COLUMNS``, grouped by phase,
+        policy and tick in the order given (for tools that write measurements one by one)."""
+        ticks: dict[tuple, list[list]] = {}
+        for row in rows:
+            ticks.setdefault((row[0], row[4], row[1], row[2]), []).append([row[i] for i in _PACK])
+        self.add_ticks(rollout_id, [(*key, evaluations) for key, evaluations in ticks.items()])
+
+    def measurements(self, rollout_id: str, phase: str | None = None, *, region: str | None = None,
+                     check: str | None = None) -> list[dict[str, Any]]:
+        """Every evaluation, in the order stored, as a dict of ``MEASUREMENT_COLUMNS``
+        plus ``id``, ``rollout_id`` and ``check``."""
+        sql, args = "SELECT * FROM ticks WHERE rollout_id = ?", [rollout_id]
+        if phase is not None:
+            sql, args = sql + " AND phase = ?", args + [phase]
+        out = []
+        for tick in self._read(sql + " ORDER BY id", args):
+            for row in self._unpack(tick):
+                if (region is None or row["region"] == region) and (check is None or row["check"] == check):
+                    out.append(row)
+        return out
+
+    def measurements_by_id(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The evaluations with these ids (as the ``measurements`` view numbers them)."""
+        wanted: dict[int, set[int]] = {}
+        for i in ids:
+            wanted.setdefault(i // ROW_SPAN, set()).add(i)
+        out: dict[int, dict[str, Any]] = {}
+        keys = sorted(wanted)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            for tick in self._read(f"SELECT * FROM ticks WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                out.update((row["id"], row) for row in self._unpack(tick) if row["id"] in wanted[tick["id"]])
+        return out
+
+    @staticmethod
+    def _unpack(tick: sqlite3.Row) -> Iterator[dict[str, Any]]:
+        common = {"rollout_id": tick["rollout_id"], "phase": tick["phase"], "tick": tick["tick"], "at": tick["at"],
+                  "policy": tick["policy"]}
+        for k, values in enumerate(json.loads(tick["evaluations"])):
+            row = dict(zip(PACKED, values), id=tick["id"] * ROW_SPAN + k, **common)
+            row["check"], row["pending"], row["evidence"] = row["check_name"], bool(row["pending"]), row["evidence"] or {}
+            yield row
+
+    def measurement_count(self, rollout_id: str) -> int:
+        row = self._read("SELECT SUM(json_array_length(evaluations)) FROM ticks WHERE rollout_id = ?", (rollout_id,))
+        return row[0][0] or 0
+
+    def measurement_statuses(self, rollout_id: str, phase_like: str) -> list[tuple[str, str]]:
+        """(region, status) pairs present in phases matching a LIKE pattern."""
+        rows = self._read("SELECT DISTINCT region, status FROM measurements WHERE rollout_id = ? AND phase LIKE ?",
+                          (rollout_id, phase_like))
+        return [(r[0], r[1]) for r in rows]
+
+    def set_baseline(self, rollout_id: str, region: str, policy: str, check: str, value: float | None,
+                     window: tuple[float, float], evidence: dict[str, Any]) -> None:
+        self._write("INSERT OR REPLACE INTO baselines VALUES (?,?,?,?,?,?,?,?)",
+                    (rollout_id, region, policy, check, value, window[0], window[1], self._clean(evidence)))
+
+    def baselines(self, rollout_id: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+        rows = self._read("SELECT * FROM baselines WHERE rollout_id = ?", (rollout_id,))
+        return {(r["region"], r["policy"], r["check_name"]): dict(r) | {"evidence": json.loads(r["evidence"] or "{}")}
+                for r in rows}
+
+    # -- locks -----------------------------------------------------------------------
+
+    def try_lock(self, service: str, rollout_id: str, holder: str, host: str, pid: int, lease: float,
+                 stale: callable) -> dict[str, Any] | None:
+        """Take the service's lock; return the current holder's row if someone else has it.
+
+        ``stale(row)`` says whether an existing lock may be taken over (its lease
+        expired, or its process is gone)."""
+        now = time.time()
+        with self._transaction() as db:
+            row = db.execute("SELECT * FROM locks WHERE service = ?", (service,)).fetchone()
+            if row is not None and row["rollout_id"] != rollout_id and not stale(dict(row)):
+                return dict(row)
+            db.execute("INSERT OR REPLACE INTO locks VALUES (?,?,?,?,?,?,?)",
+                       (service, rollout_id, holder, host, pid, now, now + lease))
+            return None
+
+    def renew_lock(self, service: str, rollout_id: str, holder: str, lease: float) -> bool:
+        """Extend the lease of the lock this holder has; False when it no longer has it."""
+        return self._write("UPDATE locks SET expires_at = ? WHERE service = ? AND rollout_id = ? AND holder = ?",
+                           (time.time() + lease, service, rollout_id, holder)).rowcount > 0
+
+    def lock(self, service: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT * FROM locks WHERE service = ?", (service,))
+        return dict(rows[0]) if rows else None
+
+    def release_lock(self, service: str, rollout_id: str | None = None, holder: str | None = None) -> bool:
+        """Remove the service's lock: any (``guardrail unlock``), or only this rollout's, or
+        only this rollout's held by this holder."""
+        return self._write("DELETE FROM locks WHERE service = ? AND (? IS NULL OR rollout_id = ?)"
+                           " AND (? IS NULL OR holder = ?)", (service, rollout_id, rollout_id, holder, holder)
+                           ).rowcount > 0

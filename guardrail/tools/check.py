@@ -1,0 +1,227 @@
+"""``guardrail check``: evaluate a policy's checks once, in one region, now (or at a
+given time), as a policy author does to try a policy against production.
+
+Source settings come from a plan (its ``sources``, the region's overrides and
+variables) or, for a bare policy, from a Prometheus URL. The verdicts are a bake's,
+evaluated once:
+
+- ``for:`` does not apply (as in preflight): the question is whether the condition
+  holds right now; the reason says how long a bake would wait before failing;
+- ``compare: baseline`` takes its reference from the window that ends at the
+  evaluation time (``baseline.window``, else the region's bake with a plan, else 30m);
+- ``compare: control`` compares with the plan's other regions over
+  ``interval * min_samples``; without a plan there is no control and the check is
+  skipped, as in a rollout's last wave.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from guardrail.language import documents
+from guardrail.clock import SystemClock
+from guardrail.rollout.control import describe as describe_control
+from guardrail.errors import ConfigError, UsageError
+from guardrail.rollout.evaluation import Evaluator, Item
+from guardrail.plugin.interfaces import PluginContext
+from guardrail.judging.judge import CheckState, Verdict, baseline_value, explain, judge, judge_control
+from guardrail.language.loader import LoadedPolicy, Plan, check_policy, load_plan
+from guardrail.language.model import Check, Rollout
+from guardrail.language.types import format_duration
+from guardrail.plugin.manager import Registry
+from guardrail.judging.statistics import compare_to_control
+
+DEFAULT_BASELINE_WINDOW = 1800.0
+NO_PLAN = "no control region: pass --plan, whose other regions are the control"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's verdict in one region, with what it was judged on."""
+
+    policy: str
+    check: str
+    region: str
+    source: str
+    query: str
+    status: str
+    value: float | None
+    threshold: float | None
+    reference: float | None
+    comparison: str | None
+    reason: str
+    pending: bool = False
+    skipped: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def exit_code(results: list[CheckResult]) -> int:
+    """1 when any check fails, else 3 when any is inconclusive, else 0."""
+    statuses = {r.status for r in results}
+    return 1 if "fail" in statuses else 3 if "inconclusive" in statuses else 0
+
+
+def check_now(policy_path: str | Path, region: str, registry: Registry, *, variables: dict[str, Any] | None = None,
+              prometheus_url: str | None = None, plan_path: str | Path | None = None, at: float | None = None,
+              environ: dict[str, str] | None = None, state_dir: Path | None = None,
+              concurrency: int = 16) -> list[CheckResult]:
+    """Evaluate every check of the policy once at ``at`` (default: now) in ``region``.
+
+    Raises ``ConfigError`` for an invalid policy or plan and ``UsageError`` for a
+    region the plan lacks or a Prometheus check with nowhere to ask."""
+    plan, controls = _plan(Path(policy_path), region, registry, variables or {}, prometheus_url,
+                           Path(plan_path) if plan_path else None, environ)
+    at = time.time() if at is None else float(at)
+    context = PluginContext(clock=SystemClock(), state_dir=state_dir or Path.cwd(), base_dir=plan.path.parent,
+                            service=plan.rollout.service)
+    evaluator = Evaluator(plan, registry, context, concurrency=concurrency)
+    try:
+        return _evaluate(evaluator, plan, region, controls, at)
+    finally:
+        evaluator.close()
+
+
+def _evaluate(evaluator: Evaluator, plan: Plan, region: str, controls: list[str], at: float) -> list[CheckResult]:
+    items = evaluator.items([region])
+    checks = {i: evaluator.checks[(i.policy, i.check)] for i in items}
+    interval = {i: evaluator.policies[i.policy].interval for i in items}
+    ranges, control_ranges = {}, {}
+    for item, check in checks.items():  # windows first: they are in flight while the instants are measured
+        if check.compare == "baseline":
+            width = (check.baseline.window if check.baseline and check.baseline.window else None) \
+                or plan.rollout.wave_of(region).bake or DEFAULT_BASELINE_WINDOW
+            ranges[item] = evaluator.submit_range(item, at - width, at, interval[item])
+        elif check.compare == "control" and controls:
+            begin = at - interval[item] * check.min_samples
+            ranges[item] = evaluator.submit_range(item, begin, at, interval[item])
+            control_ranges[item] = [(r, evaluator.submit_range(Item(item.policy, item.check, r), begin, at,
+                                                               interval[item])) for r in controls]
+    readings = evaluator.measure([i for i, c in checks.items() if c.compare != "control"], at)
+    results = []
+    for item, check in checks.items():
+        policy = evaluator.policies[item.policy]
+        detail: dict[str, Any] = {}
+        if check.compare == "control":
+            verdict, detail = _control(check, item, ranges, control_ranges, controls, at, policy.on_no_data)
+        elif check.compare == "baseline":
+            window = ranges[item].result()
+            if window.error:
+                verdict = Verdict("inconclusive", None, None, None, f"baseline window: {window.error}")
+            else:
+                stat = check.baseline.stat if check.baseline else "mean"
+                reference = baseline_value([v for _, v in window.points], stat)
+                verdict = _once(check, readings[item], at, policy.on_no_data, reference, needs_reference=True)
+                detail = {"baseline_samples": len(window.points), "baseline_stat": stat,
+                          "baseline_window": [window.points[0][0], window.points[-1][0]] if window.points else None}
+        else:
+            verdict = _once(check, readings[item], at, policy.on_no_data, None)
+        if check.compare != "control":
+            detail.update(readings[item].detail)
+        detail.pop("query", None)
+        results.append(CheckResult(
+            policy=item.policy, check=item.check, region=region, source=check.source,
+            query=evaluator.query_text(item), status=verdict.status, value=verdict.value,
+            threshold=verdict.threshold, reference=verdict.reference,
+            comparison=describe_control(check) if check.compare == "control" else
+            (check.fail_if.text if check.fail_if else None),
+            reason=explain(check, verdict), pending=verdict.pending, skipped=verdict.skipped, detail=detail))
+    return results
+
+
+def _once(check: Check, reading: Any, at: float, on_no_data: str, reference: float | None, *,
+          needs_reference: bool = False) -> Verdict:
+    verdict, _ = judge(check.model_copy(update={"for_": 0.0}), reading, at=at, state=CheckState(),
+                       on_no_data=on_no_data, reference=reference, needs_reference=needs_reference)
+    if verdict.status == "fail" and check.for_:
+        reason = explain(check, verdict)
+        verdict = Verdict("fail", verdict.value, verdict.threshold, verdict.reference,
+                          f"{reason}; holds now (a bake fails once it holds for {format_duration(check.for_)})")
+    return verdict
+
+
+def _control(check: Check, item: Item, ranges: dict, control_ranges: dict, controls: list[str], at: float,
+             on_no_data: str) -> tuple[Verdict, dict[str, Any]]:
+    if not controls:
+        verdict, _ = judge_control(check, None, at=at, state=CheckState(), on_no_data=on_no_data, skipped=NO_PLAN)
+        return verdict, {"skipped": NO_PLAN, "controls": []}
+    ours = ranges[item].result()
+    theirs = [(r, f.result()) for r, f in control_ranges[item]]
+    error = ours.error or next((r.error for _, r in theirs if r.error), None)
+    detail: dict[str, Any] = {"controls": controls}
+    if error:
+        return judge_control(check, None, at=at, state=CheckState(), on_no_data=on_no_data, error=error)[0], detail
+    comparison = compare_to_control([v for _, v in ours.points], [v for _, r in theirs for _, v in r.points],
+                                    direction=check.direction, confidence=check.confidence,
+                                    effect_size=check.effect_size, min_samples=check.min_samples)
+    detail.update(p_value=comparison.p_value, ratio=comparison.ratio, deployed_samples=comparison.deployed_samples,
+                  control_samples=comparison.control_samples)
+    return judge_control(check, comparison, at=at, state=CheckState(), on_no_data=on_no_data)[0], detail
+
+
+# -- the plan around one policy ----------------------------------------------------------
+
+
+def _plan(policy_path: Path, region: str, registry: Registry, variables: dict[str, Any], prometheus_url: str | None,
+          plan_path: Path | None, environ: dict[str, str] | None) -> tuple[Plan, list[str]]:
+    """(a plan holding only this policy, the control regions). With ``plan_path`` the
+    plan's sources, regions and variables; otherwise one region and ``prometheus_url``."""
+    if plan_path is not None:
+        full = load_plan(plan_path, registry, environ=environ)
+        if region not in full.rollout.regions:
+            raise UsageError(f"region {region!r} is not in {plan_path} (regions: {', '.join(full.rollout.regions)})")
+        data = full.rollout.model_dump(by_alias=True, mode="json")
+        secrets, base = set(full.secrets), full.path
+    else:
+        data = {"apiVersion": "guardrail/v1", "kind": "Rollout", "service": "check",
+                "change": {"version": "-", "previous": "-"}, "deploy": {"plugin": "noop"},
+                "regions": {region: {}}, "waves": [{"name": "check", "regions": [region], "bake": "0s"}],
+                "policies": [str(policy_path)]}
+        secrets, base = set(), policy_path.resolve()
+    if prometheus_url:
+        _override_prometheus(data, prometheus_url)
+    for spec in data["regions"].values():  # --var wins over the plan's variables, in every region
+        spec["vars"] = {**spec.get("vars", {}), **variables}
+    rollout = Rollout.model_validate(data)
+    policy = _load_policy(policy_path, registry, rollout, secrets, environ)
+    plan = Plan(path=base, rollout=rollout, policies=[policy], text="", secrets=secrets)
+    for check in policy.policy.checks:
+        plugin, settings = plan.source_config(check.source, region)
+        if plugin == "prometheus" and "url" not in settings:
+            raise UsageError(f"check {check.name!r} asks Prometheus: pass --prometheus URL, "
+                             f"or --plan PLAN whose sources say where it is")
+    controls = [r for w in rollout.waves for r in w.regions if r != region] if plan_path is not None else []
+    return plan, controls
+
+
+def _override_prometheus(data: dict[str, Any], url: str) -> None:
+    """``--prometheus URL`` replaces the URL of every source that uses the prometheus plugin."""
+    sources = data.setdefault("sources", {})
+    sources.setdefault("prometheus", {})
+    for name, settings in sources.items():
+        if settings.get("plugin", name) == "prometheus":
+            settings["url"] = url
+    for spec in data["regions"].values():
+        for name, settings in spec.get("sources", {}).items():
+            if sources.get(name, {}).get("plugin", name) == "prometheus" and "url" in settings:
+                settings["url"] = url
+
+
+def _load_policy(path: Path, registry: Registry, rollout: Rollout, secrets: set[str],
+                 environ: dict[str, str] | None) -> LoadedPolicy:
+    doc = documents.read(path)
+    if doc.data is not None:
+        documents.interpolate_env(doc, secrets, environ)
+    if not isinstance(doc.data, dict) or doc.data.get("kind") != "Policy":
+        raise ConfigError(doc.problems or [doc.problem((), "expected a policy (kind: Policy)")])
+    sources = {name: s.get("plugin", name) for name, s in rollout.sources.items()}
+    policy, problems = check_policy(doc, registry, sources=sources, rollout=rollout)
+    problems = documents.redact(documents.tidy(doc.problems + problems), doc.secrets)
+    if problems or policy is None:
+        raise ConfigError(problems)
+    return LoadedPolicy(path.resolve(), policy, "")
