@@ -70,7 +70,7 @@ def test_an_error_log_storm_fails_the_baseline_check_and_rolls_back(prometheus, 
     plan = write_plan(tmp_path, prometheus.url, ERROR_LOG_POLICY)
     result = guardrail.rollout(plan, clock_start=prometheus.start + 57 * MINUTE)  # the storm starts at +60m
     assert (result.outcome, result.exit_code) == ("rolled_back", ExitCode.ROLLED_BACK), result.reason
-    baseline = guardrail.state.sqlite.baselines(result.rollout_id)[("r3", "error-log", "error-log-growth")]
+    baseline = guardrail.store.baselines(result.rollout_id)[("r3", "error-log", "error-log-growth")]
     assert baseline["value"] == pytest.approx(5.0, rel=0.05)  # the median write rate of the 30m before the change
     failed = [r for r in rows(guardrail, result.rollout_id, "bake:canary", "error-log-growth") if r["status"] == "fail"]
     assert len(failed) == 1 and failed[0]["region"] == "r3"
@@ -79,8 +79,8 @@ def test_an_error_log_storm_fails_the_baseline_check_and_rolls_back(prometheus, 
     assert "from baseline" in first["reason"] and first["reason"].endswith("held 1m")
     assert 62 * MINUTE < first["first_breach_at"] - prometheus.start < 64 * MINUTE
     assert first["at"] - first["first_breach_at"] == 60.0
-    assert guardrail.state.sqlite.steps(result.rollout_id, "deploy:r1") == []  # the main wave never started
-    recovered = [r for r in guardrail.state.sqlite.measurements(result.rollout_id, "recovery") if r["status"] == "pass"]
+    assert guardrail.store.steps(result.rollout_id, "deploy:r1") == []  # the main wave never started
+    recovered = [r for r in guardrail.store.measurements(result.rollout_id, "recovery") if r["status"] == "pass"]
     assert recovered and recovered[-1]["at"] > prometheus.start + 80 * MINUTE  # after the storm ended
 
 
