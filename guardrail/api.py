@@ -11,34 +11,25 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import secrets as _secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from guardrail.clock import SystemClock, VirtualClock
 from guardrail.rollout.engine import Engine
-from guardrail.errors import ExitCode, GuardrailError, StateError, UsageError
-from guardrail.rollout.evaluation import Evaluator
+from guardrail.rollout.preflight import failing_now
+from guardrail.errors import OUTCOME_EXIT, ExitCode, GuardrailError, StateError, UsageError
 from guardrail.plugin.interfaces import PluginContext
-from guardrail.judging.judge import CheckState, judge
 from guardrail.language.loader import Plan, load_plan
 from guardrail.state.locks import Lease, check_resumable
 from guardrail.plugin.manager import GuardrailPluginManager, get_plugin_manager
 from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.ids import new_rollout_id
 from guardrail.language.windows import frozen_by
 
 LEASE_ENV = "GUARDRAIL_LOCK_LEASE"
 DEFAULT_LEASE = 120.0
-OUTCOME_EXIT = {
-    "promoted": ExitCode.PROMOTED,
-    "rolled_back": ExitCode.ROLLED_BACK,
-    "halted": ExitCode.HALTED,
-    "rollback_failed": ExitCode.ROLLBACK_FAILED,
-    "locked": ExitCode.LOCKED,
-}
 
 
 @dataclass
@@ -52,11 +43,6 @@ class RolloutResult:
     @property
     def exit_code(self) -> ExitCode:
         return OUTCOME_EXIT[self.outcome]
-
-
-def new_rollout_id(now: float) -> str:
-    stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{_secrets.token_hex(3)}"
 
 
 def _digest(plan: Plan) -> str:
@@ -125,10 +111,10 @@ class Guardrail:
             "clock": rollout.clock, "clock_start": clock.now(),
         })
         engine = self._engine(plan, rollout_id, clock, lease)
-        engine.emit("rollout.started", service=rollout.service, change=rollout.change.model_dump(),
+        engine.journal.emit("rollout.started", service=rollout.service, change=rollout.change.model_dump(),
                     waves=[{"name": w.name, "regions": w.regions, "bake": w.bake} for w in rollout.waves],
                     plan=str(plan.path), policies=[str(p.path) for p in plan.policies], clock=rollout.clock)
-        lease.record_takeover(engine.emit)
+        lease.record_takeover(engine.journal.emit)
         refusal = self._guards(plan, engine, clock, override_window)
         if refusal is not None:
             engine.transition("refused", outcome="halted", reason=refusal, finished=True)
@@ -144,31 +130,13 @@ class Guardrail:
             return (f"change freeze {frozen!r} ({rollout.windows.timezone}) is in force; "
                     f"rerun with --override-window \"reason\" to proceed")
         if frozen:
-            engine.emit("window.overridden", window=frozen, reason=override_window)
+            engine.journal.emit("window.overridden", window=frozen, reason=override_window)
         if rollout.preflight:
-            failing = self.preflight(plan, engine.evaluator, clock.now())
-            engine.emit("preflight", failing=failing)
+            failing = failing_now(plan, engine.evaluator, clock.now())
+            engine.journal.emit("preflight", failing=failing)
             if failing:
                 return "preflight: policies already fail before any deploy: " + "; ".join(failing)
         return None
-
-    @staticmethod
-    def preflight(plan: Plan, evaluator: Evaluator, at: float) -> list[str]:
-        """Checks that already fail now, in any region of the plan (relative checks skipped:
-        there is no baseline before a change)."""
-        items = [i for i in evaluator.items(plan.rollout.regions)
-                 if evaluator.checks[(i.policy, i.check)].compare is None]
-        readings = evaluator.measure(items, at)
-        failing = []
-        for item in items:
-            check = evaluator.checks[(item.policy, item.check)]
-            policy = evaluator.policies[item.policy]
-            # `for:` does not apply: the question is whether the condition holds right now.
-            verdict, _ = judge(check.model_copy(update={"for_": 0.0}), readings[item], at=at, state=CheckState(),
-                               on_no_data=policy.on_no_data)
-            if verdict.status == "fail":
-                failing.append(f"{item}: {verdict.reason}")
-        return failing
 
     def resume(self, rollout_id: str, *, allow_changed_plan: bool = False) -> RolloutResult:
         """Continue a rollout that was halted, paused or killed."""
@@ -194,12 +162,12 @@ class Guardrail:
         engine = self._engine(plan, rollout_id, clock, lease, resumed_from_halt=was_halted,
                               resumed_at=self.store.last_time(rollout_id))
         if changed:
-            engine.emit("plan.changed", detail="rolling back with the plan and policies as they are now")
+            engine.journal.emit("plan.changed", detail="rolling back with the plan and policies as they are now")
         if row["requests"].get("pause"):
             self.store.request(rollout_id, "pause", None)
             self.store.request(rollout_id, "pause_honoured", None)
-        engine.emit("rollout.resumed", previous_state=row["state"])
-        lease.record_takeover(engine.emit)
+        engine.journal.emit("rollout.resumed", previous_state=row["state"])
+        lease.record_takeover(engine.journal.emit)
         engine.run()
         return self._result(rollout_id)
 

@@ -43,6 +43,15 @@ class ExitCode(IntEnum):
     """Another rollout of this service is in progress."""
 
 
+OUTCOME_EXIT = {  # a rollout's outcome -> its exit code
+    "promoted": ExitCode.PROMOTED,
+    "rolled_back": ExitCode.ROLLED_BACK,
+    "halted": ExitCode.HALTED,
+    "rollback_failed": ExitCode.ROLLBACK_FAILED,
+    "locked": ExitCode.LOCKED,
+}
+
+
 @dataclass(frozen=True)
 class Problem:
     """One problem in one file, located at the YAML node that causes it."""

@@ -123,7 +123,7 @@ def test_only_a_clean_last_pass_is_evidence_to_promote():
 
 def test_a_summed_check_gets_a_summed_baseline_not_the_mean_of_its_series():
     from guardrail.plugin.interfaces import RangeReading
-    from guardrail.judging.judge import baseline_samples
+    from guardrail.judging.evaluate import window_values as baseline_samples
 
     window = RangeReading.of([(0.0, [1.0, 3.0]), (30.0, [2.0, 4.0]), (60.0, [])])
     assert baseline_samples(window, "sum") == [4.0, 6.0]

@@ -77,7 +77,7 @@ def test_the_wheel_installs_builtins_as_guardrail_plugins(installed):
     assert "plugins" not in top
     assert not any(name.startswith("plugins/") for name in names)
     assert "guardrail_plugins/__init__.py" in names
-    assert "guardrail/hookspecs.py" in names
+    assert "guardrail/plugin/hookspecs.py" in names
     assert "guardrail = guardrail.cli:main" in declared
     for name in BUILTINS:
         assert f"{name} = guardrail_plugins.{name}" in declared

@@ -154,7 +154,7 @@ def test_notation_that_yaml_reads_as_a_number_is_read_as_notation(tmp_path, regi
 
 
 def test_the_runner_judges_with_the_engines_judge():
-    assert runner.judge is ticks.judge
+    assert runner.judge_check is ticks.judge_check  # the one judgement (guardrail.judging.evaluate)
 
 
 def _library():

@@ -14,7 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from guardrail.rollout.engine import Failure
+from guardrail.judging.decisions import Failure
+from guardrail.state.journal import Journal
 from guardrail.rollout.recovery import _Watch, verify_recovery
 from guardrail.state.sqlite import SQLiteStore
 from support.engine_plans import rollout, run, state, work, write_plan  # noqa: F401
@@ -24,9 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 def watch(for_: float = 600.0, timeout: float | None = None):
     events = []
-    engine = SimpleNamespace(rollout=SimpleNamespace(verify_recovery=SimpleNamespace(for_=for_, timeout=timeout)),
-                             emit=lambda kind, **data: events.append(kind))
-    return _Watch(engine, 0.0, None), events
+    journal = SimpleNamespace(emit=lambda kind, **data: events.append(kind))
+    rollout = SimpleNamespace(verify_recovery=SimpleNamespace(for_=for_, timeout=timeout))
+    return _Watch(journal, rollout, 0.0, None), events
 
 
 def test_recovered_after_clean_ticks_for_the_whole_window():
@@ -148,8 +149,7 @@ def test_a_finished_verify_step_is_the_answer_without_measuring(tmp_path, recove
         store.start_step("r-1", "verify", 100.0, {"start": 100.0})
         store.finish_step("r-1", "verify", recovered, 400.0, {"start": 100.0, "recovered": recovered,
                                                               "outcome": outcome})
-        engine = SimpleNamespace(id="r-1", store=store, evaluator=_Untouchable(), clock=_Untouchable(),
-                                 lease=_Untouchable(), rollout=_Untouchable())
+        journal = Journal(store, "r-1", _Untouchable(), guard=_Untouchable())
         failure = Failure("r3/p/c: 2 (fails if > 1)", [{"region": "r3", "policy": "p", "check": "c"}], ["canary"])
-        assert verify_recovery(engine, failure, ["r3"]) == (recovered, outcome)
+        assert verify_recovery(journal, _Untouchable(), _Untouchable(), failure, ["r3"]) == (recovered, outcome)
         assert store.step("r-1", "verify")["status"] == status

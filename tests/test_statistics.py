@@ -1,5 +1,5 @@
 """Canary-vs-control statistics (``guardrail.judging.statistics``), their verdicts
-(``judge_control``) and the comparison window (``guardrail.rollout.control.window``).
+(``judge_control``) and the comparison window (``guardrail.judging.evaluate.control_window``).
 
 The promises checked over many seeded draws: a 30% drop in a noisy series is caught,
 and two draws from the same distribution are flagged no more often than the
@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from guardrail.rollout.control import window
+from guardrail.judging.evaluate import control_window as window
 from guardrail.judging.judge import CheckState, judge_control
 from guardrail.language.model import Check
 from guardrail.judging.statistics import allowed_ratios, compare_to_control

@@ -13,7 +13,8 @@ from typing import Annotated
 
 import typer
 
-from guardrail.tools.backtest import BacktestResult, iso
+from guardrail.tools.backtest import BacktestResult
+from guardrail.text import iso
 from guardrail.errors import UsageError
 from guardrail.language.types import format_duration
 from guardrail.cli.check_command import parse_time, parse_vars

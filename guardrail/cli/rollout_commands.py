@@ -178,7 +178,7 @@ def history(state: StateOption = None, service: Annotated[str | None, typer.Opti
             as_json: JsonOption = False,
             limit: Annotated[int, typer.Option(help="how many rollouts")] = 20) -> None:
     """List past rollouts, newest first."""
-    from guardrail.incidents.document import iso
+    from guardrail.text import iso
     from guardrail.cli import out_console
 
     api, _ = _guardrail(state, progress=False)

@@ -9,22 +9,16 @@ the timeline of updates, and the commands that show more.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from guardrail.language.types import format_duration
+from guardrail.text import format_duration, iso
 
 if TYPE_CHECKING:
-    from guardrail.rollout.engine import Engine, Failure
+    from guardrail.judging.decisions import Failure
+    from guardrail.language.model import Rollout
 
 SEVERITY = {"investigating": "error", "identified": "error", "monitoring": "warning", "resolved": "info"}
 """Severity by status (PagerDuty's vocabulary); ``critical`` when a person is needed now."""
-
-
-def iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def incident_id(rollout_id: str) -> str:
@@ -37,15 +31,16 @@ def dedup_key(service: str, rollout_id: str) -> str:
     return f"guardrail:{service}:{rollout_id}"
 
 
-def build_incident(engine: Engine, failure: Failure, rolled_back: list[str], *, status: str,
+def build_incident(rollout: Rollout, rollout_id: str, failure: Failure, rolled_back: list[str], *,
+                   steps: dict[str, dict[str, Any]], deployed: list[str],
+                   observed: dict[tuple[str, str, str], list[dict[str, Any]]], status: str, at: float,
                    actions: list[dict[str, Any]] | None = None, note: str | None = None, revision: int = 0,
                    needs_person: bool = False, timeline: list[dict[str, Any]] | None = None,
-                   recovery: dict[str, Any] | None = None, at: float | None = None) -> dict[str, Any]:
-    """The incident document as of ``at`` (default: now on the rollout's clock)."""
-    rollout = engine.rollout
-    at = engine.clock.now() if at is None else at
+                   recovery: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The incident document as of ``at``, from plain records: the rollout's ``steps`` by
+    key, the regions whose deploy started, and the values ``observed`` of each failing
+    check (``observed_values``). Pure: it reads no store and no clock."""
     change = rollout.change
-    steps = {s["key"]: s for s in engine.store.steps(engine.id)}
     decided = steps.get("decision:failed")
     if failure.aborted:
         title = f"{rollout.service} {change.version}: aborted and rolled back"
@@ -53,9 +48,9 @@ def build_incident(engine: Engine, failure: Failure, rolled_back: list[str], *, 
         title = (f"{rollout.service} {change.version}: rolled back after "
                  + (", ".join(sorted({f['check'] for f in failure.findings})) or "a failure"))
     return {
-        "id": incident_id(engine.id),
-        "dedup_key": dedup_key(rollout.service, engine.id),
-        "rollout_id": engine.id,
+        "id": incident_id(rollout_id),
+        "dedup_key": dedup_key(rollout.service, rollout_id),
+        "rollout_id": rollout_id,
         "status": status,
         "revision": revision,
         "severity": "critical" if needs_person else SEVERITY.get(status, "error"),
@@ -66,9 +61,9 @@ def build_incident(engine: Engine, failure: Failure, rolled_back: list[str], *, 
         "decision": failure.reason,
         "aborted": failure.aborted,
         "opened_at": iso(decided["started_at"]) if decided else iso(at),
-        "regions": _regions(engine, steps, rolled_back if status != "investigating" else []),
+        "regions": _regions(rollout, deployed, steps, rolled_back if status != "investigating" else []),
         "rolled_back": rolled_back,
-        "failing_checks": [_finding(engine, f) for f in failure.findings],
+        "failing_checks": [_finding(f, observed) for f in failure.findings],
         "actions": actions or [],
         "recovery": recovery or {"for": format_duration(rollout.verify_recovery.for_)},
         "note": note,
@@ -76,18 +71,18 @@ def build_incident(engine: Engine, failure: Failure, rolled_back: list[str], *, 
         "at": iso(at),
         "clock": rollout.clock,
         "update_every": format_duration(rollout.on_failure.update_every),
-        "see_more": f"guardrail status {engine.id}",
-        "commands": [f"guardrail status {engine.id}", f"guardrail incidents show {incident_id(engine.id)}",
-                     f"guardrail report {engine.id} --html report.html"],
+        "see_more": f"guardrail status {rollout_id}",
+        "commands": [f"guardrail status {rollout_id}", f"guardrail incidents show {incident_id(rollout_id)}",
+                     f"guardrail report {rollout_id} --html report.html"],
     }
 
 
-def _regions(engine: Engine, steps: dict[str, dict[str, Any]], rolling: list[str]) -> list[dict[str, Any]]:
+def _regions(rollout: Rollout, deployed: list[str], steps: dict[str, dict[str, Any]],
+             rolling: list[str]) -> list[dict[str, Any]]:
     """Each region's state; the rollback targets read "rolling back" from the moment it started."""
-    change = engine.rollout.change
-    deployed = engine.deployed_regions()
+    change = rollout.change
     out = []
-    for wave in engine.rollout.waves:
+    for wave in rollout.waves:
         for region in wave.regions:
             rb = steps.get(f"rollback:{region}")
             state = ("rolled back" if rb and rb["status"] == "done" else "rollback failed" if rb and rb["status"] == "failed"
@@ -97,17 +92,17 @@ def _regions(engine: Engine, steps: dict[str, dict[str, Any]], rolling: list[str
     return out
 
 
-def _finding(engine: Engine, finding: dict[str, Any]) -> dict[str, Any]:
+def _finding(finding: dict[str, Any], observed: dict[tuple[str, str, str], list[dict[str, Any]]]) -> dict[str, Any]:
     entry = dict(finding)
     entry["first_breach_at"] = iso(finding.get("first_breach_at"))
-    entry["observed"] = _observed(engine, finding)
+    entry["observed"] = observed.get((finding["region"], finding.get("policy"), finding["check"]), [])
     return entry
 
 
-def _observed(engine: Engine, finding: dict[str, Any]) -> list[dict[str, Any]]:
-    """The last values of a failing check in its region, oldest first."""
+def observed_values(store: Any, rollout_id: str, finding: dict[str, Any]) -> list[dict[str, Any]]:
+    """The last values of a failing check in its region, oldest first (the incident's evidence)."""
     if finding.get("check") == "deploy":
         return []
-    rows = [m for m in engine.store.measurements(engine.id, finding.get("phase"), region=finding["region"],
-                                                 check=finding["check"]) if m["policy"] == finding["policy"]]
+    rows = [m for m in store.measurements(rollout_id, finding.get("phase"), region=finding["region"],
+                                          check=finding["check"]) if m["policy"] == finding["policy"]]
     return [{"at": iso(m["at"]), "value": m["value"], "status": m["status"]} for m in rows[-10:]]

@@ -26,7 +26,8 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable
 
 from guardrail.incidents.delivery import Deliverer, Result, SinkResolver, build_sinks, sink_names
-from guardrail.incidents.document import build_incident, dedup_key, incident_id, iso
+from guardrail.incidents.document import build_incident, dedup_key, incident_id, observed_values
+from guardrail.text import iso
 from guardrail.plugin.interfaces import PluginContext
 from guardrail.language.model import PluginRef
 from guardrail.language.types import format_duration
@@ -34,7 +35,9 @@ from guardrail.plugin.manager import Registry
 from guardrail.state.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
-    from guardrail.rollout.engine import Engine, Failure
+    from guardrail.judging.decisions import Failure
+    from guardrail.language.model import Rollout
+    from guardrail.state.journal import Journal
 
 __all__ = ["IncidentTracker", "Notifier", "dedup_key", "incident_id"]
 
@@ -105,21 +108,24 @@ class _Lazy(dict):
 
 
 class IncidentTracker:
-    """The engine's side of the incident: one method per lifecycle moment."""
+    """The rollout's side of the incident: one method per lifecycle moment. It writes
+    through the rollout's step journal, so a resumed run publishes nothing twice."""
 
-    def __init__(self, engine: Engine, failure: Failure, targets: list[str]):
-        self.engine, self.failure, self.targets = engine, failure, targets
+    def __init__(self, journal: Journal, rollout: Rollout, notifier: Notifier, failure: Failure,
+                 targets: list[str]):
+        self.journal, self.rollout, self.notifier = journal, rollout, notifier
+        self.failure, self.targets = failure, targets
         self.actions: list[dict[str, Any]] = []
-        self.recovery: dict[str, Any] = {"for": format_duration(engine.rollout.verify_recovery.for_)}
+        self.recovery: dict[str, Any] = {"for": format_duration(rollout.verify_recovery.for_)}
         self.status = "identified"
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def record(self) -> None:
         """``investigating``: saved in the store at the decision, before any side effect."""
-        if not self.engine._done("incident:recorded"):
-            self.engine.store.save_incident(self._build("investigating", None, revision=0))
-            self.engine._mark("incident:recorded")
+        if not self.journal.done("incident:recorded"):
+            self.journal.store.save_incident(self._build("investigating", None, revision=0))
+            self.journal.mark("incident:recorded")
 
     def identified(self) -> None:
         self._publish("notify:identified:0", "identified")
@@ -153,7 +159,7 @@ class IncidentTracker:
     def tick(self, at: float, clean_since: float | None, unclean: list[str]) -> None:
         """A periodic update when nothing was said for ``update_every``."""
         self.recovery["clean_since"] = iso(clean_since)
-        every = self.engine.rollout.on_failure.update_every
+        every = self.rollout.on_failure.update_every
         if at - self._last_published(at) < every:
             return
         if clean_since is not None:
@@ -168,12 +174,18 @@ class IncidentTracker:
 
     def _build(self, status: str, note: str | None, *, revision: int, needs_person: bool = False,
                timeline: list[dict[str, Any]] | None = None, at: float | None = None) -> dict[str, Any]:
-        return build_incident(self.engine, self.failure, self.targets, status=status, actions=self.actions,
-                              note=note, revision=revision, needs_person=needs_person, timeline=timeline,
-                              recovery=dict(self.recovery), at=at)
+        journal = self.journal
+        at = journal.now() if at is None else at
+        steps = {s["key"]: s for s in journal.steps()}
+        observed = {(f["region"], f["policy"], f["check"]): observed_values(journal.store, journal.id, f)
+                    for f in self.failure.findings if f.get("check") != "deploy"}
+        deployed = journal.started_regions([r for w in self.rollout.waves for r in w.regions])
+        return build_incident(self.rollout, journal.id, self.failure, self.targets, steps=steps, deployed=deployed,
+                              observed=observed, status=status, actions=self.actions, note=note, revision=revision,
+                              needs_person=needs_person, timeline=timeline, recovery=dict(self.recovery), at=at)
 
     def _notify_steps(self) -> list[dict[str, Any]]:
-        return [s for s in self.engine.store.steps(self.engine.id, "notify:") if s["status"] == "done"]
+        return [s for s in self.journal.steps("notify:") if s["status"] == "done"]
 
     def _last_published(self, at: float) -> float:
         """When the last update at or before ``at`` went out (stored: replays agree)."""
@@ -182,20 +194,20 @@ class IncidentTracker:
 
     def _publish(self, key: str, status: str, *, note: str | None = None, needs_person: bool = False,
                  at: float | None = None) -> None:
-        engine = self.engine
+        journal = self.journal
         self.status = status
-        if engine._done(key):
+        if journal.done(key):
             return
         earlier = [s for s in self._notify_steps() if s["key"] != key]
         timeline = [{"at": iso((s["detail"] or {}).get("at")), "status": (s["detail"] or {}).get("status"),
                      "note": (s["detail"] or {}).get("note")} for s in earlier]
-        at = engine.clock.now() if at is None else at
+        at = journal.now() if at is None else at
         incident = self._build(status, note, revision=len(earlier) + 1, needs_person=needs_person, timeline=timeline,
                                at=at)
         detail = {"at": at, "status": status, "note": note, "revision": incident["revision"]}
-        engine.store.start_step(engine.id, key, engine.clock.now(), detail)
-        sinks = engine.notifier.queue(incident)
-        engine.store.finish_step(engine.id, key, True, engine.clock.now(), {**detail, "sinks": sinks})
-        engine.emit("incident." + status, incident=incident["id"], revision=incident["revision"], sinks=sinks,
+        journal.begin(key, detail)
+        sinks = self.notifier.queue(incident)
+        journal.finish(key, True, {**detail, "sinks": sinks})
+        journal.emit("incident." + status, incident=incident["id"], revision=incident["revision"], sinks=sinks,
                     **({"note": note} if note else {}))
-        engine.notifier.send(incident["id"])
+        self.notifier.send(incident["id"])

@@ -20,9 +20,9 @@ import statistics
 from dataclasses import dataclass
 from typing import Literal
 
-from guardrail.plugin.interfaces import RangeReading, Reading
+from guardrail.plugin.readings import Reading
 from guardrail.language.model import Check
-from guardrail.language.types import format_duration
+from guardrail.text import format_duration
 from guardrail.judging.statistics import ControlComparison, allowed_ratios
 
 Status = Literal["pass", "fail", "inconclusive"]
@@ -64,14 +64,6 @@ def reduce_values(values: list[float], how: str) -> float:
     if how == "avg":
         return math.fsum(values) / len(values)
     raise ValueError(f"unknown reduce {how!r}")
-
-
-def baseline_samples(reading: RangeReading, reduce: str | None) -> list[float]:
-    """One value per step of a pre-change window, reduced as the live check reduces
-    its series (``any``/``all`` compare each series, so their baseline is the mean)."""
-    if reduce in ("max", "min", "sum", "avg") and reading.samples:
-        return [reduce_values(list(values), reduce) for _, values in reading.samples]
-    return [value for _, value in reading.points]
 
 
 def baseline_value(points: list[float], stat: str) -> float | None:

@@ -12,11 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from guardrail.clock import Clock
+from guardrail.plugin.readings import Probe, RangeReading, Reading, Series
+
+__all__ = ["Action", "ActionRun", "AnyParams", "Deployer", "IncidentSink", "NoSettings", "Outcome",
+           "PluginContext", "Probe", "RangeReading", "Reading", "Series", "Source", "Target"]
+
+if TYPE_CHECKING:  # a type only: the plugin contract's data types read no clock
+    from guardrail.clock import Clock
 
 
 class NoSettings(BaseModel):
@@ -43,59 +49,6 @@ class PluginContext:
 
 
 # --- sources -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One check for one region, templates filled in."""
-
-    check: str
-    region: str
-    params: dict[str, Any]
-    """The source's own check keys (``query``, ``targets``...), rendered."""
-
-
-@dataclass(frozen=True)
-class Series:
-    labels: dict[str, str]
-    value: float
-
-
-@dataclass(frozen=True)
-class Reading:
-    """What a source saw. No series (or only NaN) is *no data*; ``error`` is a
-    provider failure (timeout, refused, bad query): always inconclusive."""
-
-    series: tuple[Series, ...] = ()
-    error: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-    """Evidence for people: failing hosts, status codes, the exact query sent."""
-
-    @classmethod
-    def of(cls, value: float | None, **detail: Any) -> Reading:
-        return cls(series=() if value is None else (Series({}, float(value)),), detail=detail)
-
-    @classmethod
-    def failed(cls, reason: str, **detail: Any) -> Reading:
-        return cls(error=reason, detail=detail)
-
-
-@dataclass(frozen=True)
-class RangeReading:
-    """Samples over a window, for baselines and control comparisons."""
-
-    points: tuple[tuple[float, float], ...] = ()
-    """(time, the mean of the series at that time)."""
-    error: str | None = None
-    samples: tuple[tuple[float, tuple[float, ...]], ...] = ()
-    """(time, every series' value at that time): a baseline for a check that reduces
-    with ``sum``, ``max`` or ``min`` reduces these the same way, not their mean."""
-
-    @classmethod
-    def of(cls, samples: list[tuple[float, list[float]]]) -> RangeReading:
-        """From every series' values per time (NaN already dropped; empty times skipped)."""
-        kept = [(t, tuple(vs)) for t, vs in samples if vs]
-        return cls(points=tuple((t, sum(vs) / len(vs)) for t, vs in kept), samples=tuple(kept))
 
 
 class Source:

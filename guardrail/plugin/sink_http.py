@@ -27,9 +27,9 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail import __version__
+from guardrail.version import __version__
 from guardrail.plugin.interfaces import IncidentSink
-from guardrail.language.types import Duration
+from guardrail.plugin.types import Duration
 
 RETRYABLE_STATUS = {408, 429}
 USER_AGENT = f"guardrail/{__version__}"

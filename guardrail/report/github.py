@@ -19,8 +19,8 @@ import os
 from html import escape
 from pathlib import Path
 
-from guardrail.api import OUTCOME_EXIT
-from guardrail.incidents.document import iso
+from guardrail.errors import OUTCOME_EXIT
+from guardrail.text import iso
 from guardrail.report.data import Report, fmt
 
 MAX_ERRORS = 10

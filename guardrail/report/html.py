@@ -16,9 +16,9 @@ import json
 from html import escape
 from typing import Any
 
-from guardrail import __version__
-from guardrail.api import OUTCOME_EXIT
-from guardrail.incidents.document import iso
+from guardrail.version import __version__
+from guardrail.errors import OUTCOME_EXIT
+from guardrail.text import iso
 from guardrail.language.types import format_duration
 from guardrail.report.data import CheckView, Report, Verdict, fmt
 from guardrail.report.style import CSS

@@ -30,7 +30,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from guardrail.incidents.document import iso
+from guardrail.text import iso
 from guardrail.report.data import CheckView, Report, Verdict, fmt
 
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

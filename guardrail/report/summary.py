@@ -12,7 +12,7 @@ from typing import Any
 
 from guardrail.errors import NotFound
 from guardrail.report.event_text import describe
-from guardrail.incidents.document import iso
+from guardrail.text import iso
 from guardrail.state.sqlite import SQLiteStore
 
 OUTCOMES = ("promoted", "rolled_back", "halted", "rollback_failed", "locked")

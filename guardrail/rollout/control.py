@@ -24,31 +24,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from guardrail.judging.evaluate import NO_CONTROL, ControlEvidence, control_window
+from guardrail.plugin.readings import RangeReading
 from guardrail.rollout.evaluation import Evaluator, Item
-from guardrail.plugin.interfaces import RangeReading
-from guardrail.judging.judge import CheckState, Verdict, judge_control
-from guardrail.language.model import Check
-from guardrail.judging.statistics import compare_to_control
-
-NO_CONTROL = "no control region left: every region of the plan runs the new version"
-
 
 def control_regions(evaluator: Evaluator, store: Any, rollout_id: str) -> list[str]:
     """Regions of the plan's waves whose deploy was never started, in wave order."""
     started = {s["key"].split(":", 1)[1] for s in store.steps(rollout_id, "deploy:")}
     return [r for w in evaluator.plan.rollout.waves for r in w.regions if r not in started]
-
-
-def window(check: Check, interval: float, start: float, at: float) -> tuple[float, int]:
-    """(window start, number of samples it holds) for a tick at ``at``."""
-    begin = max(at - interval * check.min_samples, start)
-    return begin, int((at - begin) / interval + 1e-9) + 1
-
-
-def describe(check: Check) -> str:
-    """The comparison as stored with each measurement."""
-    effect = f", effect {check.effect_size:g}" if check.effect_size is not None else ""
-    return f"control: {check.direction}, confidence {check.confidence:g}{effect}"
 
 
 @dataclass
@@ -82,7 +65,7 @@ class ControlChecks:
             key = (item.policy, item.check)
             check = self.evaluator.checks[key]
             interval = self.evaluator.policies[item.policy].interval
-            begin, samples = batch.windows.setdefault(key, window(check, interval, self.start, at))
+            begin, samples = batch.windows.setdefault(key, control_window(check, interval, self.start, at))
             if not self.controls or samples < check.min_samples:
                 continue
             batch.deployed[item] = self.evaluator.submit_range(item, begin, at, interval)
@@ -92,36 +75,16 @@ class ControlChecks:
                     for r in self.controls]
         return batch
 
-    def judge(self, item: Item, batch: Round, state: CheckState,
-              on_no_data: str) -> tuple[Verdict, CheckState, dict[str, Any]]:
-        """The verdict of one item at the round's tick, and the evidence to store."""
+    def evidence(self, item: Item, batch: Round) -> ControlEvidence:
+        """What the comparison of ``item`` rests on at the round's tick."""
         key = (item.policy, item.check)
-        check = self.evaluator.checks[key]
-        begin, samples = batch.windows[key]
-        detail: dict[str, Any] = {"controls": self.controls, "window": [begin, batch.at]}
+        window = batch.windows[key]
         if not self.controls:
-            verdict, state = judge_control(check, None, at=batch.at, state=state, on_no_data=on_no_data,
-                                           skipped=NO_CONTROL)
-            return verdict, state, {**detail, "skipped": NO_CONTROL}
+            return ControlEvidence(window, skipped=NO_CONTROL)
         if item not in batch.deployed:
-            waiting = f"collecting samples: {samples} of {check.min_samples} since the phase started"
-            verdict, state = judge_control(check, None, at=batch.at, state=state, on_no_data=on_no_data,
-                                           waiting=waiting)
-            return verdict, state, detail
-        ours = _result(batch.deployed[item])
-        theirs = [(region, _result(future)) for region, future in batch.control[key]]
-        error = ours.error or next((r.error for _, r in theirs if r.error), None)
-        if error:
-            verdict, state = judge_control(check, None, at=batch.at, state=state, on_no_data=on_no_data, error=error)
-            return verdict, state, detail
-        comparison = compare_to_control([v for _, v in ours.points], [v for _, r in theirs for _, v in r.points],
-                                        direction=check.direction, confidence=check.confidence,
-                                        effect_size=check.effect_size, min_samples=check.min_samples)
-        verdict, state = judge_control(check, comparison, at=batch.at, state=state, on_no_data=on_no_data)
-        detail.update(p_value=comparison.p_value, ratio=comparison.ratio, deployed_samples=comparison.deployed_samples,
-                      control_samples=comparison.control_samples,
-                      control_samples_by_region={region: len(r.points) for region, r in theirs})
-        return verdict, state, detail
+            return ControlEvidence(window)
+        return ControlEvidence(window, _result(batch.deployed[item]),
+                               [(region, _result(future)) for region, future in batch.control[key]])
 
 
 def _result(future: Future) -> RangeReading:

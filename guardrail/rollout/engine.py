@@ -13,14 +13,16 @@ rolled_back → verifying_recovery → done; plus halted, rollback_failed, abort
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 from guardrail.rollout.evaluation import Evaluator, Item
-from guardrail.judging.judge import baseline_samples, baseline_value
+from guardrail.judging.decisions import Failure, Halt
+from guardrail.judging.evaluate import baseline_reference, baseline_window
 from guardrail.incidents.lifecycle import IncidentTracker, Notifier
 from guardrail.plugin.interfaces import ActionRun, Outcome, PluginContext, Target
 from guardrail.language.loader import Plan
+from guardrail.state.journal import Journal
 from guardrail.state.locks import Lease
 from guardrail.language.model import Wave
 from guardrail.language.types import format_duration, template_names
@@ -29,20 +31,6 @@ from guardrail.rollout.recovery import verify_recovery
 from guardrail.state.sqlite import SQLiteStore
 from guardrail.rollout.ticks import Phase
 
-DEFAULT_BASELINE_WINDOW = 1800.0
-
-
-@dataclass
-class Failure:
-    reason: str
-    findings: list[dict[str, Any]] = field(default_factory=list)
-    waves: list[str] = field(default_factory=list)
-    aborted: bool = False
-
-
-@dataclass
-class Halt:
-    reason: str
 
 
 class Engine:
@@ -55,56 +43,38 @@ class Engine:
         self.resumed_at = resumed_at
         """When resuming: the rollout clock's last recorded time before the gap."""
         self.rollout = plan.rollout
+        self.journal = Journal(store, rollout_id, clock, guard=lease.check,
+                               observe=lambda event: hook.guardrail_on_event(event=event))
         self.evaluator = Evaluator(plan, registry, context, concurrency=concurrency)
         factory = registry.get("deployers", self.rollout.deploy.plugin)
         self.deployer = factory(_settings(factory, self.rollout.deploy.with_), context)
         self.notifier = Notifier(store, registry, context, self.rollout.on_failure.incident_refs(), rollout_id=rollout_id,
-                                 emit=self.emit)
+                                 emit=self.journal.emit)
         self.started_at = clock.now()
         # Per-tick progress events are built only when someone listens (a terminal).
         self._listening = bool(hook.guardrail_on_event.get_hookimpls())
 
     # -- bookkeeping -----------------------------------------------------------------
 
-    def emit(self, kind: str, *, persist: bool = True, **data: Any) -> None:
-        if persist:
-            event = self.store.add_event(self.id, self.clock.now(), kind, data)
-        else:
-            event = {"rollout_id": self.id, "at": self.clock.now(), "kind": kind, **data}
-        try:
-            self.hook.guardrail_on_event(event=event)
-        except Exception:  # an observer must never stop a rollout or a rollback
-            pass
-
     def transition(self, state: str, *, outcome: str | None = None, reason: str | None = None,
                    finished: bool = False, **data: Any) -> None:
         self.lease.check()
         self.store.set_state(self.id, state, outcome=outcome, reason=reason, finished=finished)
-        self.emit(f"state.{state}", **({"reason": reason} if reason else {}), **data)
-
-    def _done(self, key: str) -> bool:
-        step = self.store.step(self.id, key)
-        return step is not None and step["status"] == "done"
-
-    def _mark(self, key: str, detail: Any = None) -> None:
-        now = self.clock.now()
-        self.store.start_step(self.id, key, now, detail)
-        self.store.finish_step(self.id, key, True, now, detail)
+        self.journal.emit(f"state.{state}", **({"reason": reason} if reason else {}), **data)
 
     def _side_effect(self, key: str, call, detail: dict[str, Any]) -> Outcome:
         """Run ``call`` once per key: committed as started before, finished after."""
-        self.lease.check()  # a process whose lock was taken over changes nothing more
-        step = self.store.step(self.id, key)
+        step = self.journal.step(key)
         if step is not None and step["status"] == "done":
             return Outcome(True, (step["detail"] or {}).get("outcome", "done earlier"))
-        self.store.start_step(self.id, key, self.clock.now(), detail)
+        self.journal.begin(key, detail)  # the lease is checked first: a superseded process changes nothing
         try:
             outcome = call()
         except Exception as exc:  # a plugin bug is a failed step, reported, never a crash
             outcome = Outcome(False, f"{type(exc).__name__}: {exc}")
         if not isinstance(outcome, Outcome):
             outcome = Outcome(bool(outcome), "")
-        self.store.finish_step(self.id, key, outcome.ok, self.clock.now(), {**detail, "outcome": outcome.detail})
+        self.journal.finish(key, outcome.ok, {**detail, "outcome": outcome.detail})
         return outcome
 
     def _requests(self) -> dict[str, Any]:
@@ -128,7 +98,7 @@ class Engine:
         if self._requests().get("abort"):
             return self._fail(Failure(f"aborted: {self._requests()['abort']}", aborted=True))
         for wave in self.rollout.waves:
-            if self._done(f"wave:{wave.name}:passed"):
+            if self.journal.done(f"wave:{wave.name}:passed"):
                 continue
             approvals = self._requests().get("approved", {})
             if wave.approval == "manual" and wave.name not in approvals:
@@ -144,8 +114,8 @@ class Engine:
                 return self._halt(result.reason)
             if isinstance(result, Failure):
                 return self._fail(result)
-            self._mark(f"wave:{wave.name}:passed")
-            self.emit("wave.passed", wave=wave.name)
+            self.journal.mark(f"wave:{wave.name}:passed")
+            self.journal.emit("wave.passed", wave=wave.name)
         self.transition("promoted", outcome="promoted", finished=True)
         self.lease.release()
         return "promoted"
@@ -176,8 +146,7 @@ class Engine:
 
     def deployed_regions(self) -> list[str]:
         """Regions whose deploy was at least started, in wave order."""
-        started = {s["key"].split(":", 1)[1] for s in self.store.steps(self.id, "deploy:")}
-        return [r for w in self.rollout.waves for r in w.regions if r in started]
+        return self.journal.started_regions([r for w in self.rollout.waves for r in w.regions])
 
     def _target(self, region: str, action: str) -> Target:
         return Target(service=self.rollout.service, region=region, version=self.rollout.change.version,
@@ -186,13 +155,13 @@ class Engine:
 
     def _deploy_region(self, region: str) -> Outcome:
         def call() -> Outcome:
-            self.emit("region.deploying", region=region, version=self.rollout.change.version, persist=False)
+            self.journal.emit("region.deploying", region=region, version=self.rollout.change.version, persist=False)
             return self.deployer.deploy(self._target(region, "deploy"))
 
-        if self._done(f"deploy:{region}"):  # deployed before a resume: already in the audit trail
+        if self.journal.done(f"deploy:{region}"):  # deployed before a resume: already in the audit trail
             return Outcome(True, "deployed earlier")
         outcome = self._side_effect(f"deploy:{region}", call, {"region": region})
-        self.emit("region.deployed" if outcome.ok else "region.deploy_failed", region=region, detail=outcome.detail)
+        self.journal.emit("region.deployed" if outcome.ok else "region.deploy_failed", region=region, detail=outcome.detail)
         return outcome
 
     def _deploy_wave(self, wave) -> list[dict[str, Any]]:
@@ -213,23 +182,21 @@ class Engine:
     # -- baselines and bake ----------------------------------------------------------
 
     def _capture_baselines(self, wave) -> None:
-        if self._done(f"baseline:{wave.name}"):
+        if self.journal.done(f"baseline:{wave.name}"):
             return
         end = self.clock.now()
         for item in self.evaluator.items(wave.regions):
             check = self.evaluator.checks[(item.policy, item.check)]
             if check.compare != "baseline":
                 continue
-            window = (check.baseline.window if check.baseline and check.baseline.window else None) \
-                or wave.bake or DEFAULT_BASELINE_WINDOW
+            window = baseline_window(check, wave.bake)
             step = self.evaluator.policies[item.policy].interval
             reading = self.evaluator.measure_range(item, end - window, end, step)
-            stat = check.baseline.stat if check.baseline else "mean"
-            value = baseline_value(baseline_samples(reading, check.reduce), stat) if not reading.error else None
+            value, detail = baseline_reference(check, reading)
             self.store.set_baseline(self.id, item.region, item.policy, item.check, value, (end - window, end),
-                                    {"samples": len(reading.points), "stat": stat, "error": reading.error,
+                                    {"samples": detail["samples"], "stat": detail["stat"], "error": detail["error"],
                                      "query": self.evaluator.query_text(item)})
-        self._mark(f"baseline:{wave.name}", {"at": end})
+        self.journal.mark(f"baseline:{wave.name}", {"at": end})
 
     def _watch(self, before) -> None:
         """Between ticks: stop if the lock was lost; honour pause/abort requests (the lease
@@ -295,7 +262,7 @@ class Engine:
         except _Interrupted as interrupted:
             return interrupted.result
         self.store.finish_step(self.id, name, True, self.clock.now(), {"start": start})
-        self.emit("bake.passed", wave=wave.name, regions=regions)
+        self.journal.emit("bake.passed", wave=wave.name, regions=regions)
         return None
 
     def _settle_by(self, phase: Phase, item: Item, extend_from: float) -> float:
@@ -311,7 +278,7 @@ class Engine:
         latest = [{"item": str(i), "region": i.region, "check": i.check, "status": s.last.status, "value": s.last.value,
                    "threshold": s.last.threshold, "pending": s.last.pending}
                   for i, s in phase.states.items() if s.last is not None]
-        self.emit("bake.tick", persist=False, wave=wave, remaining=max(0.0, end - at), checks=latest)
+        self.journal.emit("bake.tick", persist=False, wave=wave, remaining=max(0.0, end - at), checks=latest)
 
     def _finding(self, phase: Phase, item: Item) -> dict[str, Any]:
         state = phase.states[item]
@@ -331,12 +298,12 @@ class Engine:
     # -- failure path ----------------------------------------------------------------
 
     def _fail(self, failure: Failure) -> str:
-        if not self._done("decision:failed"):
-            self._mark("decision:failed", asdict(failure))
+        if not self.journal.done("decision:failed"):
+            self.journal.mark("decision:failed", asdict(failure))
             self.transition("aborted" if failure.aborted else "failed", reason=failure.reason,
                             findings=failure.findings)
         targets = self._rollback_targets(failure)
-        incident = IncidentTracker(self, failure, targets)
+        incident = IncidentTracker(self.journal, self.rollout, self.notifier, failure, targets)
         incident.record()  # "investigating", in the store only
         self.transition("rolling_back", regions=targets)
         incident.identified()  # queued: delivered in the background while the rollback runs
@@ -352,7 +319,8 @@ class Engine:
         incident.monitoring(actions)
         self.transition("verifying_recovery", regions=targets,
                         **{"for": format_duration(self.rollout.verify_recovery.for_)})
-        recovered, detail = verify_recovery(self, failure, targets, incident)
+        recovered, detail = verify_recovery(self.journal, self.rollout, self.evaluator, failure, targets, incident,
+                                             realtime=self.realtime, renew=self.lease.renew)
         if not recovered:
             reason = f"recovery not achieved: {detail}; a person is needed now"
             incident.needs_person("recovery-failed", reason)
@@ -377,7 +345,7 @@ class Engine:
         # (abort, resume) retries it with the same idempotency key.
         outcome = self._side_effect(f"rollback:{region}", lambda: self.deployer.rollback(self._target(region, "rollback")),
                                     {"region": region})
-        self.emit("region.rolled_back" if outcome.ok else "region.rollback_failed", region=region,
+        self.journal.emit("region.rolled_back" if outcome.ok else "region.rollback_failed", region=region,
                   detail=outcome.detail)
         return outcome
 
@@ -397,7 +365,7 @@ class Engine:
                                             {"plugin": ref.plugin, "region": region})
                 result = {"phase": phase, "plugin": ref.plugin, "region": region, "ok": outcome.ok,
                           "detail": outcome.detail}
-                self.emit("action.ran", **result)
+                self.journal.emit("action.ran", **result)
                 results.append(result)
         return results
 

@@ -18,7 +18,7 @@ it finished takes that verdict and does not verify again.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from guardrail.rollout.evaluation import Item
 from guardrail.judging.judge import is_clean
@@ -26,7 +26,10 @@ from guardrail.language.types import format_duration
 from guardrail.rollout.ticks import Phase, _restore
 
 if TYPE_CHECKING:
-    from guardrail.rollout.engine import Engine, Failure
+    from guardrail.judging.decisions import Failure
+    from guardrail.language.model import Rollout
+    from guardrail.rollout.evaluation import Evaluator
+    from guardrail.state.journal import Journal
     from guardrail.incidents.lifecycle import IncidentTracker
 
 STEP = "verify"
@@ -35,9 +38,9 @@ STEP = "verify"
 class _Watch:
     """The verdict logic over successive ticks, the same for stored and live ones."""
 
-    def __init__(self, engine: Engine, start: float, incident: IncidentTracker | None):
-        self.engine, self.start, self.incident = engine, start, incident
-        self.spec = engine.rollout.verify_recovery
+    def __init__(self, journal: Journal, rollout: Rollout, start: float, incident: IncidentTracker | None):
+        self.journal, self.start, self.incident = journal, start, incident
+        self.spec = rollout.verify_recovery
         self.timeout = self.spec.timeout or 4 * self.spec.for_
         self.clean_since: float | None = None
         self.was_clean = False
@@ -53,7 +56,7 @@ class _Watch:
                 self.relapses += 1
                 reasons = [f"{item}: {reason}" for item, _, reason in unclean][:5]
                 if live:
-                    self.engine.emit("recovery.relapsed", items=[item for item, _, _ in unclean], reasons=reasons)
+                    self.journal.emit("recovery.relapsed", items=[item for item, _, _ in unclean], reasons=reasons)
                 if self.incident is not None:
                     self.incident.relapsed(at, self.relapses, reasons)
             self.clean_since = None
@@ -74,53 +77,53 @@ class _Watch:
         return None
 
 
-def verify_recovery(engine: Engine, failure: Failure, regions: list[str],
-                    incident: IncidentTracker | None = None) -> tuple[bool, str]:
+def verify_recovery(journal: Journal, rollout: Rollout, evaluator: Evaluator, failure: Failure, regions: list[str],
+                    incident: IncidentTracker | None = None, *, realtime: bool = False,
+                    renew: Callable[[], None] = lambda: None) -> tuple[bool, str]:
     """Watch ``regions`` after the rollback of ``failure``: (recovered, why), recorded
-    as the ``verify`` step's outcome."""
-    step = engine.store.step(engine.id, STEP)
+    as the ``verify`` step's outcome. ``renew`` runs before every tick (the lease)."""
+    step = journal.step(STEP)
     if step is not None and step["status"] != "started":
         detail = step["detail"] or {}
         return bool(detail.get("recovered", step["status"] == "done")), detail.get("outcome", "verified earlier")
-    spec = engine.rollout.verify_recovery
+    spec = rollout.verify_recovery
     checks = {(f["policy"], f["check"]) for f in failure.findings if f.get("check") != "deploy"}
     only = checks if spec.checks == "failing" and checks else None
     if step is None:
-        start = engine.clock.now()
-        engine.store.start_step(engine.id, STEP, start, {"start": start})
+        start = journal.now()
+        journal.begin(STEP, {"start": start}, at=start)
     else:
         start = step["detail"]["start"]
-    items = engine.evaluator.items(regions, only)
+    items = evaluator.items(regions, only)
     if not items:
-        return _finish(engine, start, (True, "nothing to verify"))
-    watch = _Watch(engine, start, incident)
-    done = _replay(engine, items, watch)
+        return _finish(journal, start, (True, "nothing to verify"))
+    watch = _Watch(journal, rollout, start, incident)
+    done = _replay(journal, items, watch)
     if done is not None:
-        return _finish(engine, start, done)
-    phase = Phase(rollout_id=engine.id, name="recovery", start=start, items=items, evaluator=engine.evaluator,
-                  store=engine.store, clock=engine.clock, baselines=engine.store.baselines(engine.id),
-                  realtime=engine.realtime)
-    for at, _ in phase.run(before=lambda t: engine.lease.renew()):
+        return _finish(journal, start, done)
+    phase = Phase(rollout_id=journal.id, name="recovery", start=start, items=items, evaluator=evaluator,
+                  store=journal.store, clock=journal.clock, baselines=journal.store.baselines(journal.id),
+                  realtime=realtime)
+    for at, _ in phase.run(before=lambda t: renew()):
         unclean = [(str(i), phase.states[i].last.status if phase.states[i].last else "none",
                     phase.states[i].last.reason if phase.states[i].last else "no verdict yet") for i in phase.unclean()]
         done = watch.observe(at, unclean, live=True)
         if done is not None:
-            return _finish(engine, start, done)
+            return _finish(journal, start, done)
     return False, "verification stopped"
 
 
-def _finish(engine: Engine, start: float, verdict: tuple[bool, str]) -> tuple[bool, str]:
+def _finish(journal: Journal, start: float, verdict: tuple[bool, str]) -> tuple[bool, str]:
     recovered, note = verdict
-    engine.store.finish_step(engine.id, STEP, recovered, engine.clock.now(),
-                             {"start": start, "recovered": recovered, "outcome": note})
+    journal.finish(STEP, recovered, {"start": start, "recovered": recovered, "outcome": note})
     return verdict
 
 
-def _replay(engine: Engine, items: list[Item], watch: _Watch) -> tuple[bool, str] | None:
+def _replay(journal: Journal, items: list[Item], watch: _Watch) -> tuple[bool, str] | None:
     """Run the stored ticks of an interrupted verification through ``watch``."""
     wanted = set(items)
     by_time: dict[float, list[dict]] = {}
-    for row in engine.store.measurements(engine.id, "recovery"):
+    for row in journal.store.measurements(journal.id, "recovery"):
         if Item(row["policy"], row["check"], row["region"]) in wanted:
             by_time.setdefault(row["at"], []).append(row)
     states = {}

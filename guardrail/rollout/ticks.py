@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from guardrail.clock import Clock
-from guardrail.rollout.control import ControlChecks, describe as describe_control
+from guardrail.judging.evaluate import comparison_text, judge_check
+from guardrail.judging.judge import CheckState, Verdict, is_clean
+from guardrail.rollout.control import ControlChecks
 from guardrail.rollout.evaluation import Evaluator, Item
-from guardrail.judging.judge import CheckState, Verdict, is_clean, judge
 from guardrail.language.model import Check
 from guardrail.state.sqlite import SQLiteStore
 
@@ -30,7 +31,6 @@ class _Plan:
     check: Check
     on_no_data: str
     reference: float | None
-    needs_reference: bool
     comparison: str | None
     query: str
 
@@ -59,9 +59,8 @@ class Phase:
             check = evaluator.checks[(item.policy, item.check)]
             base = baselines.get((item.region, item.policy, item.check))
             self._plans[item] = _Plan(check, evaluator.policies[item.policy].on_no_data,
-                                      base["value"] if base else None, check.compare == "baseline",
-                                      describe_control(check) if check.compare == "control"
-                                      else check.fail_if.text if check.fail_if else None, evaluator.query_text(item))
+                                      base["value"] if base else None, comparison_text(check),
+                                      evaluator.query_text(item))
         self._control = ControlChecks(evaluator, items, start=start, store=store, rollout_id=rollout_id)
         self._stored: dict[tuple[int, Item], dict] = {}
         for row in store.measurements(rollout_id, name):
@@ -122,11 +121,13 @@ class Phase:
                 continue
             plan = plans[item]
             if control is not None and item in control:
-                verdict, state, detail = control.judge(item, windows, states[item], plan.on_no_data)
+                verdict, state, detail = judge_check(plan.check, at=at, state=states[item],
+                                                     on_no_data=plan.on_no_data,
+                                                     control=control.evidence(item, windows))
             else:
                 reading = readings[item]
-                verdict, state = judge(plan.check, reading, at=at, state=states[item], on_no_data=plan.on_no_data,
-                                       reference=plan.reference, needs_reference=plan.needs_reference)
+                verdict, state, _ = judge_check(plan.check, at=at, state=states[item], on_no_data=plan.on_no_data,
+                                                reading=reading, reference=plan.reference)
                 detail = reading.detail
                 if detail and detail.keys() == {"query"}:
                     detail = None  # the query is stored in its own field

@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from guardrail.clock import VirtualClock
-from guardrail.rollout.engine import Engine, Failure, Halt
+from guardrail.text import iso
+from guardrail.judging.decisions import Failure, Halt
+from guardrail.rollout.engine import Engine
 from guardrail.errors import UsageError
 from guardrail.plugin.interfaces import PluginContext
 from guardrail.language.loader import LoadedPolicy, Plan, load_policy
@@ -86,10 +87,6 @@ class BacktestResult:
         for key in ("deployed_at", "until", "decided_at"):
             out[key + "_iso"] = iso(out[key]) if out[key] is not None else None
         return out
-
-
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def replayable(policy: LoadedPolicy) -> tuple[LoadedPolicy, list[dict[str, str]]]:
@@ -189,7 +186,7 @@ def backtest(policy_paths: list[str | Path], *, region: str, deployed_at: float,
 
 
 def _run(plan: Plan, store: SQLiteStore, pm: GuardrailPluginManager, deployed_at: float, state_dir: Path) -> BacktestResult:
-    from guardrail.api import new_rollout_id
+    from guardrail.state.ids import new_rollout_id
 
     clock = VirtualClock(deployed_at)
     rollout_id = "backtest-" + new_rollout_id(deployed_at)

@@ -23,18 +23,16 @@ from typing import Any
 
 from guardrail.language import documents
 from guardrail.clock import SystemClock
-from guardrail.rollout.control import describe as describe_control
 from guardrail.errors import ConfigError, UsageError
 from guardrail.rollout.evaluation import Evaluator, Item
 from guardrail.plugin.interfaces import PluginContext
-from guardrail.judging.judge import CheckState, Verdict, baseline_value, explain, judge, judge_control
+from guardrail.judging.evaluate import (ControlEvidence, baseline_reference, baseline_window, comparison_text,
+                                        control_window, judge_once)
+from guardrail.judging.judge import Verdict, explain
 from guardrail.language.loader import LoadedPolicy, Plan, check_policy, load_plan
-from guardrail.language.model import Check, Rollout
-from guardrail.language.types import format_duration
+from guardrail.language.model import Rollout
 from guardrail.plugin.manager import Registry
-from guardrail.judging.statistics import compare_to_control
 
-DEFAULT_BASELINE_WINDOW = 1800.0
 NO_PLAN = "no control region: pass --plan, whose other regions are the control"
 
 
@@ -91,77 +89,49 @@ def _evaluate(evaluator: Evaluator, plan: Plan, region: str, controls: list[str]
     items = evaluator.items([region])
     checks = {i: evaluator.checks[(i.policy, i.check)] for i in items}
     interval = {i: evaluator.policies[i.policy].interval for i in items}
-    ranges, control_ranges = {}, {}
+    ranges, control_ranges, windows = {}, {}, {}
     for item, check in checks.items():  # windows first: they are in flight while the instants are measured
         if check.compare == "baseline":
-            width = (check.baseline.window if check.baseline and check.baseline.window else None) \
-                or plan.rollout.wave_of(region).bake or DEFAULT_BASELINE_WINDOW
+            width = baseline_window(check, plan.rollout.wave_of(region).bake)
             ranges[item] = evaluator.submit_range(item, at - width, at, interval[item])
         elif check.compare == "control" and controls:
-            begin = at - interval[item] * check.min_samples
+            windows[item] = begin, _ = control_window(check, interval[item], float("-inf"), at)
             ranges[item] = evaluator.submit_range(item, begin, at, interval[item])
             control_ranges[item] = [(r, evaluator.submit_range(Item(item.policy, item.check, r), begin, at,
                                                                interval[item])) for r in controls]
     readings = evaluator.measure([i for i, c in checks.items() if c.compare != "control"], at)
     results = []
     for item, check in checks.items():
-        policy = evaluator.policies[item.policy]
+        on_no_data = evaluator.policies[item.policy].on_no_data
         detail: dict[str, Any] = {}
         if check.compare == "control":
-            verdict, detail = _control(check, item, ranges, control_ranges, controls, at, policy.on_no_data)
+            evidence = (ControlEvidence(windows[item], ranges[item].result(),
+                                        [(r, f.result()) for r, f in control_ranges[item]])
+                        if controls else ControlEvidence((at, 0), skipped=NO_PLAN))
+            verdict, detail = judge_once(check, at=at, on_no_data=on_no_data, control=evidence)
+            detail.pop("window", None)
+            detail.pop("control_samples_by_region", None)
         elif check.compare == "baseline":
             window = ranges[item].result()
+            reference, base = baseline_reference(check, window)
             if window.error:
                 verdict = Verdict("inconclusive", None, None, None, f"baseline window: {window.error}")
             else:
-                stat = check.baseline.stat if check.baseline else "mean"
-                reference = baseline_value([v for _, v in window.points], stat)
-                verdict = _once(check, readings[item], at, policy.on_no_data, reference, needs_reference=True)
-                detail = {"baseline_samples": len(window.points), "baseline_stat": stat,
-                          "baseline_window": [window.points[0][0], window.points[-1][0]] if window.points else None}
+                verdict, _ = judge_once(check, at=at, on_no_data=on_no_data, reading=readings[item],
+                                        reference=reference)
+                detail = {"baseline_samples": base["samples"], "baseline_stat": base["stat"],
+                          "baseline_window": base["window"]}
         else:
-            verdict = _once(check, readings[item], at, policy.on_no_data, None)
+            verdict, _ = judge_once(check, at=at, on_no_data=on_no_data, reading=readings[item])
         if check.compare != "control":
             detail.update(readings[item].detail)
         detail.pop("query", None)
         results.append(CheckResult(
             policy=item.policy, check=item.check, region=region, source=check.source,
             query=evaluator.query_text(item), status=verdict.status, value=verdict.value,
-            threshold=verdict.threshold, reference=verdict.reference,
-            comparison=describe_control(check) if check.compare == "control" else
-            (check.fail_if.text if check.fail_if else None),
+            threshold=verdict.threshold, reference=verdict.reference, comparison=comparison_text(check),
             reason=explain(check, verdict), pending=verdict.pending, skipped=verdict.skipped, detail=detail))
     return results
-
-
-def _once(check: Check, reading: Any, at: float, on_no_data: str, reference: float | None, *,
-          needs_reference: bool = False) -> Verdict:
-    verdict, _ = judge(check.model_copy(update={"for_": 0.0}), reading, at=at, state=CheckState(),
-                       on_no_data=on_no_data, reference=reference, needs_reference=needs_reference)
-    if verdict.status == "fail" and check.for_:
-        reason = explain(check, verdict)
-        verdict = Verdict("fail", verdict.value, verdict.threshold, verdict.reference,
-                          f"{reason}; holds now (a bake fails once it holds for {format_duration(check.for_)})")
-    return verdict
-
-
-def _control(check: Check, item: Item, ranges: dict, control_ranges: dict, controls: list[str], at: float,
-             on_no_data: str) -> tuple[Verdict, dict[str, Any]]:
-    if not controls:
-        verdict, _ = judge_control(check, None, at=at, state=CheckState(), on_no_data=on_no_data, skipped=NO_PLAN)
-        return verdict, {"skipped": NO_PLAN, "controls": []}
-    ours = ranges[item].result()
-    theirs = [(r, f.result()) for r, f in control_ranges[item]]
-    error = ours.error or next((r.error for _, r in theirs if r.error), None)
-    detail: dict[str, Any] = {"controls": controls}
-    if error:
-        return judge_control(check, None, at=at, state=CheckState(), on_no_data=on_no_data, error=error)[0], detail
-    comparison = compare_to_control([v for _, v in ours.points], [v for _, r in theirs for _, v in r.points],
-                                    direction=check.direction, confidence=check.confidence,
-                                    effect_size=check.effect_size, min_samples=check.min_samples)
-    detail.update(p_value=comparison.p_value, ratio=comparison.ratio, deployed_samples=comparison.deployed_samples,
-                  control_samples=comparison.control_samples)
-    return judge_control(check, comparison, at=at, state=CheckState(), on_no_data=on_no_data)[0], detail
 
 
 # -- the plan around one policy ----------------------------------------------------------

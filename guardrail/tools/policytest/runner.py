@@ -1,10 +1,8 @@
 """One policy test case, evaluated the way a bake evaluates it.
 
-Everything that decides a verdict is the engine's own code: ``guardrail.judging.judge.judge``
-(and ``judge_control``) called as ``guardrail.rollout.ticks`` calls them, ``baseline_value``
-over the window before the deploy (``Engine._capture_baselines``: the check's
-``baseline.window``, else the bake, else 30 minutes), the control window of
-``guardrail.rollout.control``. What differs is only where readings come from: the test's
+Everything that decides a verdict is the one judgement every tool calls,
+``guardrail.judging.evaluate``: ``judge_check`` at each tick, the baseline window and
+reference before the deploy, the control window. What differs is only where readings come from: the test's
 inputs, through the sim's PromQL evaluator, instead of a source plugin.
 
 Each check in each region runs on its own: it stops at its first failure (the time a
@@ -19,13 +17,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from guardrail.rollout.control import NO_CONTROL, window
-from guardrail.rollout.engine import DEFAULT_BASELINE_WINDOW
-from guardrail.plugin.interfaces import Probe, RangeReading, Reading, Series, Source
-from guardrail.judging.judge import CheckState, Verdict, baseline_value, judge, judge_control
+from guardrail.judging.evaluate import (NO_CONTROL, ControlEvidence, baseline_reference, baseline_window,
+                                        control_window, judge_check)
+from guardrail.judging.judge import CheckState
 from guardrail.language.model import Check, Policy
-from guardrail.language.types import render_value
-from guardrail.judging.statistics import compare_to_control
+from guardrail.plugin.interfaces import Probe, Reading, Series, Source
+from guardrail.plugin.templates import render_value
 from guardrail.tools.policytest.model import Case, PolicyTest, series_labels
 from guardrail.tools.policytest.notation import expand
 
@@ -138,12 +135,12 @@ def run_case(test: PolicyTest, case: Case, policy: Policy) -> dict[tuple[str, st
             check = checks[key[1]]
             outcome, state = outcomes[key], states[key]
             if check.compare == "control":
-                verdict, state = _judge_control(check, source, probes, key, case.control, start, at, interval,
-                                                state, policy.on_no_data)
+                evidence = _control_evidence(check, source, probes, key, case.control, start, at, interval)
+                verdict, state, _ = judge_check(check, at=at, state=state, on_no_data=policy.on_no_data,
+                                                control=evidence)
             else:
-                verdict, state = judge(check, source.measure(probes[key], at), at=at, state=state,
-                                       on_no_data=policy.on_no_data, reference=outcome.reference,
-                                       needs_reference=check.compare == "baseline")
+                verdict, state, _ = judge_check(check, at=at, state=state, on_no_data=policy.on_no_data,
+                                                reading=source.measure(probes[key], at), reference=outcome.reference)
             states[key] = state
             outcome.ticks.append(Tick(at, verdict.status, verdict.pending, verdict.value, verdict.threshold,
                                       verdict.reason))
@@ -171,29 +168,19 @@ def _baseline(check: Check, source: InputSource, probe: Probe, start: float, bak
               interval: float) -> float | None:
     if check.compare != "baseline":
         return None
-    span = (check.baseline.window if check.baseline and check.baseline.window else None) \
-        or bake or DEFAULT_BASELINE_WINDOW
-    reading = source.measure_range(probe, start - span, start, interval)
-    stat = check.baseline.stat if check.baseline else "mean"
-    return baseline_value([v for _, v in reading.points], stat) if not reading.error else None
+    span = baseline_window(check, bake)
+    return baseline_reference(check, source.measure_range(probe, start - span, start, interval))[0]
 
 
-def _judge_control(check: Check, source: InputSource, probes: dict, key: tuple[str, str], controls: list[str],
-                   start: float, at: float, interval: float, state: CheckState,
-                   on_no_data: str) -> tuple[Verdict, CheckState]:
-    """As ``guardrail.rollout.control.ControlChecks.judge``, over the test's inputs."""
+def _control_evidence(check: Check, source: InputSource, probes: dict, key: tuple[str, str], controls: list[str],
+                      start: float, at: float, interval: float) -> ControlEvidence:
+    """As ``guardrail.rollout.control.ControlChecks.evidence``, over the test's inputs."""
+    window = control_window(check, interval, start, at)
     if not controls:
-        return judge_control(check, None, at=at, state=state, on_no_data=on_no_data, skipped=NO_CONTROL)
-    begin, samples = window(check, interval, start, at)
+        return ControlEvidence(window, skipped=NO_CONTROL)
+    begin, samples = window
     if samples < check.min_samples:
-        return judge_control(check, None, at=at, state=state, on_no_data=on_no_data,
-                             waiting=f"collecting samples: {samples} of {check.min_samples} since the phase started")
-    ours: RangeReading = source.measure_range(probes[key], begin, at, interval)
-    theirs = [source.measure_range(probes[(region, key[1])], begin, at, interval) for region in controls]
-    error = ours.error or next((r.error for r in theirs if r.error), None)
-    if error:
-        return judge_control(check, None, at=at, state=state, on_no_data=on_no_data, error=error)
-    comparison = compare_to_control([v for _, v in ours.points], [v for r in theirs for _, v in r.points],
-                                    direction=check.direction, confidence=check.confidence,
-                                    effect_size=check.effect_size, min_samples=check.min_samples)
-    return judge_control(check, comparison, at=at, state=state, on_no_data=on_no_data)
+        return ControlEvidence(window)
+    return ControlEvidence(window, source.measure_range(probes[key], begin, at, interval),
+                           [(region, source.measure_range(probes[(region, key[1])], begin, at, interval))
+                            for region in controls])

@@ -1,0 +1,153 @@
+"""The one judgement of a check, called by every tool that judges.
+
+A rollout's ticks, preflight and recovery, ``guardrail check``, ``guardrail test`` and
+``guardrail backtest`` differ only in where their readings come from (sources at
+tick times, a test's inputs, history). Everything that turns readings into a verdict
+is here, so the tools cannot disagree:
+
+- ``baseline_window`` and ``baseline_reference``: which window before the change a
+  ``compare: baseline`` check is measured over, and the one reference value it gives;
+- ``window_values``: a window's samples as the check itself reads them, one value per
+  step reduced with the check's ``reduce`` (``sum`` of three series is their sum, in
+  the baseline as in the live value; comparing a live sum with a baseline mean would
+  make every relative comparison wrong by the number of series);
+- ``control_window`` and ``ControlEvidence``: the canary-vs-control window at a tick;
+- ``judge_check``: one evaluation, with the ``for:`` hold carried in ``CheckState``;
+- ``judge_once``: the question "does it hold right now" (preflight, ``check``), where
+  ``for:`` does not apply and the reason says how long a bake would wait.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from guardrail.judging.judge import CheckState, Verdict, baseline_value, explain, judge, judge_control, reduce_values
+from guardrail.judging.statistics import compare_to_control
+from guardrail.language.model import Check
+from guardrail.plugin.readings import RangeReading, Reading
+from guardrail.text import format_duration
+
+DEFAULT_BASELINE_WINDOW = 1800.0
+"""The baseline window of a check that names none, in a wave without a bake."""
+
+NO_CONTROL = "no control region left: every region of the plan runs the new version"
+
+
+def window_values(reading: RangeReading, reduce: str | None) -> list[float]:
+    """One value per step of a window, as the live check reads it: reduced across series
+    with ``max``/``min``/``sum``/``avg``; ``any``/``all`` compare each series on its own,
+    so their window is the mean of the series at each step."""
+    if reduce in ("max", "min", "sum", "avg") and reading.samples:
+        return [reduce_values(list(values), reduce) for _, values in reading.samples]
+    return [value for _, value in reading.points]
+
+
+def baseline_window(check: Check, bake: float | None) -> float:
+    """How far before the change a ``compare: baseline`` check looks: its own
+    ``baseline.window``, else the wave's bake, else 30 minutes."""
+    own = check.baseline.window if check.baseline and check.baseline.window else None
+    return own or bake or DEFAULT_BASELINE_WINDOW
+
+
+def baseline_reference(check: Check, reading: RangeReading) -> tuple[float | None, dict[str, Any]]:
+    """The reference value a ``compare: baseline`` check compares with, from the window
+    before the change, and the evidence kept about it."""
+    stat = check.baseline.stat if check.baseline else "mean"
+    if reading.error:
+        return None, {"samples": 0, "stat": stat, "error": reading.error}
+    values = window_values(reading, check.reduce)
+    window = [reading.points[0][0], reading.points[-1][0]] if reading.points else None
+    return baseline_value(values, stat), {"samples": len(values), "stat": stat, "error": None, "window": window}
+
+
+def control_window(check: Check, interval: float, start: float, at: float) -> tuple[float, int]:
+    """(window start, samples it holds) of a control comparison at ``at``: the last
+    ``min_samples`` steps, never reaching back before the phase started, so samples from
+    before the change cannot dilute the deployed side."""
+    begin = max(at - interval * check.min_samples, start)
+    return begin, int((at - begin) / interval + 1e-9) + 1
+
+
+def describe_control(check: Check) -> str:
+    """A control comparison in words, as stored with each measurement."""
+    effect = f", effect {check.effect_size:g}" if check.effect_size is not None else ""
+    return f"control: {check.direction}, confidence {check.confidence:g}{effect}"
+
+
+def comparison_text(check: Check) -> str | None:
+    """What a check compares with, as stored with each measurement and shown in reports."""
+    if check.compare == "control":
+        return describe_control(check)
+    return check.fail_if.text if check.fail_if else None
+
+
+@dataclass(frozen=True)
+class ControlEvidence:
+    """What a ``compare: control`` evaluation rests on at one tick."""
+
+    window: tuple[float, int]
+    """(start, samples) from ``control_window``."""
+    deployed: RangeReading | None = None
+    """The deployed region's window; None while the window still fills."""
+    controls: list[tuple[str, RangeReading]] = field(default_factory=list)
+    """Each control region's window."""
+    skipped: str | None = None
+    """Why there is no comparison at all (no control region)."""
+
+
+def judge_check(check: Check, *, at: float, state: CheckState, on_no_data: str, reading: Reading | None = None,
+                reference: float | None = None,
+                control: ControlEvidence | None = None) -> tuple[Verdict, CheckState, dict[str, Any]]:
+    """One evaluation of one check in one region: the verdict, the judge's memory after it
+    and the evidence to keep. ``reading`` for absolute and baseline checks (with the
+    baseline's ``reference``), ``control`` for ``compare: control``."""
+    if check.compare == "control":
+        return _judge_control(check, control, at, state, on_no_data)
+    assert reading is not None, "an absolute or baseline check is judged on a reading"
+    verdict, state = judge(check, reading, at=at, state=state, on_no_data=on_no_data, reference=reference,
+                           needs_reference=check.compare == "baseline")
+    return verdict, state, {}
+
+
+def _judge_control(check: Check, evidence: ControlEvidence | None, at: float, state: CheckState,
+                   on_no_data: str) -> tuple[Verdict, CheckState, dict[str, Any]]:
+    if evidence is None or evidence.skipped is not None:
+        why = evidence.skipped if evidence is not None and evidence.skipped else NO_CONTROL
+        verdict, state = judge_control(check, None, at=at, state=state, on_no_data=on_no_data, skipped=why)
+        return verdict, state, {"controls": [], "skipped": why}
+    begin, samples = evidence.window
+    detail: dict[str, Any] = {"controls": [r for r, _ in evidence.controls], "window": [begin, at]}
+    if evidence.deployed is None:
+        waiting = f"collecting samples: {samples} of {check.min_samples} since the phase started"
+        verdict, state = judge_control(check, None, at=at, state=state, on_no_data=on_no_data, waiting=waiting)
+        return verdict, state, detail
+    ours, theirs = evidence.deployed, evidence.controls
+    error = ours.error or next((r.error for _, r in theirs if r.error), None)
+    if error:
+        verdict, state = judge_control(check, None, at=at, state=state, on_no_data=on_no_data, error=error)
+        return verdict, state, detail
+    comparison = compare_to_control(window_values(ours, check.reduce),
+                                    [v for _, r in theirs for v in window_values(r, check.reduce)],
+                                    direction=check.direction, confidence=check.confidence,
+                                    effect_size=check.effect_size, min_samples=check.min_samples)
+    verdict, state = judge_control(check, comparison, at=at, state=state, on_no_data=on_no_data)
+    detail.update(p_value=comparison.p_value, ratio=comparison.ratio, deployed_samples=comparison.deployed_samples,
+                  control_samples=comparison.control_samples,
+                  control_samples_by_region={region: len(r.points) for region, r in theirs})
+    return verdict, state, detail
+
+
+def judge_once(check: Check, *, at: float, on_no_data: str, reading: Reading | None = None,
+               reference: float | None = None,
+               control: ControlEvidence | None = None) -> tuple[Verdict, dict[str, Any]]:
+    """Does the check's failure condition hold right now? ``for:`` does not apply (a
+    failing verdict says how long a bake would wait before failing)."""
+    held = check.model_copy(update={"for_": 0.0}) if check.for_ else check
+    verdict, _, detail = judge_check(held, at=at, state=CheckState(), on_no_data=on_no_data, reading=reading,
+                                     reference=reference, control=control)
+    if verdict.status == "fail" and check.for_:
+        verdict = Verdict("fail", verdict.value, verdict.threshold, verdict.reference,
+                          f"{explain(check, verdict)}; holds now (a bake fails once it holds for "
+                          f"{format_duration(check.for_)})", skipped=verdict.skipped)
+    return verdict, detail

@@ -1,0 +1,60 @@
+"""Text for people: durations, instants and numbers, written one way everywhere (the
+terminal, reports, incidents, JSON reasons). A leaf: imports nothing of guardrail."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
+
+
+def parse_duration(value: Any) -> float:
+    """``30s``, ``5m``, ``2h``, ``1d``, ``1h30m`` → seconds (float)."""
+    if isinstance(value, bool):
+        raise ValueError(f'expected a duration like "30s", "5m", "2h" or "1d", got {value!r}')
+    if isinstance(value, (int, float)):
+        if value == 0:
+            return 0.0
+        raise ValueError(f'expected a duration with a unit like "{value}s" or "{value}m", got {value!r}')
+    text = str(value).strip()
+    if not _DURATION.match(text):
+        raise ValueError(f'expected a duration like "30s", "5m", "2h" or "1d", got {value!r}')
+    return float(sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text)))
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds → the shortest exact duration text (``90`` → ``1m30s``)."""
+    if seconds <= 0:
+        return "0s"
+    out, rest = "", float(seconds)
+    for unit in ("d", "h", "m", "s"):
+        size = _UNITS[unit]
+        count = int(rest // size)
+        if count:
+            out += f"{count}{unit}"
+            rest -= count * size
+    if rest > 1e-9:
+        out += f"{round(rest * 1000)}ms"
+    return out
+
+
+def iso(epoch: float | None) -> str | None:
+    """An instant as ISO 8601 in UTC (``2026-11-22T20:19:00Z``); None stays None."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def number(value: float | None) -> str:
+    """A measured value: four significant digits, ``-`` for none, NaN and infinities as such."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return str(value)
+    return f"{value:.4g}"
