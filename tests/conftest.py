@@ -20,9 +20,12 @@ def _isolate_environment() -> None:
     - ``COLUMNS``/``LINES``, ``TERMINAL_WIDTH`` and the colour switches: tables are laid
       out at the default 80 columns and output carries no escape codes.
     - a proxy: every server the tests talk to is on the loopback interface.
+    - ``PG*``: libpq reads them (``PGHOST``, ``PGPASSWORD``, ``PGSSLMODE``...); they would
+      send connections elsewhere, or supply a password a test expects to be missing.
     """
     for name in list(os.environ):
-        if name.startswith("GITHUB_") or (name.startswith("GUARDRAIL_") and name != "GUARDRAIL_REPORT_SCREENSHOTS"):
+        if (name.startswith(("GITHUB_", "PG"))
+                or (name.startswith("GUARDRAIL_") and name != "GUARDRAIL_REPORT_SCREENSHOTS")):
             del os.environ[name]
     for name in ("COLUMNS", "LINES", "TERMINAL_WIDTH", "FORCE_COLOR", "PY_COLORS", "TTY_COMPATIBLE",
                  "TTY_INTERACTIVE"):
@@ -64,3 +67,35 @@ def cli(monkeypatch):
         return runner.invoke(app, list(args), env=env)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster on 127.0.0.1 for the whole session
+    (tests/support/postgres.py): ``url``, ``secret_url``, ``create_database``, ``restart``,
+    ``paused``... Missing PostgreSQL fails the test, naming what installs it: never a skip."""
+    from support.postgres import PostgresServer, PostgresUnavailable
+
+    missing = None
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as error:
+        missing = str(error)
+    if missing:  # outside the except block, so the message is not printed twice
+        pytest.fail(missing, pytrace=False)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """The URL of a fresh, empty database for this test only (superuser ``guardrail``, no
+    password); dropped afterwards, with any connection the test left open."""
+    # An earlier test may have stopped or paused the shared cluster and failed before undoing it.
+    postgres_server.ensure_running()
+    name = postgres_server.create_database()
+    yield postgres_server.url(name)
+    postgres_server.ensure_running()
+    postgres_server.drop_database(name)
