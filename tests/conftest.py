@@ -64,3 +64,14 @@ def cli(monkeypatch):
         return runner.invoke(app, list(args), env=env)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory):
+    """A real Temporal dev server on loopback, one for the session (tests/support/temporal.py):
+    ``.address`` is ``127.0.0.1:PORT``, ``.namespace`` the namespace to use, ``await
+    .connect()`` a client. The binary and SDK come from the ``test`` extra (scripts/test)."""
+    from support.temporal import TemporalServer
+
+    with TemporalServer(tmp_path_factory.mktemp("temporal")) as server:
+        yield server
