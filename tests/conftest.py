@@ -99,3 +99,14 @@ def postgres_url(postgres_server) -> str:
     yield postgres_server.url(name)
     postgres_server.ensure_running()
     postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory):
+    """A real Temporal dev server on loopback, one for the session (tests/support/temporal.py):
+    ``.address`` is ``127.0.0.1:PORT``, ``.namespace`` the namespace to use, ``await
+    .connect()`` a client. The binary and SDK come from the ``test`` extra (scripts/test)."""
+    from support.temporal import TemporalServer
+
+    with TemporalServer(tmp_path_factory.mktemp("temporal")) as server:
+        yield server
