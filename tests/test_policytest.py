@@ -14,10 +14,10 @@ import pytest
 
 from guardrail.rollout import ticks
 from guardrail.errors import ConfigError
-from guardrail.tools.policytest import find_test_files, load_test, run_loaded, run_paths
-from guardrail.tools.policytest import runner
-from guardrail.tools.policytest.model import PolicyTest
-from guardrail.tools.policytest.notation import MAX_SAMPLES, compact, expand
+from guardrail_plugins.policytest import find_test_files, load_test, run_loaded, run_paths
+from guardrail_plugins.policytest import runner
+from guardrail_plugins.policytest.model import PolicyTest
+from guardrail_plugins.policytest.notation import MAX_SAMPLES, compact, expand
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO / "policies"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,13 +13,6 @@ from guardrail.language.loader import validate_paths
 from guardrail.language.model import Policy, Rollout
 from guardrail.plugin.manager import get_plugin_manager, plugin_infos
 from guardrail.cli.options import JsonOption
-
-
-class SchemaKind(str, Enum):
-    rollout = "rollout"
-    policy = "policy"
-    policytest = "policytest"
-    scenario = "scenario"
 
 
 def validate(
@@ -47,25 +39,27 @@ def validate(
     out_console.print(f"[green]ok[/green]: {checked} file{'s' if checked != 1 else ''} valid")
 
 
-def schema(kind: Annotated[SchemaKind, typer.Argument(help="which document kind")]) -> None:
+def schema(kind: Annotated[str, typer.Argument(
+        help="which document kind: rollout, policy, or a kind a plugin adds (policytest, scenario...)")]) -> None:
     """Print the JSON Schema of a document kind, for editor completion."""
-    model = _schema_model(kind)
+    models = schema_models(get_plugin_manager().registry)
+    model = models.get(kind.lower())
+    if model is None:
+        raise typer.BadParameter(f"unknown document kind {kind!r}; known: {', '.join(sorted(models))}",
+                                 param_hint="KIND")
     document = model.model_json_schema(by_alias=True)
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = f"guardrail {model.__name__}"
     typer.echo(json.dumps(document, indent=2))
 
 
-def _schema_model(kind: SchemaKind):
-    if kind is SchemaKind.policytest:
-        from guardrail.tools.policytest.model import PolicyTest
-
-        return PolicyTest
-    if kind is SchemaKind.scenario:  # the simulated fleet's document kind (built-in plugin)
-        from guardrail_plugins.sim.scenario import Scenario
-
-        return Scenario
-    return Rollout if kind is SchemaKind.rollout else Policy
+def schema_models(registry) -> dict[str, type]:
+    """Every document kind with a schema: the language's own, then those plugins register."""
+    models: dict[str, type] = {"rollout": Rollout, "policy": Policy}
+    for name, registered in registry.document_kinds.items():
+        if registered.schema is not None:
+            models.setdefault(name.lower(), registered.schema)
+    return models
 
 
 def plugins(as_json: JsonOption = False) -> None:

@@ -1,6 +1,6 @@
 """``test`` and ``backtest``: prove a policy before it guards a rollout.
 
-``guardrail test`` runs policy unit tests offline (``guardrail.tools.policytest``);
+``guardrail test`` runs policy unit tests offline (``guardrail_plugins.policytest``);
 ``guardrail backtest`` replays a policy over real history (``guardrail.tools.backtest``).
 Both are thin: parse arguments, call the library, print.
 """
@@ -21,41 +21,6 @@ from guardrail.cli.check_command import parse_time, parse_vars
 from guardrail.cli.options import JsonOption
 
 STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "halt": "yellow"}
-
-
-def policy_test(
-    paths: Annotated[list[Path], typer.Argument(help="PolicyTest files, or folders searched for them")],
-) -> None:
-    """Run policy unit tests: exit 0 when every expectation holds, 1 on a mismatch, 2 on an invalid file."""
-    from guardrail.plugin.manager import get_plugin_manager
-    from guardrail.tools.policytest import run_paths
-    from guardrail.cli import out_console
-
-    results = run_paths(paths, get_plugin_manager().registry)
-    failed = 0
-    for result in results:
-        for mismatch in result.mismatches:
-            out_console.print(mismatch.render(), markup=False, highlight=False)
-            out_console.print()
-        status = "[green]ok[/green]" if result.ok else "[bold red]FAIL[/bold red]"
-        failed += len(result.mismatches)
-        out_console.print(f"{status}  {_display(result.path)}: {result.tests} test{'s' if result.tests != 1 else ''}, "
-                          f"{result.assertions} assertions, {len(result.mismatches)} failed "
-                          f"({result.seconds * 1000:.0f} ms)")
-    files, bad = len(results), sum(not r.ok for r in results)
-    summary = f"{files} file{'s' if files != 1 else ''}, {sum(r.assertions for r in results)} assertions"
-    if failed:
-        out_console.print(f"[bold red]{failed} assertion{'s' if failed != 1 else ''} failed[/bold red] "
-                          f"in {bad} of {summary}")
-        raise typer.Exit(1)
-    out_console.print(f"[green]passed[/green]: {summary}")
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def backtest(
@@ -124,5 +89,5 @@ def _number(value: float | None) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("test")(policy_test)
+    pass
     app.command()(backtest)

@@ -81,8 +81,10 @@ def guardrail_register_document_kinds(register: Register) -> None:
     Called once when the plugin manager is built, so that ``guardrail validate`` can
     check files such as ``kind: Scenario`` that belong to a plugin.
 
-    :param register: ``register(kind: str, validate)`` where
-        ``validate(document: guardrail.language.yamldoc.Document) -> list[guardrail.errors.Problem]``.
+    :param register: ``register(kind: str, validate, *, schema=None)`` where
+        ``validate(document: guardrail.language.yamldoc.Document) -> list[guardrail.errors.Problem]``
+        and ``schema`` is the pydantic model of the kind's documents, printed by
+        ``guardrail schema KIND`` for editor completion.
     :return: nothing.
     """
 

@@ -49,7 +49,7 @@ def guardrail_register_deployers(register):
 
 @hookimpl(trylast=True)
 def guardrail_register_document_kinds(register):
-    register("Scenario", validate_scenario)
+    register("Scenario", validate_scenario, schema=Scenario)
 
 
 __all__ = ["FleetLog", "PromQLError", "Scenario", "SimDeployer", "SimSource", "StaticStore", "default_fleet_path",

@@ -18,7 +18,7 @@ from guardrail.errors import ConfigError, Problem
 from guardrail.language.loader import LoadedPolicy, load_policy
 from guardrail.language.types import Duration
 from guardrail.language.yamldoc import Document
-from guardrail.tools.policytest.notation import expand
+from guardrail_plugins.policytest.notation import expand
 
 Verdict = Literal["pass", "fail", "inconclusive"]
 

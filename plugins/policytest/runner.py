@@ -23,8 +23,8 @@ from guardrail.judging.judge import CheckState
 from guardrail.language.model import Check, Policy
 from guardrail.plugin.interfaces import Probe, Reading, Series, Source
 from guardrail.plugin.templates import render_value
-from guardrail.tools.policytest.model import Case, PolicyTest, series_labels
-from guardrail.tools.policytest.notation import expand
+from guardrail_plugins.policytest.model import Case, PolicyTest, series_labels
+from guardrail_plugins.policytest.notation import expand
 
 
 @dataclass(frozen=True)
