@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail import hookimpl
-from guardrail.plugin.interfaces import Action, ActionRun, Deployer, Outcome, Target
-from guardrail.language.types import Duration, Template, render_value
-from guardrail.plugin.process import run_argv
+from guardrail import (Action, ActionRun, Deployer, Duration, Outcome, Target, Template, hookimpl, render_value,
+                       run_argv)
 
 
 class _Base(BaseModel):

@@ -38,9 +38,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from guardrail import hookimpl
-from guardrail.plugin.interfaces import Probe, Reading, Source
-from guardrail.language.types import Duration, Template, format_duration
+from guardrail import Duration, Probe, Reading, Source, Template, format_duration, hookimpl
 
 PAST_TOLERANCE = 60.0
 """How far before the wall clock ``at`` may be and still count as *now*."""

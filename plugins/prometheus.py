@@ -38,9 +38,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from guardrail import hookimpl
-from guardrail.plugin.interfaces import Probe, RangeReading, Reading, Series, Source
-from guardrail.language.types import Duration, Template
+from guardrail import Duration, Probe, RangeReading, Reading, Series, Source, Template, hookimpl
 
 from .prometheus_failures import (
     RETRY_STATUS,

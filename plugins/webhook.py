@@ -15,11 +15,8 @@ import json
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail import hookimpl
-from guardrail.plugin.http import post_json
-from guardrail.plugin.interfaces import Action, ActionRun, Deployer, Outcome, Target
-from guardrail.language.types import Duration, Template, render_value
-from guardrail.plugin.sink_http import HttpSettings, HttpSink
+from guardrail import (Action, ActionRun, Deployer, Duration, HttpSettings, HttpSink, Outcome, Target, Template,
+                       hookimpl, post_json, render_value)
 
 
 class Settings(BaseModel):

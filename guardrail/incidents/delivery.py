@@ -36,7 +36,7 @@ from guardrail.errors import GuardrailError
 from guardrail.plugin.interfaces import PluginContext
 from guardrail.language.model import PluginRef
 from guardrail.plugin.manager import Registry
-from guardrail.plugin.sink_http import SinkError
+from guardrail.plugin.interfaces import SinkError
 from guardrail.state.sqlite import SQLiteStore
 
 DRAIN_GRACE = 10.0
@@ -88,9 +88,7 @@ def sink_names(refs: list[PluginRef]) -> list[tuple[str, PluginRef]]:
 def build_sinks(registry: Registry, refs: list[PluginRef], context: PluginContext) -> dict[str, Any]:
     sinks = {}
     for name, ref in sink_names(refs):
-        factory = registry.get("incident_sinks", ref.plugin)
-        model = getattr(factory, "Settings", None)
-        sinks[name] = factory(model.model_validate(ref.with_) if model is not None else ref.with_, context)
+        sinks[name] = registry.build("incident_sinks", ref.plugin, ref.with_, context)
     return sinks
 
 
@@ -139,7 +137,7 @@ def deliver_one(store: SQLiteStore, resolver: SinkResolver, row: dict[str, Any],
         sink = resolver.sinks(incident["rollout_id"]).get(row["sink"])
         if sink is None:
             raise SinkError(f"the plan no longer has an incident sink named {row['sink']!r}", retryable=True)
-        if isinstance(getattr(sink, "stop", None), threading.Event):
+        if isinstance(getattr(sink, "stop", None), threading.Event):  # IncidentSink.stop: declared there
             sink.stop = stop
         stored = store.sink_ref(row["incident_id"], row["sink"])
         ref = dict(stored) if stored is not None else None  # None: the first update this sink sees

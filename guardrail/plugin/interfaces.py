@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+import threading
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from guardrail.plugin.readings import Probe, RangeReading, Reading, Series
 
 __all__ = ["Action", "ActionRun", "AnyParams", "Deployer", "IncidentSink", "NoSettings", "Outcome",
-           "PluginContext", "Probe", "RangeReading", "Reading", "Series", "Source", "Target"]
+           "PluginContext", "Probe", "RangeReading", "Reading", "Series", "SinkError", "Source", "Target"]
 
 if TYPE_CHECKING:  # a type only: the plugin contract's data types read no clock
     from guardrail.clock import Clock
@@ -59,9 +60,27 @@ class Source:
     blocking_io: ClassVar[bool] = True
     """True when ``measure`` waits on the network: a tick then runs such probes
     concurrently. A source that computes in-process sets it False."""
+    live_name: ClassVar[str] = "the source"
+    """Who rejects a query, in ``guardrail validate --live`` messages."""
+    parse_error: ClassVar[Callable[..., str | None] | None] = None
+    """Optional: a method ``parse_error(self, query) -> str | None`` asking the live
+    backend whether it parses a check's query (``guardrail validate --live``); None
+    when the source cannot tell."""
 
     def __init__(self, settings: BaseModel, context: PluginContext):
         self.settings, self.context = settings, context
+
+    @staticmethod
+    def default_fail_if(params: BaseModel) -> str | None:
+        """The comparison a check of this source implies when it gives no ``fail_if``
+        (``min_success_ratio: 0.95`` implies ``< 0.95``); None when it must give one."""
+        return None
+
+    def escape(self, value: str) -> str:
+        """Escape a template value for where it lands in this source's params (a PromQL
+        string, a URL...). Declaring a ``before`` parameter, ``escape(value, before)``,
+        gets the template text before the placeholder, to tell one place from another."""
+        return value
 
     def measure(self, probe: Probe, at: float) -> Reading:
         """The value(s) at time ``at`` (epoch seconds; the past works where history exists)."""
@@ -154,10 +173,23 @@ class Action:
 # --- incident sinks ------------------------------------------------------------------
 
 
+class SinkError(Exception):
+    """A notification that did not reach the service; ``retryable`` says whether trying
+    again later can help (a 429 or a 5xx) or not (a 400 or a 401: fix the settings)."""
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None):
+        super().__init__(message)
+        self.retryable, self.status = retryable, status
+
+
 class IncidentSink:
-    """Receives the lifecycle of the one incident of a failed rollout."""
+    """Receives the lifecycle of the one incident of a failed rollout. ``notify`` raises
+    ``SinkError`` when the service refused or could not be reached."""
 
     Settings: ClassVar[type[BaseModel]] = NoSettings
+    stop: threading.Event | None = None
+    """Optional: an event the sink's waits (a 429's Retry-After) watch; guardrail sets it
+    to cut them short when the process must end."""
 
     def __init__(self, settings: BaseModel, context: PluginContext):
         self.settings, self.context = settings, context

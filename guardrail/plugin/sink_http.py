@@ -28,20 +28,11 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from guardrail.version import __version__
-from guardrail.plugin.interfaces import IncidentSink
+from guardrail.plugin.interfaces import IncidentSink, SinkError
 from guardrail.plugin.types import Duration
 
 RETRYABLE_STATUS = {408, 429}
 USER_AGENT = f"guardrail/{__version__}"
-
-
-class SinkError(Exception):
-    """A notification that did not reach the service; ``retryable`` says whether trying
-    again later can help."""
-
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None):
-        super().__init__(message)
-        self.retryable, self.status = retryable, status
 
 
 class HttpSettings(BaseModel):

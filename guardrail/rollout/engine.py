@@ -46,8 +46,7 @@ class Engine:
         self.journal = Journal(store, rollout_id, clock, guard=lease.check,
                                observe=lambda event: hook.guardrail_on_event(event=event))
         self.evaluator = Evaluator(plan, registry, context, concurrency=concurrency)
-        factory = registry.get("deployers", self.rollout.deploy.plugin)
-        self.deployer = factory(_settings(factory, self.rollout.deploy.with_), context)
+        self.deployer = registry.build("deployers", self.rollout.deploy.plugin, self.rollout.deploy.with_, context)
         self.notifier = Notifier(store, registry, context, self.rollout.on_failure.incident_refs(), rollout_id=rollout_id,
                                  emit=self.journal.emit)
         self.started_at = clock.now()
@@ -352,8 +351,7 @@ class Engine:
     def _actions(self, phase: str, refs, regions: list[str]) -> list[dict[str, Any]]:
         results = []
         for index, ref in enumerate(refs):
-            factory = self.registry.get("actions", ref.plugin)
-            action = factory(_settings(factory, ref.with_), self.context)
+            action = self.registry.build("actions", ref.plugin, ref.with_, self.context)
             per_region = any("region" in template_names(t) for t in action.templates())
             for region in (regions if per_region else [None]):
                 variables = self.rollout.region_vars(region) if region else {
@@ -378,7 +376,3 @@ class _Interrupted(Exception):
 def _deploy_failure(wave: Wave, failures: list[dict[str, Any]]) -> Failure:
     return Failure(f"deploy failed in {', '.join(f['region'] for f in failures)}", failures, [wave.name])
 
-
-def _settings(factory: Any, raw: dict[str, Any]) -> Any:
-    model = getattr(factory, "Settings", None)
-    return model.model_validate(raw) if model is not None else raw

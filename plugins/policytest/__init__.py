@@ -54,9 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from guardrail import hookimpl
+from guardrail import UsageError, hookimpl
 from guardrail.language import documents
-from guardrail.errors import UsageError
 from guardrail_plugins.policytest.model import LoadedTest, PolicyTest, load_test, validate_document
 from guardrail_plugins.policytest.notation import expand
 from guardrail_plugins.policytest.report import Mismatch, compare

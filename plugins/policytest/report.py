@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from guardrail.language.types import format_duration
-from guardrail.language.yamldoc import Document
+from guardrail import Document, format_duration
 from guardrail_plugins.policytest.model import Case, Expectation
 from guardrail_plugins.policytest.runner import Outcome, Tick
 

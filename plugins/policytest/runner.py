@@ -21,8 +21,7 @@ from guardrail.judging.evaluate import (NO_CONTROL, ControlEvidence, baseline_re
                                         control_window, judge_check)
 from guardrail.judging.judge import CheckState
 from guardrail.language.model import Check, Policy
-from guardrail.plugin.interfaces import Probe, Reading, Series, Source
-from guardrail.plugin.templates import render_value
+from guardrail import Probe, Reading, Series, Source, render_value
 from guardrail_plugins.policytest.model import Case, PolicyTest, series_labels
 from guardrail_plugins.policytest.notation import expand
 

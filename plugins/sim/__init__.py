@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from guardrail import hookimpl
-from guardrail.errors import Problem
-from guardrail.language.yamldoc import Document
+from guardrail import Document, Problem, hookimpl
 
 from .fleet import FleetLog, default_fleet_path
 from .promql import PromQLError, StaticStore, evaluate

@@ -82,9 +82,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from guardrail.language.documents import read, validate
-from guardrail.errors import ConfigError, Problem
-from guardrail.language.types import Duration
-from guardrail.language.yamldoc import Document
+from guardrail import ConfigError, Document, Duration, Problem
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")

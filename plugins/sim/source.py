@@ -13,8 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail.plugin.interfaces import PluginContext, Probe, RangeReading, Reading, Series, Source
-from guardrail.language.types import Template
+from guardrail import PluginContext, Probe, RangeReading, Reading, Series, Source, Template
 from guardrail_plugins.prometheus import PrometheusSource, escape_promql
 
 from .fleet import FleetLog, default_fleet_path
