@@ -119,9 +119,9 @@ class Guardrail:
         if refusal is not None:
             engine.transition("refused", outcome="halted", reason=refusal, finished=True)
             lease.release()
-            return self._result(rollout_id)
+            return self.result(rollout_id)
         engine.run()
-        return self._result(rollout_id)
+        return self.result(rollout_id)
 
     def _guards(self, plan: Plan, engine: Engine, clock: Any, override_window: str | None) -> str | None:
         rollout = plan.rollout
@@ -169,7 +169,7 @@ class Guardrail:
         engine.journal.emit("rollout.resumed", previous_state=row["state"])
         lease.record_takeover(engine.journal.emit)
         engine.run()
-        return self._result(rollout_id)
+        return self.result(rollout_id)
 
     def abort(self, rollout_id: str, reason: str = "aborted by a person") -> RolloutResult | None:
         """Roll back what is deployed. A running process sees the request at its next
@@ -236,7 +236,8 @@ class Guardrail:
     def history(self, service: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         return self.store.rollouts(service, limit)
 
-    def _result(self, rollout_id: str) -> RolloutResult:
+    def result(self, rollout_id: str) -> RolloutResult:
+        """Where a rollout stands now, as the result of the command that last drove it."""
         row = self.store.rollout(rollout_id)
         return RolloutResult(rollout_id, row["service"], row["outcome"] or "halted", row["state"], row["reason"])
 

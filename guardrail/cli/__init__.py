@@ -8,24 +8,11 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 
-from guardrail.errors import ConfigError, ExitCode, GuardrailError
-
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-out_console = Console(highlight=False, soft_wrap=True)
-
-
-def report_error(exc: GuardrailError) -> None:
-    if isinstance(exc, ConfigError):
-        for problem in exc.problems:
-            err_console.print(str(problem), markup=False, style="red")
-        count = len(exc.problems)
-        err_console.print(f"error: {count} problem{'s' if count != 1 else ''} found; nothing was changed", style="bold red")
-    else:
-        err_console.print(f"error: {exc}", style="bold red", markup=False)
-
+from guardrail.cli.console import err_console, out_console, report_error
+from guardrail.cli.options import forget_plugin_manager
+from guardrail.errors import ExitCode, GuardrailError
 
 class _Group(TyperGroup):
     """Turns library errors into a message and the exit code they carry."""
@@ -42,6 +29,7 @@ def create_app(*, with_plugins: bool = True) -> typer.Typer:
     from guardrail.cli import (check_command, config_commands, incident_commands, prove_commands, report_commands,
                    rollout_commands)
 
+    forget_plugin_manager()  # each run of the command line builds its own, once
     app = typer.Typer(
         cls=_Group,
         name="guardrail",
@@ -55,10 +43,10 @@ def create_app(*, with_plugins: bool = True) -> typer.Typer:
                      incident_commands):
         commands.register(app)
     if with_plugins:
-        from guardrail.plugin.manager import get_plugin_manager
+        from guardrail.cli.options import plugin_manager
 
         try:
-            get_plugin_manager().hook.guardrail_register_commands(app=app)
+            plugin_manager().hook.guardrail_register_commands(app=app)
         except GuardrailError:
             pass  # `guardrail plugins` will report the broken plugin with its message
     return app
@@ -73,4 +61,4 @@ def main() -> None:
         sys.exit(int(exc.exit_code))
 
 
-__all__ = ["create_app", "main", "ExitCode"]
+__all__ = ["create_app", "main", "ExitCode", "err_console", "out_console", "report_error"]

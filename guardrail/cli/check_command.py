@@ -10,9 +10,10 @@ from typing import Annotated
 
 import typer
 
+from guardrail.cli.console import out_console
 from guardrail.tools.check import CheckResult, check_now, exit_code
 from guardrail.errors import UsageError
-from guardrail.plugin.manager import get_plugin_manager
+from guardrail.cli.options import plugin_manager
 from guardrail.cli.options import JsonOption, StateOption, state_path
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
@@ -68,7 +69,7 @@ def check(
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate every check of POLICY once, now; exit 0 all pass, 1 a check fails, 3 inconclusive."""
-    results = check_now(policy, region, get_plugin_manager().registry, variables=parse_vars(var),
+    results = check_now(policy, region, plugin_manager().registry, variables=parse_vars(var),
                         prometheus_url=prometheus, plan_path=plan, at=parse_time(at),
                         state_dir=state_path(state).parent)
     if as_json:
@@ -81,8 +82,6 @@ def check(
 def _table(results: list[CheckResult]) -> None:
     from rich.table import Table
     from rich.text import Text
-
-    from guardrail.cli import out_console
 
     table = Table("check", "value", "threshold", "verdict", "reason", box=None, show_edge=False,
                   title=f"{results[0].policy} in {results[0].region}" if results else None, title_justify="left")

@@ -8,10 +8,12 @@ from typing import Annotated
 
 import typer
 
+from guardrail.cli.console import out_console
 from guardrail.errors import ConfigError, ExitCode
 from guardrail.language.loader import validate_paths
 from guardrail.language.model import Policy, Rollout
-from guardrail.plugin.manager import get_plugin_manager, plugin_infos
+from guardrail.cli.options import plugin_manager
+from guardrail.plugin.manager import plugin_infos
 from guardrail.cli.options import JsonOption
 
 
@@ -22,9 +24,8 @@ def validate(
                                                    help="the Prometheus for --live (default: the plan's)")] = None,
 ) -> None:
     """Check YAML files; print every problem as FILE:LINE:COL: KEY.PATH: message (exit 2)."""
-    from guardrail.cli import out_console
 
-    registry = get_plugin_manager().registry
+    registry = plugin_manager().registry
     checked, problems = validate_paths(paths, registry)
     if problems:
         raise ConfigError(problems)
@@ -42,7 +43,7 @@ def validate(
 def schema(kind: Annotated[str, typer.Argument(
         help="which document kind: rollout, policy, or a kind a plugin adds (policytest, scenario...)")]) -> None:
     """Print the JSON Schema of a document kind, for editor completion."""
-    models = schema_models(get_plugin_manager().registry)
+    models = schema_models(plugin_manager().registry)
     model = models.get(kind.lower())
     if model is None:
         raise typer.BadParameter(f"unknown document kind {kind!r}; known: {', '.join(sorted(models))}",
@@ -66,9 +67,7 @@ def plugins(as_json: JsonOption = False) -> None:
     """List loaded plugins: name, version, origin and what each registers."""
     from rich.table import Table
 
-    from guardrail.cli import out_console
-
-    infos = plugin_infos(get_plugin_manager())
+    infos = plugin_infos(plugin_manager())
     if as_json:
         typer.echo(json.dumps([info.__dict__ for info in infos], indent=2))
         return

@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from guardrail.cli.console import out_console
 from guardrail.cli.options import JsonOption, StateOption, state_path
 
 incidents_app = typer.Typer(help="Incidents of failed rollouts: list, show, flush the delivery spool.",
@@ -23,15 +24,15 @@ IncidentArgument = Annotated[str, typer.Argument(help="incident id (INC-...) or 
 
 def _api(state):
     from guardrail.api import Guardrail
+    from guardrail.cli.options import plugin_manager
 
-    return Guardrail(state_path(state))
+    return Guardrail(state_path(state), pm=plugin_manager())
 
 
 @incidents_app.command("list")
 def list_incidents(state: StateOption = None, as_json: JsonOption = False,
                    limit: Annotated[int, typer.Option(help="how many incidents")] = 20) -> None:
     """List incidents, newest first, with how many updates are still spooled."""
-    from guardrail.cli import out_console
 
     api = _api(state)
     pending = {}
@@ -58,7 +59,6 @@ def list_incidents(state: StateOption = None, as_json: JsonOption = False,
 def show(incident: IncidentArgument, state: StateOption = None, as_json: JsonOption = False) -> None:
     """Show an incident: what it says, its timeline, and each sink's delivery."""
     from guardrail.plugin.incident_text import plain_text
-    from guardrail.cli import out_console
 
     api = _api(state)
     doc = api.store.incident(incident)
@@ -87,7 +87,6 @@ def flush(incident: Annotated[str | None, typer.Argument(help="only this inciden
           ) -> None:
     """Deliver spooled incident updates now (exit 1 if some are still not delivered)."""
     from guardrail.incidents.delivery import flush as flush_spool
-    from guardrail.cli import out_console
 
     api = _api(state)
     results = flush_spool(api.store, api.pm.registry, incident=incident, rejected=rejected)

@@ -10,6 +10,24 @@ import typer
 
 STATE_ENV = "GUARDRAIL_STATE"
 
+_manager = None
+
+
+def plugin_manager():
+    """The plugin manager of this command-line run: built once, on first use, and shared
+    by every command (``create_app`` starts each run with none)."""
+    global _manager
+    if _manager is None:
+        from guardrail.plugin.manager import get_plugin_manager
+
+        _manager = get_plugin_manager()
+    return _manager
+
+
+def forget_plugin_manager() -> None:
+    global _manager
+    _manager = None
+
 
 def default_state_path() -> Path:
     """``$GUARDRAIL_STATE``, else ``$XDG_STATE_HOME/guardrail/state.db``

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from guardrail.cli.console import out_console
 from guardrail.tools.backtest import BacktestResult
 from guardrail.text import iso
 from guardrail.errors import UsageError
@@ -54,8 +55,6 @@ def backtest(
 def print_result(result: BacktestResult) -> None:
     from rich.table import Table
     from rich.text import Text
-
-    from guardrail.cli import out_console
 
     def offset(at: float | None) -> str:
         if at is None:

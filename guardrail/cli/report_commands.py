@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from guardrail.cli.console import err_console, out_console
 from guardrail.errors import UsageError
 from guardrail.cli.options import StateOption, state_path
 
@@ -26,7 +27,6 @@ def report(rollout_id: Annotated[str, typer.Argument(help="rollout id (a unique 
     """Write a rollout's report: one HTML file to open anywhere, and JUnit XML for CI."""
     from guardrail.report import write
     from guardrail.state.sqlite import SQLiteStore
-    from guardrail.cli import out_console
 
     if html is None and junit is None:
         raise UsageError("say what to write: --html FILE, --junit FILE, or both")
@@ -56,7 +56,6 @@ def publish(store, rollout_id: str, *, html: Path | None, junit: Path | None, ma
     that stdout stays one JSON document. A report that cannot be written is a warning on
     stderr: the exit code stays the rollout's outcome, which is what a pipeline acts on."""
     from guardrail.report import annotations, gather, save, step_summary
-    from guardrail.cli import err_console
 
     github = os.environ.get("GITHUB_ACTIONS") == "true"
     if html is None and junit is None and not github:

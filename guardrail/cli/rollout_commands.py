@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from guardrail.cli.console import out_console
 from guardrail.errors import ExitCode, LockedError
 from guardrail.cli.options import JsonOption, StateOption, state_path
 from guardrail.cli.report_commands import JunitOption, ReportOption, publish
@@ -28,17 +29,17 @@ IdArgument = Annotated[str, typer.Argument(help="rollout id (a unique prefix is 
 
 def _guardrail(state: Path | None, progress: bool):
     from guardrail.api import Guardrail
-    from guardrail.plugin.manager import get_plugin_manager
-    from guardrail.cli import out_console
+    from guardrail.cli.options import plugin_manager
     from guardrail.cli.progress import Progress
 
     listener = Progress(out_console) if progress else None
-    pm = get_plugin_manager(extra_plugins=[listener] if listener else [])
+    pm = plugin_manager()
+    if listener is not None:
+        pm.register(listener)
     return Guardrail(state_path(state), pm=pm), listener
 
 
 def _finish(api, result, output: Output, listener, report: Path | None = None, junit: Path | None = None) -> None:
-    from guardrail.cli import out_console
 
     if listener is not None:
         listener.close()
@@ -110,9 +111,9 @@ def abort(rollout_id: IdArgument, state: StateOption = None, output: OutputOptio
     evaluation and reports the outcome itself; this command then exits 0.
     """
     from guardrail.api import Guardrail
-    from guardrail.cli import out_console
+    from guardrail.cli.options import plugin_manager
 
-    api = Guardrail(state_path(state))
+    api = Guardrail(state_path(state), pm=plugin_manager())
     try:
         row = api.store.rollout(rollout_id)
         if api.abort_requested_of_running(row["id"], reason):
@@ -135,7 +136,7 @@ def approve(rollout_id: IdArgument, state: StateOption = None, output: OutputOpt
 
     def call(api):
         result = api.approve(rollout_id, wave)
-        return result if result is not None else api._result(api.store.rollout(rollout_id)["id"])
+        return result if result is not None else api.result(api.store.rollout(rollout_id)["id"])
 
     _run(state, output, call, report, junit)
 
@@ -143,7 +144,6 @@ def approve(rollout_id: IdArgument, state: StateOption = None, output: OutputOpt
 def pause(rollout_id: IdArgument, state: StateOption = None,
           reason: Annotated[str, typer.Option(help="recorded with the rollout")] = "paused by a person") -> None:
     """Ask a running rollout to halt at its next evaluation (exit 3 there)."""
-    from guardrail.cli import out_console
 
     api, _ = _guardrail(state, progress=False)
     api.pause(rollout_id, reason)
@@ -153,7 +153,6 @@ def pause(rollout_id: IdArgument, state: StateOption = None,
 def unlock(service: Annotated[str, typer.Argument(help="the service whose lock to free")],
            state: StateOption = None) -> None:
     """Free a service's lock left by a dead process or a halted rollout."""
-    from guardrail.cli import out_console
 
     api, _ = _guardrail(state, progress=False)
     lock = api.unlock(service)
@@ -179,7 +178,6 @@ def history(state: StateOption = None, service: Annotated[str | None, typer.Opti
             limit: Annotated[int, typer.Option(help="how many rollouts")] = 20) -> None:
     """List past rollouts, newest first."""
     from guardrail.text import iso
-    from guardrail.cli import out_console
 
     api, _ = _guardrail(state, progress=False)
     rows = api.history(service, limit)
@@ -200,7 +198,6 @@ def history(state: StateOption = None, service: Annotated[str | None, typer.Opti
 
 
 def _print_summary(s: dict) -> None:
-    from guardrail.cli import out_console
 
     colour = {"promoted": "green", "rolled_back": "yellow", "halted": "yellow"}.get(s["outcome"] or "", "red")
     out_console.print(f"\n[bold]{s['service']} {s['version']}[/bold] (rollout {s['rollout_id']}): "
