@@ -51,10 +51,13 @@ def iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def number(value: float | None) -> str:
-    """A measured value: four significant digits, ``-`` for none, NaN and infinities as such."""
+def number(value: Any) -> str:
+    """A measured value as people read it in evidence, the same in the terminal, reports
+    and incidents: four significant digits; ``-`` for none; NaN and infinities as such."""
     if value is None:
         return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return str(value)
     return f"{value:.4g}"

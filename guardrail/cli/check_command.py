@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +14,7 @@ from guardrail.tools.check import CheckResult, check_now, exit_code
 from guardrail.errors import UsageError
 from guardrail.cli.options import plugin_manager
 from guardrail.cli.options import JsonOption, StateOption, state_path
+from guardrail.text import number
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
 
@@ -88,15 +88,10 @@ def _table(results: list[CheckResult]) -> None:
     table.columns[0].overflow = "fold"
     for r in results:
         verdict = "skipped" if r.skipped else f"{r.status} (pending)" if r.pending else r.status
-        table.add_row(Text(r.check), _fmt(r.value), _fmt(r.threshold),
+        table.add_row(Text(r.check), number(r.value), number(r.threshold),
                       Text(verdict, style=STATUS_STYLE.get(r.status, "")), Text(r.reason))
     out_console.print(table)
 
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return str(value) if math.isnan(value) or math.isinf(value) else f"{value:.4g}"
 
 
 def register(app: typer.Typer) -> None:

@@ -16,6 +16,7 @@ from rich.table import Table
 from guardrail import hookimpl
 from guardrail.report.event_text import describe
 from guardrail.language.types import format_duration
+from guardrail.text import number
 
 _STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
 
@@ -23,9 +24,6 @@ _STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
 def _clock(at: float) -> str:
     return datetime.fromtimestamp(at, timezone.utc).strftime("%H:%M:%S")
 
-
-def _num(value) -> str:
-    return "-" if value is None else f"{value:.4g}"
 
 
 class Progress:
@@ -60,7 +58,7 @@ class Progress:
             table.add_column(column)
         for c in event["checks"]:
             verdict = c["status"] + (" (holding)" if c.get("pending") else "")
-            table.add_row(escape(c["region"]), escape(c["check"]), _num(c["value"]), _num(c["threshold"]),
+            table.add_row(escape(c["region"]), escape(c["check"]), number(c["value"]), number(c["threshold"]),
                           f"[{_STYLE.get(c['status'], '')}]{verdict}[/]")
         if self.live is None:
             self.live = Live(table, console=self.console, auto_refresh=False, transient=True)

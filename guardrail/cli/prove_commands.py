@@ -20,6 +20,7 @@ from guardrail.errors import UsageError
 from guardrail.language.types import format_duration
 from guardrail.cli.check_command import parse_time, parse_vars
 from guardrail.cli.options import JsonOption
+from guardrail.text import number
 
 STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "halt": "yellow"}
 
@@ -76,15 +77,12 @@ def print_result(result: BacktestResult) -> None:
                   box=None, show_edge=False)
     for c in result.checks:
         shown = c.status + (" (pending)" if "breaching for" in c.reason and c.status == "pass" else "")
-        table.add_row(Text(f"{c.policy}/{c.check}"), str(c.evaluations), _number(c.reference), _number(c.value),
+        table.add_row(Text(f"{c.policy}/{c.check}"), str(c.evaluations), number(c.reference), number(c.value),
                       Text(shown, style=STYLE.get(c.status, "")), offset(c.first_breach_at), offset(c.failed_at))
     out_console.print(table)
     for skip in result.skipped:
         out_console.print(Text(f"not replayed: {skip['policy']}/{skip['check']}: {skip['why']}", style="dim"))
 
-
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
 
 
 def register(app: typer.Typer) -> None:

@@ -24,6 +24,7 @@ from guardrail.plugin.readings import Reading
 from guardrail.language.model import Check
 from guardrail.text import format_duration
 from guardrail.judging.statistics import ControlComparison, allowed_ratios
+from guardrail.text import number
 
 Status = Literal["pass", "fail", "inconclusive"]
 
@@ -109,16 +110,9 @@ def _describe(check: Check, value: float, reference: float | None) -> str:
     if comparison.relative and reference is not None:
         change = comparison.subject(value, reference)
         unit = "%" if comparison.percent else ""
-        return f"{_fmt(value)} is {change:+.1f}{unit} from baseline {_fmt(reference)} (fails if {comparison.text})"
-    return f"{_fmt(value)} (fails if {comparison.text})"
+        return f"{number(value)} is {change:+.1f}{unit} from baseline {number(reference)} (fails if {comparison.text})"
+    return f"{number(value)} (fails if {comparison.text})"
 
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value != value or math.isinf(value):
-        return str(value)
-    return f"{value:.4g}"
 
 
 def judge(check: Check, reading: Reading, *, at: float, state: CheckState, on_no_data: str,

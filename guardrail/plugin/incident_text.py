@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from guardrail.text import number
+
 STATUS_WORDS = {"investigating": "INVESTIGATING", "identified": "IDENTIFIED", "monitoring": "MONITORING",
                 "resolved": "RESOLVED"}
 
@@ -47,7 +49,7 @@ def check_line(finding: dict[str, Any]) -> str:
 
 
 def observed_values(finding: dict[str, Any], count: int = 6) -> str:
-    values = [f"{_num(o['value'])}@{(o['at'] or '')[11:19]}" for o in (finding.get("observed") or [])[-count:]]
+    values = [f"{number(o['value'])}@{(o['at'] or '')[11:19]}" for o in (finding.get("observed") or [])[-count:]]
     return ", ".join(values)
 
 
@@ -73,7 +75,7 @@ def plain_text(incident: dict[str, Any]) -> str:
         for finding in incident["failing_checks"]:
             lines.append(f"- {check_line(finding)}")
             if finding.get("threshold") is not None:
-                lines.append(f"  threshold: {_num(finding['threshold'])} ({finding.get('comparison') or '-'})")
+                lines.append(f"  threshold: {number(finding['threshold'])} ({finding.get('comparison') or '-'})")
             if finding.get("query"):
                 lines.append(f"  query: {finding['query']}")
             if finding.get("observed"):
@@ -105,7 +107,7 @@ def markdown(incident: dict[str, Any]) -> str:
         out += ["", "### Failing checks", ""]
         for f in incident["failing_checks"]:
             out += [f"- **{_md(f.get('region'))} {_md(f.get('check'))}** ({_md(f.get('policy'))}): {_md(f.get('reason'))}",
-                    f"  - threshold: `{_num(f.get('threshold'))}` ({_md(f.get('comparison') or '-')}),"
+                    f"  - threshold: `{number(f.get('threshold'))}` ({_md(f.get('comparison') or '-')}),"
                     f" first breach: {f.get('first_breach_at') or '-'}"]
             if f.get("observed"):
                 out.append(f"  - observed: {observed_values(f, 10)}")
@@ -138,9 +140,6 @@ def public_text(incident: dict[str, Any]) -> str:
         "resolved": f"{service} is healthy again after the rollback. This incident has been resolved.",
     }.get(incident["status"], incident["status"])
 
-
-def _num(value: Any) -> str:
-    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _md(value: Any) -> str:

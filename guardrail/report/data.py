@@ -30,6 +30,7 @@ from guardrail.state.sqlite import SQLiteStore
 from guardrail.report.summary import summarize
 from guardrail.language.yamldoc import parse
 from guardrail.report.timeline import Mark, Span, build_timeline
+from guardrail.text import number
 
 PLOT_BUCKETS = 356
 """Time buckets per plot: the width of a plot's drawing area in SVG units."""
@@ -167,13 +168,7 @@ class Report:
         return [v for c in self.checks for v in c.verdicts if v.wave is not None]
 
 
-def fmt(value: float | None) -> str:
-    """A number as people read it in evidence: 4 significant digits."""
-    if value is None:
-        return "-"
-    if value != value or value in (float("inf"), float("-inf")):
-        return str(value)
-    return f"{value:.4g}"
+fmt = number  # the name the report modules use
 
 
 # -- reading the store ----------------------------------------------------------------
