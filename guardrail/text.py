@@ -12,6 +12,9 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
+MAX_DURATION = 30 * 86400.0
+"""The longest duration any setting accepts (30 days): longer is a typo, and every
+duration then stays a finite number of seconds that clocks and sleeps accept."""
 
 
 def parse_duration(value: Any) -> float:
@@ -23,9 +26,20 @@ def parse_duration(value: Any) -> float:
             return 0.0
         raise ValueError(f'expected a duration with a unit like "{value}s" or "{value}m", got {value!r}')
     text = str(value).strip()
+    shown = long_text(value)
     if not _DURATION.match(text):
-        raise ValueError(f'expected a duration like "30s", "5m", "2h" or "1d", got {value!r}')
-    return float(sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text)))
+        raise ValueError(f'expected a duration like "30s", "5m", "2h" or "1d", got {shown}')
+    seconds = float(sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text)))
+    if not seconds <= MAX_DURATION:  # also false for an overflow to infinity
+        raise ValueError(f"a duration may be at most {format_duration(MAX_DURATION)}, got {shown}")
+    return seconds
+
+
+def long_text(value: Any, limit: int = 100) -> str:
+    """``repr(value)`` for a message, or only its length when it is long. Never a cut
+    value: a secret interpolated into it is redacted whole, so half of one would show."""
+    text = repr(value)
+    return text if len(text) <= limit else f"a text of {len(str(value)):,} characters"
 
 
 def format_duration(seconds: float) -> str:

@@ -75,7 +75,7 @@ class PrometheusSource(Source):
         verify_tls: bool = True
         ca_file: str | None = Field(None, description="CA bundle for TLS verification, relative to the plan")
         retries: int = Field(2, ge=0, le=5, description="retries after a refused connection or a 502/503/504")
-        connections: int = Field(32, ge=1, description="HTTP connections kept open; at least guardrail's concurrency")
+        connections: int = Field(32, ge=1, le=1024, description="HTTP connections kept open; at least guardrail's concurrency")
 
         @field_validator("url")
         @classmethod

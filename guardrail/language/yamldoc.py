@@ -107,6 +107,8 @@ class Document:
     """Source text of scalars that YAML did not read as strings (``2023.10`` → 2023.1)."""
     secrets: dict[str, str] = field(default_factory=dict)
     """Interpolated secret value → how messages may name it (``<value of ${env:X}>``)."""
+    text: str = ""
+    """The text the document was read from (set when it was read from a file)."""
 
     def position(self, path: Path, *, key: bool = False) -> tuple[int, int]:
         """Where ``path`` is; for a missing path, the nearest enclosing node."""
