@@ -58,6 +58,26 @@ def format_duration(seconds: float) -> str:
     return out
 
 
+# C0 and C1 controls, DEL, and the characters that move or reorder text on a terminal:
+# line/paragraph separators and the bidirectional overrides ("Trojan Source").
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def printable(value: Any) -> str:
+    """Text from a user's files or a server, safe to show on one line: control characters,
+    newlines and text-reordering characters become escapes (``\\n``, ``\\x1b``,
+    ``\\u202e``), so no value can start a line of its own, colour a terminal or forge an
+    annotation. Ordinary text, accents and emoji are kept as they are."""
+    text = str(value)
+    return _UNPRINTABLE.sub(_escaped, text) if _UNPRINTABLE.search(text) else text
+
+
 def iso(epoch: float | None) -> str | None:
     """An instant as ISO 8601 in UTC (``2026-11-22T20:19:00Z``); None stays None."""
     if epoch is None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 
+from guardrail.cli.terminal import console
 from guardrail.errors import ConfigError, ExitCode, GuardrailError
+from guardrail.text import printable
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-out_console = Console(highlight=False, soft_wrap=True)
+err_console = console(stderr=True)
+out_console = console()
 
 
 def report_error(exc: GuardrailError) -> None:
@@ -24,7 +25,7 @@ def report_error(exc: GuardrailError) -> None:
         count = len(exc.problems)
         err_console.print(f"error: {count} problem{'s' if count != 1 else ''} found; nothing was changed", style="bold red")
     else:
-        err_console.print(f"error: {exc}", style="bold red", markup=False)
+        err_console.print(f"error: {printable(exc)}", style="bold red", markup=False)
 
 
 class _Group(TyperGroup):

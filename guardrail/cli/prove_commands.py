@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from guardrail.cli.terminal import shown
+from guardrail.text import printable
 from guardrail.tools.backtest import BacktestResult
 from guardrail.text import iso
 from guardrail.errors import UsageError
@@ -39,7 +41,7 @@ def policy_test(
             out_console.print()
         status = "[green]ok[/green]" if result.ok else "[bold red]FAIL[/bold red]"
         failed += len(result.mismatches)
-        out_console.print(f"{status}  {_display(result.path)}: {result.tests} test{'s' if result.tests != 1 else ''}, "
+        out_console.print(f"{status}  {shown(_display(result.path))}: {result.tests} test{'s' if result.tests != 1 else ''}, "
                           f"{result.assertions} assertions, {len(result.mismatches)} failed "
                           f"({result.seconds * 1000:.0f} ms)")
     files, bad = len(results), sum(not r.ok for r in results)
@@ -98,25 +100,25 @@ def print_result(result: BacktestResult) -> None:
         return f"{iso(at)} (+{format_duration(at - result.deployed_at)})"
 
     controls = f", control {', '.join(result.controls)}" if result.controls else ""
-    out_console.print(f"backtest in {result.region}{controls}: deployed at {iso(result.deployed_at)}, "
-                      f"evaluated until {iso(result.until)}", markup=False)
+    out_console.print(printable(f"backtest in {result.region}{controls}: deployed at {iso(result.deployed_at)}, "
+                                f"evaluated until {iso(result.until)}"), markup=False)
     verdict = {"fail": "would have FAILED (and rolled back)", "pass": "would have PASSED",
                "halt": "would have HALTED (no clean evidence)"}[result.outcome]
     out_console.print(Text(f"{verdict} at {offset(result.decided_at)}", style=STYLE[result.outcome]))
     for finding in result.findings:
-        out_console.print(Text(f"  {finding['region']}/{finding['policy']}/{finding['check']}: {finding['reason']}"))
-        out_console.print(Text(f"    query: {finding['query']}  first breach: {offset(finding['first_breach_at'])}"))
+        out_console.print(Text(printable(f"  {finding['region']}/{finding['policy']}/{finding['check']}: {finding['reason']}")))
+        out_console.print(Text(printable(f"    query: {finding['query']}  first breach: {offset(finding['first_breach_at'])}")))
     if result.outcome == "halt" and result.reason:
-        out_console.print(Text(f"  {result.reason}"))
+        out_console.print(Text(printable(f"  {result.reason}")))
     table = Table("check", "evaluations", "baseline", "last value", "verdict", "first breach", "failed at",
                   box=None, show_edge=False)
     for c in result.checks:
         shown = c.status + (" (pending)" if "breaching for" in c.reason and c.status == "pass" else "")
-        table.add_row(Text(f"{c.policy}/{c.check}"), str(c.evaluations), _number(c.reference), _number(c.value),
+        table.add_row(Text(printable(f"{c.policy}/{c.check}")), str(c.evaluations), _number(c.reference), _number(c.value),
                       Text(shown, style=STYLE.get(c.status, "")), offset(c.first_breach_at), offset(c.failed_at))
     out_console.print(table)
     for skip in result.skipped:
-        out_console.print(Text(f"not replayed: {skip['policy']}/{skip['check']}: {skip['why']}", style="dim"))
+        out_console.print(Text(printable(f"not replayed: {skip['policy']}/{skip['check']}: {skip['why']}"), style="dim"))
 
 
 def _number(value: float | None) -> str:

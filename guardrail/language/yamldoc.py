@@ -214,7 +214,8 @@ class _Builder:
         doc.values[path] = _mark(node)
         self.count += 1
         if self.count > MAX_VALUES:
-            raise _TooLarge(Problem(doc.file, *_mark(node), format_path(path),
+            # Inside an alias every position is the anchor's: point at the top-level value being built.
+            raise _TooLarge(Problem(doc.file, *doc.values[path[:1]], format_path(path[:1]),
                                     f"the document expands to more than {MAX_VALUES:,} values through YAML aliases"
                                     " (*name); write the values out"))
         if node.tag.startswith("!") and node.tag != "!":  # local tags (`!secret x`): nothing gives them a meaning
