@@ -192,7 +192,7 @@ class PrometheusSource(Source):
             response = self._call(query, ask("/api/v1/query", {"query": query, "time": "0"}), raw=True)
         if response.status_code == 200:
             return None
-        error = api_error(response.status_code, response.content)
+        error = api_error(response.status_code, response.content, self.context.redact)
         if response.status_code in (400, 422):
             return error.split(": ", 1)[1] if error.startswith("invalid parameter \"query\": ") else error
         raise Failed(self._reason(query, f"HTTP {response.status_code}: {error}"))
@@ -215,13 +215,13 @@ class PrometheusSource(Source):
                 cause = Status(answer)
             except Exception as exc:
                 if timed_out(exc):  # the budget is spent: no retry
-                    raise Failed(self._reason(query, describe(exc, self.settings.timeout))) from exc
+                    raise Failed(self._reason(query, describe(exc, self.settings.timeout, self.context.redact))) from exc
                 cause = exc
             pause = BACKOFF * 2 ** attempt
             if (attempt >= self.settings.retries or not retryable(cause)
                     or deadline - time.monotonic() < pause + 0.05):
                 tries = f" (after {attempt + 1} attempts)" if attempt else ""
-                raise Failed(self._reason(query, describe(cause, self.settings.timeout) + tries)) from cause
+                raise Failed(self._reason(query, describe(cause, self.settings.timeout, self.context.redact) + tries)) from cause
             time.sleep(pause)
             attempt += 1
 

@@ -31,11 +31,11 @@ class Settings(BaseModel):
     body: dict | None = Field(None, description="extra JSON fields; templates allowed")
 
 
-def _post(settings: Settings, variables: dict, payload: dict) -> Outcome:
+def _post(settings: Settings, variables: dict, payload: dict, redact) -> Outcome:
     url = render_value(settings.url, variables)
     extra = render_value(settings.body or {}, variables)
     return post_json(url, {**payload, **extra}, headers=settings.headers, timeout=settings.timeout,
-                     retries=settings.retries)
+                     retries=settings.retries, redact=redact)
 
 
 class WebhookDeployer(Deployer):
@@ -47,7 +47,7 @@ class WebhookDeployer(Deployer):
         payload = {"action": target.action, "service": target.service, "region": target.region,
                    "version": target.version if target.action == "deploy" else target.previous,
                    "idempotency_key": target.key}
-        return _post(self.settings, variables, payload)
+        return _post(self.settings, variables, payload, self.context.redact)
 
     deploy = _call
     rollback = _call
@@ -65,7 +65,7 @@ class WebhookAction(Action):
             variables["region"] = run.region
         payload = {"phase": run.phase, "service": run.service, "region": run.region,
                    "rollout_id": run.rollout_id, "idempotency_key": run.key}
-        return _post(self.settings, variables, payload)
+        return _post(self.settings, variables, payload, self.context.redact)
 
 
 class WebhookSink(HttpSink):
