@@ -33,7 +33,7 @@ import math
 import re
 import time
 from typing import Any, Callable, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from guardrail import hookimpl
 from guardrail.plugin.interfaces import Probe, Reading, Source
 from guardrail.language.types import Duration, Template, format_duration
+from guardrail.plugin.templates import url_segment
 
 PAST_TOLERANCE = 60.0
 """How far before the wall clock ``at`` may be and still count as *now*."""
@@ -91,8 +92,8 @@ def _number(value: Any) -> float | None:
 
 
 def escape_url_component(value: str) -> str:
-    """A template value becomes exactly one URL component."""
-    return quote(value, safe="")
+    """A template value becomes exactly one URL component (``..`` included)."""
+    return url_segment(value)
 
 
 def redact_url(url: str) -> str:

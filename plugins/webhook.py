@@ -19,6 +19,7 @@ from guardrail import hookimpl
 from guardrail.plugin.http import post_json
 from guardrail.plugin.interfaces import Action, ActionRun, Deployer, Outcome, Target
 from guardrail.language.types import Duration, Template, render_value
+from guardrail.plugin.templates import escape_url
 from guardrail.plugin.sink_http import HttpSettings, HttpSink
 
 
@@ -32,7 +33,10 @@ class Settings(BaseModel):
 
 
 def _post(settings: Settings, variables: dict, payload: dict, redact) -> Outcome:
-    url = render_value(settings.url, variables)
+    try:
+        url = render_value(settings.url, variables, escape_url)  # the body is JSON: its values need no escaping
+    except ValueError as exc:
+        return Outcome(False, f"url: {exc}")
     extra = render_value(settings.body or {}, variables)
     return post_json(url, {**payload, **extra}, headers=settings.headers, timeout=settings.timeout,
                      retries=settings.retries, redact=redact)
