@@ -77,7 +77,7 @@ class Guardrail:
 
     def _context(self, plan: Plan, clock: Any) -> PluginContext:
         return PluginContext(clock=clock, state_dir=self.state_path.parent, base_dir=plan.path.parent,
-                             service=plan.rollout.service)
+                             service=plan.rollout.service, redact=self.store.redactor.redact)
 
     def _engine(self, plan: Plan, rollout_id: str, clock: Any, lease: Lease, **kw: Any) -> Engine:
         return Engine(plan=plan, store=self.store, registry=self.pm.registry, hook=self.pm.hook, clock=clock,

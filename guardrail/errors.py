@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from guardrail.text import printable
+
 
 class ExitCode(IntEnum):
     """Exit codes of ``guardrail rollout`` and friends (README lists them)."""
@@ -63,8 +65,11 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        # One line whatever the file name, keys or values hold: a key with a newline
+        # cannot print a line of its own that looks like another problem.
+        where = f"{printable(self.file)}:{self.line}:{self.column}"
+        message = printable(self.message)
+        return f"{where}: {printable(self.path)}: {message}" if self.path else f"{where}: {message}"
 
 
 class GuardrailError(Exception):

@@ -73,7 +73,7 @@ class PrometheusSource(Source):
         verify_tls: bool = True
         ca_file: str | None = Field(None, description="CA bundle for TLS verification, relative to the plan")
         retries: int = Field(2, ge=0, le=5, description="retries after a refused connection or a 502/503/504")
-        connections: int = Field(32, ge=1, description="HTTP connections kept open; at least guardrail's concurrency")
+        connections: int = Field(32, ge=1, le=1024, description="HTTP connections kept open; at least guardrail's concurrency")
 
         @field_validator("url")
         @classmethod
@@ -190,7 +190,7 @@ class PrometheusSource(Source):
             response = self._call(query, ask("/api/v1/query", {"query": query, "time": "0"}), raw=True)
         if response.status_code == 200:
             return None
-        error = api_error(response.status_code, response.content)
+        error = api_error(response.status_code, response.content, self.context.redact)
         if response.status_code in (400, 422):
             return error.split(": ", 1)[1] if error.startswith("invalid parameter \"query\": ") else error
         raise Failed(self._reason(query, f"HTTP {response.status_code}: {error}"))
@@ -213,13 +213,13 @@ class PrometheusSource(Source):
                 cause = Status(answer)
             except Exception as exc:
                 if timed_out(exc):  # the budget is spent: no retry
-                    raise Failed(self._reason(query, describe(exc, self.settings.timeout))) from exc
+                    raise Failed(self._reason(query, describe(exc, self.settings.timeout, self.context.redact))) from exc
                 cause = exc
             pause = BACKOFF * 2 ** attempt
             if (attempt >= self.settings.retries or not retryable(cause)
                     or deadline - time.monotonic() < pause + 0.05):
                 tries = f" (after {attempt + 1} attempts)" if attempt else ""
-                raise Failed(self._reason(query, describe(cause, self.settings.timeout) + tries)) from cause
+                raise Failed(self._reason(query, describe(cause, self.settings.timeout, self.context.redact) + tries)) from cause
             time.sleep(pause)
             attempt += 1
 

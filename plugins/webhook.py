@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from guardrail import (Action, ActionRun, Deployer, Duration, HttpSettings, HttpSink, Outcome, Target, Template,
                        hookimpl, post_json, render_value)
+from guardrail.plugin.templates import escape_url
 
 
 class Settings(BaseModel):
@@ -28,11 +29,14 @@ class Settings(BaseModel):
     body: dict | None = Field(None, description="extra JSON fields; templates allowed")
 
 
-def _post(settings: Settings, variables: dict, payload: dict) -> Outcome:
-    url = render_value(settings.url, variables)
+def _post(settings: Settings, variables: dict, payload: dict, redact) -> Outcome:
+    try:
+        url = render_value(settings.url, variables, escape_url)  # the body is JSON: its values need no escaping
+    except ValueError as exc:
+        return Outcome(False, f"url: {exc}")
     extra = render_value(settings.body or {}, variables)
     return post_json(url, {**payload, **extra}, headers=settings.headers, timeout=settings.timeout,
-                     retries=settings.retries)
+                     retries=settings.retries, redact=redact)
 
 
 class WebhookDeployer(Deployer):
@@ -44,7 +48,7 @@ class WebhookDeployer(Deployer):
         payload = {"action": target.action, "service": target.service, "region": target.region,
                    "version": target.version if target.action == "deploy" else target.previous,
                    "idempotency_key": target.key}
-        return _post(self.settings, variables, payload)
+        return _post(self.settings, variables, payload, self.context.redact)
 
     deploy = _call
     rollback = _call
@@ -62,7 +66,7 @@ class WebhookAction(Action):
             variables["region"] = run.region
         payload = {"phase": run.phase, "service": run.service, "region": run.region,
                    "rollout_id": run.rollout_id, "idempotency_key": run.key}
-        return _post(self.settings, variables, payload)
+        return _post(self.settings, variables, payload, self.context.redact)
 
 
 class WebhookSink(HttpSink):

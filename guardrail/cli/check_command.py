@@ -83,13 +83,15 @@ def _table(results: list[CheckResult]) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from guardrail.text import printable
+
     table = Table("check", "value", "threshold", "verdict", "reason", box=None, show_edge=False,
                   title=f"{results[0].policy} in {results[0].region}" if results else None, title_justify="left")
     table.columns[0].overflow = "fold"
     for r in results:
         verdict = "skipped" if r.skipped else f"{r.status} (pending)" if r.pending else r.status
-        table.add_row(Text(r.check), number(r.value), number(r.threshold),
-                      Text(verdict, style=STATUS_STYLE.get(r.status, "")), Text(r.reason))
+        table.add_row(Text(printable(r.check)), number(r.value), number(r.threshold),
+                      Text(verdict, style=STATUS_STYLE.get(r.status, "")), Text(printable(r.reason)))
     out_console.print(table)
 
 

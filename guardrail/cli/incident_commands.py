@@ -11,10 +11,9 @@ import json
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from guardrail.cli.console import out_console
+from guardrail.cli.console import out_console, shown
 from guardrail.cli.options import JsonOption, StateOption, state_path
 
 incidents_app = typer.Typer(help="Incidents of failed rollouts: list, show, flush the delivery spool.",
@@ -45,13 +44,14 @@ def list_incidents(state: StateOption = None, as_json: JsonOption = False,
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(box=None)
-    cells = [(r["id"], r["status"], r["service"], r["version"], r["opened_at"] or "-", str(r["spooled"])) for r in rows]
+    cells = [tuple(shown(v) for v in (r["id"], r["status"], r["service"], r["version"], r["opened_at"] or "-",
+                                      str(r["spooled"]))) for r in rows]
     # Ids are what people copy into the next command: never truncated; only the title wraps.
     for i, column in enumerate(("incident", "status", "service", "version", "opened", "spooled")):
         table.add_column(column, no_wrap=True, min_width=max([len(column)] + [len(c[i]) for c in cells]))
     table.add_column("title")
     for r, c in zip(rows, cells):
-        table.add_row(*c, escape(r["title"]))
+        table.add_row(*c, shown(r["title"]))
     out_console.print(table)
 
 
@@ -68,15 +68,15 @@ def show(incident: IncidentArgument, state: StateOption = None, as_json: JsonOpt
     if as_json:
         typer.echo(json.dumps({"incident": doc, "deliveries": deliveries}, indent=2, default=str))
         return
-    out_console.print(escape(plain_text(doc)), highlight=False)
+    out_console.print("\n".join(shown(line) for line in plain_text(doc).split("\n")), highlight=False)
     out_console.print("\n[bold]timeline[/bold]")
     for entry in doc.get("timeline") or []:
-        out_console.print(f"  {entry.get('at')}  {entry.get('status')}" + (f"  {escape(entry['note'])}"
+        out_console.print(f"  {shown(entry.get('at'))}  {shown(entry.get('status'))}" + (f"  {shown(entry['note'])}"
                                                                            if entry.get("note") else ""))
     table = Table("sink", "update", "delivery", "attempts", "error", box=None, title="deliveries", title_justify="left")
     for d in deliveries:
-        table.add_row(d["sink"], f"{d['revision']} {d['status']}", d["delivery"], str(d["attempts"]),
-                      escape(d["error"] or ""))
+        table.add_row(shown(d["sink"]), shown(f"{d['revision']} {d['status']}"), shown(d["delivery"]), str(d["attempts"]),
+                      shown(d["error"] or ""))
     out_console.print(table)
 
 
@@ -97,8 +97,8 @@ def flush(incident: Annotated[str | None, typer.Argument(help="only this inciden
     else:
         for r in results:
             colour = "green" if r.ok else "yellow" if r.outcome == "busy" else "red"
-            outcome = f"[{colour}]{r.outcome}[/{colour}]" + ("" if r.ok else f": {escape(r.error or '')}")
-            out_console.print(f"{r.incident_id} {r.status} (update {r.revision}) → {r.sink}: {outcome}")
+            outcome = f"[{colour}]{shown(r.outcome)}[/{colour}]" + ("" if r.ok else f": {shown(r.error or '')}")
+            out_console.print(f"{shown(r.incident_id)} {shown(r.status)} (update {r.revision}) → {shown(r.sink)}: {outcome}")
         out_console.print(f"{len(results)} attempted, {len(left)} not delivered" if results or left
                           else "nothing to deliver")
     raise typer.Exit(1 if left else 0)

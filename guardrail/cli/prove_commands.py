@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from guardrail.cli.console import out_console
+from guardrail.text import printable
 from guardrail.tools.backtest import BacktestResult
 from guardrail.text import iso
 from guardrail.errors import UsageError
@@ -63,26 +64,25 @@ def print_result(result: BacktestResult) -> None:
         return f"{iso(at)} (+{format_duration(at - result.deployed_at)})"
 
     controls = f", control {', '.join(result.controls)}" if result.controls else ""
-    out_console.print(f"backtest in {result.region}{controls}: deployed at {iso(result.deployed_at)}, "
-                      f"evaluated until {iso(result.until)}", markup=False)
+    out_console.print(printable(f"backtest in {result.region}{controls}: deployed at {iso(result.deployed_at)}, "
+                                f"evaluated until {iso(result.until)}"), markup=False)
     verdict = {"fail": "would have FAILED (and rolled back)", "pass": "would have PASSED",
                "halt": "would have HALTED (no clean evidence)"}[result.outcome]
     out_console.print(Text(f"{verdict} at {offset(result.decided_at)}", style=STYLE[result.outcome]))
     for finding in result.findings:
-        out_console.print(Text(f"  {finding['region']}/{finding['policy']}/{finding['check']}: {finding['reason']}"))
-        out_console.print(Text(f"    query: {finding['query']}  first breach: {offset(finding['first_breach_at'])}"))
+        out_console.print(Text(printable(f"  {finding['region']}/{finding['policy']}/{finding['check']}: {finding['reason']}")))
+        out_console.print(Text(printable(f"    query: {finding['query']}  first breach: {offset(finding['first_breach_at'])}")))
     if result.outcome == "halt" and result.reason:
-        out_console.print(Text(f"  {result.reason}"))
+        out_console.print(Text(printable(f"  {result.reason}")))
     table = Table("check", "evaluations", "baseline", "last value", "verdict", "first breach", "failed at",
                   box=None, show_edge=False)
     for c in result.checks:
         shown = c.status + (" (pending)" if "breaching for" in c.reason and c.status == "pass" else "")
-        table.add_row(Text(f"{c.policy}/{c.check}"), str(c.evaluations), number(c.reference), number(c.value),
+        table.add_row(Text(printable(f"{c.policy}/{c.check}")), str(c.evaluations), number(c.reference), number(c.value),
                       Text(shown, style=STYLE.get(c.status, "")), offset(c.first_breach_at), offset(c.failed_at))
     out_console.print(table)
     for skip in result.skipped:
-        out_console.print(Text(f"not replayed: {skip['policy']}/{skip['check']}: {skip['why']}", style="dim"))
-
+        out_console.print(Text(printable(f"not replayed: {skip['policy']}/{skip['check']}: {skip['why']}"), style="dim"))
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from guardrail.cli.console import err_console, out_console
+from guardrail.text import printable
 from guardrail.errors import UsageError
 from guardrail.cli.options import StateOption, state_path
 
@@ -42,7 +43,7 @@ def report(rollout_id: Annotated[str, typer.Argument(help="rollout id (a unique 
         store.close()
     for file in (html, junit):
         if file is not None:
-            out_console.print(f"wrote {file} ({file.stat().st_size / 1024:.0f} KiB) for rollout {written.id}",
+            out_console.print(printable(f"wrote {file} ({file.stat().st_size / 1024:.0f} KiB) for rollout {written.id}"),
                               markup=False)
 
 
@@ -64,7 +65,7 @@ def publish(store, rollout_id: str, *, html: Path | None, junit: Path | None, ma
     try:
         save(report_, html=html, junit=junit, redactor=store.redactor)
     except OSError as exc:
-        err_console.print(f"warning: cannot write the report: {exc}", style="yellow", markup=False)
+        err_console.print(printable(f"warning: cannot write the report: {exc}"), style="yellow", markup=False)
     if not github:
         return
     for line in annotations(report_):
@@ -75,7 +76,7 @@ def publish(store, rollout_id: str, *, html: Path | None, junit: Path | None, ma
             with open(summary_file, "a", encoding="utf-8") as out:
                 out.write(step_summary(report_, str(html) if html else None))
         except OSError as exc:
-            err_console.print(f"warning: cannot append to $GITHUB_STEP_SUMMARY: {exc}", style="yellow", markup=False)
+            err_console.print(printable(f"warning: cannot append to $GITHUB_STEP_SUMMARY: {exc}"), style="yellow", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Annotated, Any, Callable
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from guardrail.cli.console import out_console
+from guardrail.cli.console import out_console, shown
 from guardrail.errors import ExitCode, LockedError
 from guardrail.cli.options import JsonOption, StateOption, state_path
 from guardrail.cli.report_commands import JunitOption, ReportOption, publish
@@ -186,34 +185,37 @@ def history(state: StateOption = None, service: Annotated[str | None, typer.Opti
         typer.echo(json.dumps([{k: r[k] for k in keep} | {"started_at": iso(r["clock_start"])} for r in rows], indent=2))
         return
     table = Table(box=None)
-    cells = [(r["id"], r["service"], r["version"], r["state"], r["outcome"] or "-") for r in rows]
+    cells = [tuple(shown(v) for v in (r["id"], r["service"], r["version"], r["state"], r["outcome"] or "-"))
+             for r in rows]
     # Ids and services are what people copy into the next command: never truncate a cell
     # (a CI log or a pipe is 80 columns wide); only the reason wraps.
     for i, column in enumerate(("rollout", "service", "version", "state", "outcome")):
         table.add_column(column, no_wrap=True, min_width=max((len(c[i]) for c in cells), default=len(column)))
     table.add_column("reason")
     for r, c in zip(rows, cells):
-        table.add_row(*c, (r["reason"] or "")[:80])
+        table.add_row(*c, shown((r["reason"] or "")[:80]))
     out_console.print(table)
 
 
 def _print_summary(s: dict) -> None:
 
     colour = {"promoted": "green", "rolled_back": "yellow", "halted": "yellow"}.get(s["outcome"] or "", "red")
-    out_console.print(f"\n[bold]{s['service']} {s['version']}[/bold] (rollout {s['rollout_id']}): "
-                      f"[bold {colour}]{s['outcome'] or s['state']}[/]" + (f" — {s['reason']}" if s["reason"] else ""))
+    out_console.print(f"\n[bold]{shown(s['service'])} {shown(s['version'])}[/bold] (rollout {shown(s['rollout_id'])}): "
+                      f"[bold {colour}]{shown(s['outcome'] or s['state'])}[/]"
+                      + (f" — {shown(s['reason'])}" if s["reason"] else ""))
     table = Table("wave", "region", "deployed", "rolled back", "verdict", box=None)
     for wave in s["waves"]:
         for r in wave["regions"]:
-            table.add_row(wave["name"], r["region"], r["deployed_at"] or "-", r["rolled_back_at"] or "-", r["verdict"])
+            table.add_row(*(shown(v) for v in (wave["name"], r["region"], r["deployed_at"] or "-",
+                                               r["rolled_back_at"] or "-", r["verdict"])))
     out_console.print(table)
     for f in s["failing_checks"]:
-        out_console.print(f"[red]✗ {f['region']} {f['check']}[/red]: {f.get('reason')}"
-                          + (f"\n    query: {f['query']}" if f.get("query") else ""), highlight=False)
+        out_console.print(f"[red]✗ {shown(f['region'])} {shown(f['check'])}[/red]: {shown(f.get('reason'))}"
+                          + (f"\n    query: {shown(f['query'])}" if f.get("query") else ""), highlight=False)
     for notice in s.get("notices") or []:
-        out_console.print(f"[yellow]![/yellow] {escape(notice)}", highlight=False)
+        out_console.print(f"[yellow]![/yellow] {shown(notice)}", highlight=False)
     if s.get("incident"):
-        out_console.print(f"incident {s['incident']['id']}: {s['incident']['status']}")
+        out_console.print(f"incident {shown(s['incident']['id'])}: {shown(s['incident']['status'])}")
     out_console.print(f"[dim]details: guardrail status {s['rollout_id']}[/dim]")
 
 

@@ -123,7 +123,7 @@ class SinkResolver:
         plan = load_plan(row["plan_path"], self.registry, environ=self.environ)
         self.store.redactor.add(plan.secrets)
         context = PluginContext(clock=SystemClock(), state_dir=self.store.path.parent, base_dir=plan.path.parent,
-                                service=plan.rollout.service)
+                                service=plan.rollout.service, redact=self.store.redactor.redact)
         return build_sinks(self.registry, plan.rollout.on_failure.incident_refs(), context)
 
 

@@ -39,8 +39,8 @@ class Check(BaseModel):
     test: Literal["mann-whitney"] | None = Field(None, description="statistical test for compare: control")
     direction: Literal["increase", "decrease", "either"] = "either"
     confidence: float = Field(0.98, gt=0.5, lt=1.0)
-    effect_size: float | None = Field(None, gt=0, description="allowed ratio of means before a significant shift counts")
-    min_samples: int = Field(10, ge=3)
+    effect_size: float | None = Field(None, gt=0, le=1e6, description="allowed ratio of means before a significant shift counts")
+    min_samples: int = Field(10, ge=3, le=1_000_000)
 
     @model_validator(mode="after")
     def _consistent(self) -> Check:
@@ -73,6 +73,6 @@ class Policy(BaseModel):
     description: str | None = None
     interval: Duration = Field(30.0, gt=0)
     on_no_data: NoData = Field("inconclusive", description="what a check with no data yields; never silent")
-    inconclusive_limit: int = Field(3, ge=1, description="consecutive inconclusive evaluations before on_inconclusive")
+    inconclusive_limit: int = Field(3, ge=1, le=10_000, description="consecutive inconclusive evaluations before on_inconclusive")
     on_inconclusive: Literal["halt", "fail"] = "halt"
     checks: list[Check] = Field(min_length=1)

@@ -47,6 +47,11 @@ class PluginContext:
     base_dir: Path = field(default_factory=Path.cwd)
     """Directory relative paths in settings are resolved against (the plan's folder)."""
     service: str = ""
+    redact: Callable[[str], str] = field(default=lambda text: text)
+    """Masks the plan's secrets in ``text``, in every encoding (``guardrail.secrets``). A
+    plugin quoting what a server answered passes it through this *before* shortening it:
+    a server may echo a request's credentials, and half a secret cut off is no longer
+    recognisable afterwards."""
 
 
 # --- sources -------------------------------------------------------------------------

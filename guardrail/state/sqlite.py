@@ -248,11 +248,17 @@ class SQLiteStore(OutboxStore):
         with more items (a plan changed before an abort) completes its stored ticks."""
         if self.redactor.active:
             redact = self.redactor.redact
-            reason_at, evidence_at = PACKED.index("reason"), PACKED.index("evidence")
+            reason_at, evidence_at, query_at = PACKED.index("reason"), PACKED.index("evidence"), PACKED.index("query")
+            queries: dict[Any, Any] = {}  # a rendered query (an http URL may hold a secret) repeats every tick
             for *_, evaluations in ticks:
                 for evaluation in evaluations:
                     evaluation[reason_at] = redact(evaluation[reason_at])
                     evaluation[evidence_at] = redact(evaluation[evidence_at])
+                    query = evaluation[query_at]
+                    if isinstance(query, str):
+                        if query not in queries:
+                            queries[query] = redact(query)
+                        evaluation[query_at] = queries[query]
         self._many("INSERT INTO ticks (rollout_id, phase, policy, tick, at, evaluations) VALUES (?,?,?,?,?,?)"
                    " ON CONFLICT (rollout_id, phase, policy, tick) DO UPDATE SET evaluations = ("
                    "SELECT json_group_array(json(value)) FROM (SELECT value FROM json_each(ticks.evaluations)"

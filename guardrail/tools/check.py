@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from guardrail.secrets import Redactor
 from guardrail.language import documents
 from guardrail.clock import SystemClock
 from guardrail.errors import ConfigError, UsageError
@@ -82,7 +83,7 @@ def check_now(policy_path: str | Path, region: str, registry: Registry, *, varia
                            Path(plan_path) if plan_path else None, environ)
     at = time.time() if at is None else float(at)
     context = PluginContext(clock=SystemClock(), state_dir=state_dir or Path.cwd(), base_dir=plan.path.parent,
-                            service=plan.rollout.service)
+                            service=plan.rollout.service, redact=Redactor(plan.secrets).redact)
     evaluator = Evaluator(plan, registry, context, concurrency=concurrency)
     try:
         return _evaluate(evaluator, plan, region, controls, at, deployed_at)

@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from guardrail.text import printable
 
 
 def policy_test(
@@ -17,7 +20,7 @@ def policy_test(
 
     from . import run_paths
 
-    out_console = Console(highlight=False, soft_wrap=True, emoji=False)
+    out_console = Console(highlight=False, soft_wrap=True, emoji=False)  # values are text: no emoji codes
     results = run_paths(paths, get_plugin_manager().registry)
     failed = 0
     for result in results:
@@ -26,7 +29,7 @@ def policy_test(
             out_console.print()
         status = "[green]ok[/green]" if result.ok else "[bold red]FAIL[/bold red]"
         failed += len(result.mismatches)
-        out_console.print(f"{status}  {_display(result.path)}: {result.tests} test{'s' if result.tests != 1 else ''}, "
+        out_console.print(f"{status}  {escape(printable(_display(result.path)))}: {result.tests} test{'s' if result.tests != 1 else ''}, "
                           f"{result.assertions} assertions, {len(result.mismatches)} failed "
                           f"({result.seconds * 1000:.0f} ms)")
     files, bad = len(results), sum(not r.ok for r in results)
