@@ -196,7 +196,9 @@ def _bounded(text: str) -> list[Problem]:
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert seconds < 1.0 and peak < 40 * 2**20, (seconds, peak)
+    # The pathologies take tens of seconds and gigabytes; 5 s leaves room for a loaded machine
+    # (validate's own time per file is measured by the fuzz run, see RELIABILITY.md).
+    assert seconds < 5.0 and peak < 40 * 2**20, (seconds, peak)
     return doc.problems
 
 
