@@ -324,6 +324,9 @@ def test_the_lock_of_a_killed_rollout_is_taken_over_at_once_and_both_rollouts_sa
 
     report = tmp_path / "report.html"
     nextplan = write_plan(work, "next", **canary_only())
+    dead = json.loads(run("status", killed, "--state", state, "--json").stdout)["driver"]
+    assert (dead["condition"], dead["pid"], dead["host"], dead["why"]) == ("dead", pid, HOST, "process-gone")
+    assert dead["story"].startswith("no process has driven it since ") and f"(pid {pid} on host {HOST}, gone)" in dead["story"]
     refused = run("rollout", nextplan, "--state", state)  # its regions may be half-way: a person decides
     assert refused.exit_code == 5, refused.output
     story = " ".join(refused.stderr.split())
