@@ -232,11 +232,18 @@ def test_abort_rolls_back_a_halted_rollout(work, state):
     assert again.exit_code == 2 and "nothing to abort" in again.stderr
 
 
-def test_resume_refuses_a_finished_rollout(work, state):
+def test_resume_of_a_finished_rollout_reports_its_result_and_runs_nothing(work, state):
     done = rollout(write_plan(work, "good", waves=MANUAL_MAIN["waves"][:1]), state, 0)
+    with closing(SQLiteStore(state)) as store:
+        before = store.events(done["rollout_id"])
     result = run("resume", done["rollout_id"], "--state", state)
-    assert result.exit_code == 2, result.output
-    assert f"rollout {done['rollout_id']} is finished (promoted); nothing to resume" in result.stderr
+    assert result.exit_code == 0, result.output  # the finished outcome's own exit code
+    assert f"rollout {done['rollout_id']} finished earlier (promoted); nothing was run" in result.output
+    assert "promoted" in result.output
+    as_json = run("resume", done["rollout_id"], "--state", state, "--output", "json")
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout)["outcome"] == "promoted"
+    with closing(SQLiteStore(state)) as store:
+        assert store.events(done["rollout_id"]) == before
 
 
 @pytest.mark.parametrize("edit", ["plan", "policy"])

@@ -18,11 +18,23 @@ class _Group(TyperGroup):
     """Turns library errors into a message and the exit code they carry."""
 
     def invoke(self, ctx: typer.Context):
+        from typer.exceptions import TyperException
+
         try:
             return super().invoke(ctx)
         except GuardrailError as exc:
             report_error(exc)
             raise typer.Exit(int(exc.exit_code)) from None
+        except (TyperException, typer.Exit, typer.Abort, BrokenPipeError):  # the CLI's own (a closed pipe too)
+            raise
+        except KeyboardInterrupt:
+            err_console.print("interrupted", style="bold red")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # a bug: never exit 1, which means "rolled back"
+            from guardrail.cli.crash import crash_message, write_log
+
+            err_console.print(crash_message(exc, write_log(exc)), style="bold red", markup=False)
+            raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
 
 def create_app(*, with_plugins: bool = True) -> typer.Typer:

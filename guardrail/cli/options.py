@@ -47,4 +47,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="print JSON instead of 
 
 
 def state_path(value: Path | None) -> Path:
-    return value if value is not None else default_state_path()
+    from guardrail.cli.crash import note_state
+
+    path = value if value is not None else default_state_path()
+    note_state(path)  # a crash log goes beside it
+    return path

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from guardrail.cli.console import out_console, shown
 from guardrail.errors import ExitCode, LockedError
+from guardrail.state.people import sentence
 from guardrail.cli.options import JsonOption, StateOption, state_path
 from guardrail.cli.report_commands import JunitOption, ReportOption, publish
 
@@ -24,6 +25,14 @@ class Output(str, Enum):
 
 OutputOption = Annotated[Output, typer.Option("--output", "-o", help="text for people, json for pipelines")]
 IdArgument = Annotated[str, typer.Argument(help="rollout id (a unique prefix is enough)", show_default=False)]
+ByOption = Annotated[str | None, typer.Option(
+    "--by", help="who acts, recorded with the rollout (default: $GITHUB_ACTOR, $GITLAB_USER_LOGIN or $USER)",
+    show_default=False)]
+ReasonOption = Annotated[str | None, typer.Option("--reason", help="why, recorded with the rollout",
+                                                  show_default=False)]
+TakeOverOption = Annotated[str | None, typer.Option(
+    "--take-over", help="take the service over from an interrupted, dead, halted or superseding rollout; "
+                        "the reason is recorded in both rollouts", show_default=False)]
 
 
 def _guardrail(state: Path | None, progress: bool):
@@ -31,25 +40,39 @@ def _guardrail(state: Path | None, progress: bool):
     from guardrail.cli.options import plugin_manager
     from guardrail.cli.progress import Progress
 
+    from guardrail.cli.crash import watch
+    from guardrail.rollout.interrupt import Interruption
+
     listener = Progress(out_console) if progress else None
     pm = plugin_manager()
     if listener is not None:
         pm.register(listener)
-    return Guardrail(state_path(state), pm=pm), listener
+    api = Guardrail(state_path(state), pm=pm, interruption=Interruption())
+    watch(api.store.redactor)  # a crash log masks the plan's secrets too
+    return api, listener
 
 
 def _finish(api, result, output: Output, listener, report: Path | None = None, junit: Path | None = None) -> None:
 
     if listener is not None:
         listener.close()
+    from guardrail.cli import err_console
+    from guardrail.cli.stop_text import earlier_line, stop_lines
+
     summary = api.status(result.rollout_id)
     summary["exit_code"] = int(result.exit_code)
+    console = err_console if output is Output.json else out_console
+    if getattr(result, "earlier", False):
+        console.print(earlier_line(summary), markup=False, highlight=False)
     if output is Output.json:
         typer.echo(json.dumps(summary, indent=2, default=str))
     else:
         _print_summary(summary)
         if result.exit_code == ExitCode.ROLLBACK_FAILED:
             out_console.print("[bold red]A PERSON IS NEEDED NOW[/bold red]: the system did not return to health.")
+    if api.interruption is not None and api.interruption.requested and result.outcome == "halted":
+        for line in stop_lines(summary, api.state_path):
+            console.print(line, markup=False, highlight=False)
     publish(api.store, result.rollout_id, html=report, junit=junit, machine_output=output is Output.json)
     raise typer.Exit(int(result.exit_code))
 
@@ -58,7 +81,8 @@ def _run(state: Path | None, output: Output, call: Callable[[Any], Any], report:
          junit: Path | None = None) -> None:
     api, listener = _guardrail(state, progress=output is Output.text)
     try:
-        result = call(api)
+        with api.interruption.catch_signals():  # SIGINT/SIGTERM: stop at a safe point, halted and said
+            result = call(api)
     except LockedError as exc:
         if output is Output.json:
             typer.echo(json.dumps({"outcome": "locked", "service": exc.service, "holder": exc.holder,
@@ -82,32 +106,46 @@ def rollout(
     start_at: Annotated[str | None, typer.Option(
         "--start-at", help="with clock: virtual, when simulated time starts (ISO 8601 UTC or epoch seconds; "
                            "default: the current minute): the same start replays the same simulated run")] = None,
+    take_over: TakeOverOption = None,
+    by: ByOption = None,
 ) -> None:
     """Deploy a change wave by wave, bake, and roll back on failure.
 
-    Exit codes: 0 promoted, 1 rolled back, 2 invalid input, 3 halted,
-    4 rollback failed (a person is needed), 5 locked by another rollout.
+    Exit codes: 0 promoted, 1 rolled back, 2 invalid input, 3 halted (also when
+    interrupted by SIGINT/SIGTERM), 4 rollback failed (a person is needed), 5 locked by
+    another rollout, 70 internal error (a person is needed).
     """
     from guardrail.cli.check_command import parse_time
 
     clock_start = parse_time(start_at, "--start-at")
-    _run(state, output, lambda api: api.rollout(plan, override_window=override_window, clock_start=clock_start),
-         report, junit)
+    _run(state, output, lambda api: api.rollout(plan, override_window=override_window, clock_start=clock_start,
+                                                by=by, take_over=take_over), report, junit)
 
 
 def resume(rollout_id: IdArgument, state: StateOption = None, output: OutputOption = Output.text,
-           report: ReportOption = None, junit: JunitOption = None) -> None:
-    """Continue a rollout that was halted, paused, or killed."""
-    _run(state, output, lambda api: api.resume(rollout_id), report, junit)
+           report: ReportOption = None, junit: JunitOption = None, by: ByOption = None,
+           reason: ReasonOption = None, take_over: TakeOverOption = None) -> None:
+    """Continue a rollout that was halted, paused, interrupted or killed.
+
+    A finished rollout is not run again: its result is shown with its exit code. A
+    superseded rollout (another rollout took its lock over) is refused (exit 5) unless
+    --take-over "reason".
+    """
+    _run(state, output, lambda api: api.resume(rollout_id, by=by, reason=reason, take_over=take_over),
+         report, junit)
 
 
 def abort(rollout_id: IdArgument, state: StateOption = None, output: OutputOption = Output.text,
           reason: Annotated[str, typer.Option(help="recorded with the rollout")] = "aborted by a person",
-          report: ReportOption = None, junit: JunitOption = None) -> None:
+          report: ReportOption = None, junit: JunitOption = None, by: ByOption = None,
+          detach: Annotated[bool, typer.Option(
+              "--detach", help="only record the request and return at once: the process running the rollout, "
+                               "or a later `guardrail resume`, carries it out")] = False) -> None:
     """Roll back every region that runs the new version.
 
     If another process is running the rollout, it is asked to roll back at its next
-    evaluation and reports the outcome itself; this command then exits 0.
+    evaluation and reports the outcome itself; this command then exits 0 (so it does
+    with --detach).
     """
     from guardrail.api import Guardrail
     from guardrail.cli.options import plugin_manager
@@ -115,46 +153,66 @@ def abort(rollout_id: IdArgument, state: StateOption = None, output: OutputOptio
     api = Guardrail(state_path(state), pm=plugin_manager())
     try:
         row = api.store.rollout(rollout_id)
-        if api.abort_requested_of_running(row["id"], reason):
-            holder = (api.store.lock(row["service"]) or {}).get("holder", "another process")
+        running = api.abort_requested_of_running(row["id"], reason, by=by)
+        if running or detach:
+            holder = (api.store.lock(row["service"]) or {}).get("holder", "another process") if running else None
             if output is Output.json:
-                typer.echo(json.dumps({"rollout_id": row["id"], "abort": "requested", "holder": holder}, indent=2))
-            else:
+                typer.echo(json.dumps({"rollout_id": row["id"], "abort": "requested", "holder": holder,
+                                       "exit_code": 0}, indent=2))
+            elif running:
                 out_console.print(f"abort requested: {holder} rolls rollout {row['id']} back at its next evaluation;"
-                                  f" follow it with `guardrail status {row['id']}`")
+                                  f" follow it with `guardrail status {row['id']}`", markup=False)
+            else:
+                out_console.print(f"abort recorded for rollout {row['id']}; no process runs it now:"
+                                  f" `{_command('resume', row['id'], state)}` carries it out", markup=False)
             return
+        rid = row["id"]
     finally:
         api.close()
-    _run(state, output, lambda api: api.abort(rollout_id, reason), report, junit)
+    _run(state, output, lambda api: api.resume(rid, allow_changed_plan=True, record=False), report, junit)
+
+
+def rollback(rollout_id: IdArgument, state: StateOption = None, output: OutputOption = Output.text,
+             reason: Annotated[str, typer.Option(help="recorded with the rollout")] = "rolled back by a person",
+             by: ByOption = None, report: ReportOption = None, junit: JunitOption = None) -> None:
+    """Roll a promoted release back: every region to its previous version, in reverse
+    wave order, with the incident and the recovery verification of a failure.
+
+    Exit codes as for rollout: 1 rolled back and recovered, 4 rollback failed. Run it
+    again to see the result; it never rolls a region back twice.
+    """
+    _run(state, output, lambda api: api.rollback(rollout_id, reason, by=by), report, junit)
 
 
 def approve(rollout_id: IdArgument, state: StateOption = None, output: OutputOption = Output.text,
             wave: Annotated[str | None, typer.Option(help="the wave to approve (default: the one waiting)")] = None,
-            report: ReportOption = None, junit: JunitOption = None) -> None:
+            report: ReportOption = None, junit: JunitOption = None, by: ByOption = None,
+            reason: ReasonOption = None) -> None:
     """Approve a wave that declares approval: manual, and continue the rollout."""
 
     def call(api):
-        result = api.approve(rollout_id, wave)
+        result = api.approve(rollout_id, wave, by=by, reason=reason)
         return result if result is not None else api.result(api.store.rollout(rollout_id)["id"])
 
     _run(state, output, call, report, junit)
 
 
 def pause(rollout_id: IdArgument, state: StateOption = None,
-          reason: Annotated[str, typer.Option(help="recorded with the rollout")] = "paused by a person") -> None:
+          reason: Annotated[str, typer.Option(help="recorded with the rollout")] = "paused by a person",
+          by: ByOption = None) -> None:
     """Ask a running rollout to halt at its next evaluation (exit 3 there)."""
 
     api, _ = _guardrail(state, progress=False)
-    api.pause(rollout_id, reason)
+    api.pause(rollout_id, reason, by=by)
     out_console.print(f"pause requested for {rollout_id}; `guardrail resume {rollout_id}` continues it")
 
 
 def unlock(service: Annotated[str, typer.Argument(help="the service whose lock to free")],
-           state: StateOption = None) -> None:
+           state: StateOption = None, by: ByOption = None, reason: ReasonOption = None) -> None:
     """Free a service's lock left by a dead process or a halted rollout."""
 
     api, _ = _guardrail(state, progress=False)
-    lock = api.unlock(service)
+    lock = api.unlock(service, by=by, reason=reason)
     if lock is None:
         out_console.print(f"{service} was not locked")
     else:
@@ -197,6 +255,12 @@ def history(state: StateOption = None, service: Annotated[str | None, typer.Opti
     out_console.print(table)
 
 
+def _command(verb: str, rollout_id: str, state: Path | None) -> str:
+    from guardrail.cli.stop_text import command
+
+    return command(verb, rollout_id, state_path(state))
+
+
 def _print_summary(s: dict) -> None:
 
     colour = {"promoted": "green", "rolled_back": "yellow", "halted": "yellow"}.get(s["outcome"] or "", "red")
@@ -214,11 +278,15 @@ def _print_summary(s: dict) -> None:
                           + (f"\n    query: {shown(f['query'])}" if f.get("query") else ""), highlight=False)
     for notice in s.get("notices") or []:
         out_console.print(f"[yellow]![/yellow] {shown(notice)}", highlight=False)
+    for entry in s.get("people") or []:
+        out_console.print(f"[dim]person:[/dim] {shown(sentence(entry))}", highlight=False)
+    if s.get("driver"):
+        out_console.print(f"[bold]now:[/bold] {shown(s['driver']['story'])}", highlight=False)
     if s.get("incident"):
         out_console.print(f"incident {shown(s['incident']['id'])}: {shown(s['incident']['status'])}")
     out_console.print(f"[dim]details: guardrail status {s['rollout_id']}[/dim]")
 
 
 def register(app: typer.Typer) -> None:
-    for command in (rollout, resume, status, history, abort, pause, approve, unlock):
+    for command in (rollout, resume, status, history, abort, rollback, pause, approve, unlock):
         app.command()(command)

@@ -37,6 +37,7 @@ from guardrail.plugin.interfaces import PluginContext
 from guardrail.language.model import PluginRef
 from guardrail.plugin.manager import Registry
 from guardrail.plugin.interfaces import SinkError
+from guardrail.state.locks import HOST, process_alive
 from guardrail.state.sqlite import SQLiteStore
 
 DRAIN_GRACE = 10.0
@@ -45,12 +46,21 @@ DRAIN_GRACE = 10.0
 
 CLAIM_LEASE = 120.0
 """Seconds a chain stays claimed by the process delivering it, renewed before each row:
-a process killed mid-chain holds it no longer than this."""
+a process killed mid-chain on another host holds it no longer than this (on this host,
+a claim whose process is gone is taken at once: ``claim_gone``)."""
 
 
 def new_holder() -> str:
     """Who claims chains: this host and process, and one deliverer within it."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def claim_gone(holder: str) -> bool:
+    """Whether a claim's holder (``new_holder``) was a process of this host that is gone:
+    its claim is taken at once, not when it lapses. Another host's cannot be checked."""
+    host, _, rest = holder.partition(":")
+    pid = rest.split(":", 1)[0]
+    return host == HOST and pid.isdigit() and not process_alive(int(pid))
 
 
 @dataclass
@@ -163,7 +173,7 @@ def deliver_chain(store: SQLiteStore, resolver: SinkResolver, incident_id: str, 
                   stop: threading.Event, on_result: Callable[[Result], None], holder: str) -> bool:
     """Send a chain's pending rows in order; False when it stopped at a retryable failure
     or another process is delivering the chain (reported as a ``busy`` result)."""
-    busy = store.claim_chain(incident_id, sink, holder, CLAIM_LEASE)
+    busy = store.claim_chain(incident_id, sink, holder, CLAIM_LEASE, gone=claim_gone)
     if busy is not None:
         waiting = store.deliveries("pending", incident_id=incident_id, sink=sink)
         if waiting:
@@ -174,7 +184,7 @@ def deliver_chain(store: SQLiteStore, resolver: SinkResolver, incident_id: str, 
         for row in store.deliveries("pending", incident_id=incident_id, sink=sink):
             if stop.is_set():
                 return False
-            busy = store.claim_chain(incident_id, sink, holder, CLAIM_LEASE)  # renew before each send
+            busy = store.claim_chain(incident_id, sink, holder, CLAIM_LEASE, gone=claim_gone)  # renew before each send
             if busy is not None:  # the claim lapsed and was taken over: leave the rest to its holder
                 on_result(_busy(row, busy))
                 return False

@@ -32,6 +32,7 @@ from guardrail.plugin.interfaces import PluginContext
 from guardrail.language.model import PluginRef
 from guardrail.language.types import format_duration
 from guardrail.plugin.manager import Registry
+from guardrail.state.people import on_record
 from guardrail.state.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -182,7 +183,8 @@ class IncidentTracker:
         deployed = journal.started_regions([r for w in self.rollout.waves for r in w.regions])
         return build_incident(self.rollout, journal.id, self.failure, self.targets, steps=steps, deployed=deployed,
                               observed=observed, status=status, actions=self.actions, note=note, revision=revision,
-                              needs_person=needs_person, timeline=timeline, recovery=dict(self.recovery), at=at)
+                              needs_person=needs_person, timeline=timeline, recovery=dict(self.recovery), at=at,
+                              people=on_record(journal.store, journal.id))
 
     def _notify_steps(self) -> list[dict[str, Any]]:
         return [s for s in self.journal.steps("notify:") if s["status"] == "done"]

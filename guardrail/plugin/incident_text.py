@@ -60,6 +60,12 @@ def action_line(action: dict[str, Any]) -> str:
     return f"{action['phase']} action {action['plugin']}{where}: {outcome}" + (f": {detail[:200]}" if detail else "")
 
 
+def person_line(entry: dict[str, Any]) -> str:
+    """Who did what to the rollout, and why: ``alice approve (wave main): CHG-1042 approved``."""
+    what = entry.get("action", "acted") + (f" (wave {entry['wave']})" if entry.get("wave") else "")
+    return f"{entry.get('by') or 'unknown'} {what}" + (f": {entry['reason']}" if entry.get("reason") else "")
+
+
 def plain_text(incident: dict[str, Any]) -> str:
     """Everything, as plain text (Alertmanager annotations, Opsgenie descriptions, notes)."""
     change = incident["change"]
@@ -83,6 +89,9 @@ def plain_text(incident: dict[str, Any]) -> str:
     if incident.get("actions"):
         lines.append("Actions:")
         lines += [f"- {action_line(a)}" for a in incident["actions"]]
+    if incident.get("people"):
+        lines.append("People:")
+        lines += [f"- {person_line(p)}" for p in incident["people"]]
     lines.append("More: " + "; ".join(incident.get("commands") or [incident.get("see_more", "")]))
     if incident.get("clock") == "virtual":
         lines.append("(simulated rollout: times are on its virtual clock)")
@@ -115,6 +124,8 @@ def markdown(incident: dict[str, Any]) -> str:
                 out.append(f"  - query: `{str(f['query']).replace('`', chr(39))}`")
     if incident.get("actions"):
         out += ["", "### Actions", ""] + [f"- {_md(action_line(a))}" for a in incident["actions"]]
+    if incident.get("people"):
+        out += ["", "### People", ""] + [f"- {_md(person_line(p))}" for p in incident["people"]]
     out += ["", "### More", ""] + [f"- `{c}`" for c in incident.get("commands") or []]
     out += ["", f"<!-- guardrail-incident: {incident['dedup_key']} -->"]
     return "\n".join(out)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from guardrail.state.people import sentence
+
 
 def describe(e: dict[str, Any]) -> str | None:
     """One event as a sentence for the event log (None for bookkeeping events)."""
@@ -64,6 +66,14 @@ def describe(e: dict[str, Any]) -> str | None:
         why = _why_taken(e, whose="this rollout's")
         return f"lock of {e.get('service')} taken over at {_when(e.get('taken_at'))} by rollout " \
                f"{e.get('by_rollout')} ({e.get('by_holder')}): {why}"
+    if kind == "person.acted":
+        return sentence(e)
+    if kind == "rollout.interrupted":
+        return (f"INTERRUPTED by {e.get('signal')} ({e.get('by')} on {e.get('host')}, pid {e.get('pid')}) while "
+                f"{e.get('where')}")
+    if kind == "rollout.error":
+        return f"INTERNAL ERROR: {e.get('error')} (at {e.get('where')})" + (
+            f" while rolling back {e['region']}" if e.get("region") else "")
     if kind == "state.verifying_recovery":
         return f"verifying recovery of {', '.join(e.get('regions') or [])} for {e.get('for')}"
     if kind == "recovery.relapsed":
@@ -87,6 +97,8 @@ def _when(epoch: float | None) -> str:
 
 def _why_taken(e: dict[str, Any], whose: str = "its") -> str:
     """Why a lock's holder could no longer hold it (``guardrail.state.locks.stale_reason``)."""
+    if e.get("why") == "taken-over":
+        return f"a person took it over: {e.get('reason')}"
     if e.get("why") == "process-gone":
         return f"{whose} process {e.get('pid')} is gone from {e.get('host')}"
     why = f"{whose} lease expired at {_when(e.get('lease_expires_at'))}"

@@ -2,8 +2,11 @@
 
 Its shape is a contract documented in README: rollout id, service, version, outcome,
 ``waves[].regions[]`` with ``deployed_at``, ``rolled_back_at`` and ``verdict``, the
-failing checks with their evidence, the incident, and ``notices``: sentences about
-what a person should not miss (a lock taken over, a change window overridden).
+failing checks with their evidence, the incident, ``notices``: sentences about
+what a person should not miss (a lock taken over, a change window overridden, an
+interruption, an internal error), ``driver``: who drives the rollout now
+(``guardrail.state.liveness``; null once finished), and ``people``: every act of a
+person on it (``guardrail.state.people``).
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from typing import Any
 from guardrail.errors import NotFound
 from guardrail.report.event_text import describe
 from guardrail.text import iso
+from guardrail.state.liveness import driver
+from guardrail.state.people import on_record
 from guardrail.state.sqlite import SQLiteStore
 
 OUTCOMES = ("promoted", "rolled_back", "halted", "rollback_failed", "locked")
-NOTICES = ("lock.taken_over", "lock.lost", "window.overridden", "plan.changed")
+NOTICES = ("lock.taken_over", "lock.lost", "window.overridden", "plan.changed", "rollout.interrupted", "rollout.error")
 """Events a person reading ``status`` should not miss, told as sentences (``notices``)."""
 
 
@@ -64,6 +69,8 @@ def summarize(store: SQLiteStore, rollout_id: str) -> dict[str, Any]:
         "failing_checks": (failed["detail"] or {}).get("findings", []) if failed else [],
         "incident": incident,
         "notices": [str(describe(e)) for e in store.events(rollout_id, NOTICES)],
+        "driver": driver(store, row),
+        "people": on_record(store, rollout_id),
     }
 
 

@@ -20,6 +20,7 @@ from guardrail.rollout.evaluation import Evaluator, Item
 from guardrail.judging.decisions import Failure, Halt
 from guardrail.judging.evaluate import baseline_reference, baseline_window
 from guardrail.incidents.lifecycle import IncidentTracker, Notifier
+from guardrail.errors import LockLostError
 from guardrail.plugin.interfaces import ActionRun, Outcome, PluginContext, Target
 from guardrail.language.loader import Plan
 from guardrail.state.journal import Journal
@@ -27,6 +28,8 @@ from guardrail.state.locks import Lease
 from guardrail.language.model import Wave
 from guardrail.language.types import format_duration, template_names
 from guardrail.plugin.manager import Registry
+from guardrail.rollout.containment import contain
+from guardrail.rollout.interrupt import Interrupted, Interruption, halt_interrupted
 from guardrail.rollout.recovery import verify_recovery
 from guardrail.state.sqlite import SQLiteStore
 from guardrail.rollout.ticks import Phase
@@ -36,7 +39,12 @@ from guardrail.rollout.ticks import Phase
 class Engine:
     def __init__(self, *, plan: Plan, store: SQLiteStore, registry: Registry, hook: Any, clock: Any,
                  rollout_id: str, context: PluginContext, lease: Lease, realtime: bool,
-                 resumed_from_halt: bool = False, resumed_at: float | None = None, concurrency: int = 16):
+                 resumed_from_halt: bool = False, resumed_at: float | None = None, concurrency: int = 16,
+                 interruption: Interruption | None = None):
+        self.interruption = interruption or Interruption()
+        clock = self.interruption.wrap(clock)
+        self.where = "starting"
+        """What the rollout is doing, for an interruption's record."""
         self.plan, self.store, self.registry, self.hook, self.clock = plan, store, registry, hook, clock
         self.id, self.context, self.lease, self.realtime = rollout_id, context, lease, realtime
         self.resumed_from_halt = resumed_from_halt
@@ -58,6 +66,7 @@ class Engine:
     def transition(self, state: str, *, outcome: str | None = None, reason: str | None = None,
                    finished: bool = False, **data: Any) -> None:
         self.lease.check()
+        self.where = f"{state} wave {data['wave']}" if data.get("wave") else state
         self.store.set_state(self.id, state, outcome=outcome, reason=reason, finished=finished)
         self.journal.emit(f"state.{state}", **({"reason": reason} if reason else {}), **data)
 
@@ -85,7 +94,14 @@ class Engine:
         """Run (or continue) the rollout; return its outcome."""
         try:
             self.notifier.start()  # what earlier runs left undelivered, in the background
-            return self._run()
+            try:
+                return self._run()
+            except Interrupted as stop:  # at a safe point: halted, lock kept, said
+                return halt_interrupted(self, stop)
+            except LockLostError:
+                raise  # another rollout holds the service: change nothing more
+            except Exception as exc:  # a bug: recorded, a decided rollback still runs, then halted
+                return contain(self, exc)
         finally:
             self.evaluator.close()
             self.notifier.close(self.rollout.on_failure.delivery_grace)  # bounded: undelivered updates stay spooled
@@ -103,9 +119,13 @@ class Engine:
             if wave.approval == "manual" and wave.name not in approvals:
                 return self._halt(f"wave {wave.name!r} waits for approval: run `guardrail approve {self.id}`",
                                   waiting_for=wave.name)
+            self.interruption.check(f"about to deploy wave {wave.name}")
             self._capture_baselines(wave)
             self.transition("deploying", wave=wave.name, regions=wave.regions)
             failures = self._deploy_wave(wave)
+            # A deploy cut short by the signal (Ctrl-C reaches the deploy tool too) is not a
+            # verdict: its step stays unfinished, and the resume repeats it with its key.
+            self.interruption.check(f"deploying wave {wave.name}")
             if failures:
                 return self._fail(_deploy_failure(wave, failures))
             result = self._bake(wave)
@@ -173,7 +193,7 @@ class Engine:
             outcomes = {}
             for region in wave.regions:
                 outcomes[region] = self._deploy_region(region)
-                if not outcomes[region].ok:
+                if not outcomes[region].ok or self.interruption.requested:
                     break
         return [{"region": r, "check": "deploy", "policy": "-", "reason": o.detail or "deploy failed",
                  "wave": wave.name} for r, o in outcomes.items() if not o.ok]
@@ -201,6 +221,7 @@ class Engine:
         """Between ticks: stop if the lock was lost; honour pause/abort requests (the lease
         renews itself)."""
         self.lease.check()
+        self.interruption.check(self.where)
         requests = self._requests()
         if requests.get("abort"):
             raise _Interrupted(Failure(f"aborted: {requests['abort']}", aborted=True))
@@ -314,12 +335,13 @@ class Engine:
             self.lease.keep(f"rollback failed for rollout {self.id}")
             return "rollback_failed"
         self.transition("rolled_back", regions=targets)
+        self.interruption.check(f"rolled back {', '.join(targets)}, before the remediation actions")
         actions = self._actions("failure", self.rollout.on_failure.actions, targets)
         incident.monitoring(actions)
         self.transition("verifying_recovery", regions=targets,
                         **{"for": format_duration(self.rollout.verify_recovery.for_)})
         recovered, detail = verify_recovery(self.journal, self.rollout, self.evaluator, failure, targets, incident,
-                                             realtime=self.realtime, renew=self.lease.renew)
+                                             realtime=self.realtime, renew=self._renew)
         if not recovered:
             reason = f"recovery not achieved: {detail}; a person is needed now"
             incident.needs_person("recovery-failed", reason)
@@ -331,6 +353,10 @@ class Engine:
         self.transition("done", outcome="rolled_back", reason=failure.reason, finished=True)
         self.lease.release()
         return "rolled_back"
+
+    def _renew(self) -> None:
+        self.lease.renew()
+        self.interruption.check(self.where)
 
     def _rollback_targets(self, failure: Failure) -> list[str]:
         deployed = self.deployed_regions()

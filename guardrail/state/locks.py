@@ -48,6 +48,8 @@ def process_alive(pid: int) -> bool:
 
 PROCESS_GONE = "process-gone"
 LEASE_EXPIRED = "lease-expired"
+TAKEN_OVER = "taken-over"
+"""A person took the lock of a halted or interrupted rollout (``--take-over "reason"``)."""
 
 
 def stale_reason(row: dict) -> str | None:
@@ -80,11 +82,13 @@ class Takeover:
     """``process-gone`` (its pid no longer runs on this host) or ``lease-expired``."""
     at: float
     """When it was taken over (epoch seconds, the wall clock)."""
+    reason: str | None = None
+    """A person's reason, when a person took it over."""
 
     @classmethod
-    def of(cls, service: str, row: dict[str, Any], why: str) -> Takeover:
+    def of(cls, service: str, row: dict[str, Any], why: str, reason: str | None = None) -> Takeover:
         return cls(service, row["rollout_id"], row["holder"], row["host"], row["pid"], row["acquired_at"],
-                   row["expires_at"], why, time.time())
+                   row["expires_at"], why, time.time(), reason)
 
     @property
     def pid_running(self) -> bool | None:
@@ -97,7 +101,7 @@ class Takeover:
     def facts(self) -> dict[str, Any]:
         return {"service": self.service, "why": self.why, "host": self.host, "pid": self.pid,
                 "pid_running": self.pid_running, "held_since": self.since, "lease_expires_at": self.expires_at,
-                "taken_at": self.at}
+                "taken_at": self.at, **({"reason": self.reason} if self.reason else {})}
 
 
 class Lease:
@@ -139,11 +143,12 @@ class Lease:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def acquire(self, *, takeover_own: bool = False) -> None:
+    def acquire(self, *, takeover_own: bool = False, take_over: str | None = None) -> None:
         """Take the service's lock, or raise ``LockedError`` naming its holder.
 
         ``takeover_own``: the lock may already belong to this rollout (a resume), left
-        by a process of it that is gone or halted.
+        by a process of it that is gone or halted. ``take_over``: a person's reason to
+        take the lock of a halted or interrupted rollout too (never a live process's).
         """
         pid = os.getpid()
         self.holder = f"{HOST}:{pid}"
@@ -153,8 +158,10 @@ class Lease:
             if takeover_own and row["rollout_id"] == self.rollout_id:
                 return True
             why = stale_reason(row)
+            if why is None and take_over and row["pid"] == 0:
+                why = TAKEN_OVER
             if why is not None:
-                taken.append(Takeover.of(self.service, row, why))
+                taken.append(Takeover.of(self.service, row, why, take_over))
             return why is not None
 
         own = self.store.lock(self.service) if takeover_own else None

@@ -172,6 +172,11 @@ class SQLiteStore(OutboxStore):
             (state, outcome, self.redactor.redact(reason), now, finished, now, rollout_id),
         )
 
+    def reopen(self, rollout_id: str) -> None:
+        """A finished rollout runs again (the rollback of a promoted release): no outcome yet."""
+        self._write("UPDATE rollouts SET outcome = NULL, finished_at = NULL, updated_at = ? WHERE id = ?",
+                    (time.time(), rollout_id))
+
     def request(self, rollout_id: str, name: str, value: Any) -> None:
         """Record a person's request (pause, abort, approval) for the engine to see."""
         with self._transaction() as db:
@@ -202,8 +207,11 @@ class SQLiteStore(OutboxStore):
         return [{"seq": r["seq"], "at": r["at"], "kind": r["kind"], **json.loads(r["data"])} for r in rows]
 
     def last_time(self, rollout_id: str) -> float | None:
-        """The rollout clock's latest recorded time (events and measurements)."""
+        """The rollout clock's latest recorded time (events and measurements). A person's act
+        (``person.acted``) is dated on the wall clock and is not the rollout's progress: a
+        halted bake's gap runs from the halt, not from an unlock or an approval."""
         row = self._read("SELECT MAX(t) FROM (SELECT MAX(at) AS t FROM events WHERE rollout_id = ?"
+                         " AND kind != 'person.acted'"
                          " UNION ALL SELECT MAX(at) FROM ticks WHERE rollout_id = ?)", (rollout_id, rollout_id))
         return row[0][0] if row else None
 
