@@ -35,6 +35,10 @@ EVENTS: dict[str, str] = {
     "incident.delivered": "a sink accepted an incident update: incident, status, sink (from a delivery thread)",
     "incident.delivery_failed": "a sink refused or could not be reached: incident, status, sink, error, spooled, "
                                 "rejected (from a delivery thread)",
+    "rollout.interrupted": "SIGINT or SIGTERM stopped the driving process at a safe point: where, signal, by, host, pid",
+    "rollout.error": "an unexpected error stopped the procedure; the rollout halted (or still rolled back): error, where",
+    "person.acted": "a person paused, resumed, approved, aborted, unlocked, took over or overrode a window: action, "
+                    "by, reason",
     "lock.taken_over": "this rollout took over a stale lock: previous_rollout, previous_holder, why, own",
     "lock.lost": "this rollout's lock was taken over by another: by_rollout, by_holder, why",
     **{f"state.{state}": f"the rollout entered {state!r}" for state in STATES},
