@@ -110,3 +110,14 @@ def temporal_server(tmp_path_factory):
 
     with TemporalServer(tmp_path_factory.mktemp("temporal")) as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request, tmp_path):
+    """Each store backend in turn (tests/support/stores.py): the conformance suite runs
+    every test that takes this fixture on SQLite and on a real PostgreSQL."""
+    from support.stores import PostgresBackend, SQLiteBackend
+
+    if request.param == "sqlite":
+        return SQLiteBackend(tmp_path)
+    return PostgresBackend(request.getfixturevalue("postgres_url"))

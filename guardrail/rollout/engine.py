@@ -28,13 +28,13 @@ from guardrail.language.model import Wave
 from guardrail.language.types import format_duration, template_names
 from guardrail.plugin.manager import Registry
 from guardrail.rollout.recovery import verify_recovery
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.protocol import Store
 from guardrail.rollout.ticks import Phase
 
 
 
 class Engine:
-    def __init__(self, *, plan: Plan, store: SQLiteStore, registry: Registry, hook: Any, clock: Any,
+    def __init__(self, *, plan: Plan, store: Store, registry: Registry, hook: Any, clock: Any,
                  rollout_id: str, context: PluginContext, lease: Lease, realtime: bool,
                  resumed_from_halt: bool = False, resumed_at: float | None = None, concurrency: int = 16):
         self.plan, self.store, self.registry, self.hook, self.clock = plan, store, registry, hook, clock

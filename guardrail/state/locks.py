@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from guardrail.errors import LockLostError, LockedError, NotFound
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.protocol import Store
 
 NEVER = 1e18
 HOST = socket.gethostname()
@@ -108,7 +108,7 @@ class Lease:
     not let another rollout in; a killed process stops renewing and the lease expires.
     """
 
-    def __init__(self, store: SQLiteStore, service: str, rollout_id: str, *, duration: float = 120.0):
+    def __init__(self, store: Store, service: str, rollout_id: str, *, duration: float = 120.0):
         self.store, self.service, self.rollout_id, self.duration = store, service, rollout_id, duration
         self._renewed = 0.0
         self._stop = threading.Event()
@@ -229,7 +229,7 @@ class Lease:
             self.store.release_lock(self.service, self.rollout_id, self.holder)
 
 
-def check_resumable(store: SQLiteStore, service: str, rollout_id: str) -> None:
+def check_resumable(store: Store, service: str, rollout_id: str) -> None:
     """Refuse to resume a rollout that a live process is still running."""
     row = store.lock(service)
     if row is None:
