@@ -12,6 +12,7 @@ from guardrail.secrets import Redactor
 from guardrail.state.protocol import Store
 
 URL_SCHEMES = ("postgresql://", "postgres://")
+MIGRATE_ENV = "GUARDRAIL_STATE_MIGRATE"
 EXTRA_HINT = "pip install 'guardrail[postgres]'"
 
 
@@ -21,12 +22,12 @@ def is_url(spec: str | Path) -> bool:
 
 
 def open_store(spec: str | Path | Store, redactor: Redactor | None = None, *, environ: dict[str, str] | None = None,
-               migrate: bool = True) -> Store:
+               migrate: bool | None = None) -> Store:
     """The store ``spec`` names; an open store is returned as it is.
 
-    ``migrate``: create or upgrade the schema on open (the default); False refuses a
-    database without guardrail's tables (for operators who run ``guardrail state
-    migrate`` themselves)."""
+    ``migrate``: create or upgrade a database's schema on open (the default, unless
+    ``GUARDRAIL_STATE_MIGRATE=0``); False refuses a database without guardrail's tables
+    or with older ones (for operators who run ``guardrail state migrate`` themselves)."""
     if not isinstance(spec, (str, Path)):
         return spec
     if not is_url(spec):
@@ -42,6 +43,9 @@ def open_store(spec: str | Path | Store, redactor: Redactor | None = None, *, en
     except ImportError as exc:
         raise StoreError(f"a postgresql:// state needs the postgres extra ({exc.name} is not installed): "
                          f"{EXTRA_HINT}") from None
+    env = os.environ if environ is None else environ
+    if migrate is None:
+        migrate = env.get(MIGRATE_ENV, "1") != "0"
     redactor = redactor or Redactor()
     url, secrets = resolve_url(spec, environ)
     redactor.add(secrets)

@@ -60,10 +60,11 @@ class PostgresStore(PostgresOutbox):
         except BaseException:
             self.db.close()
             raise
-        if found is None:
+        if found is None or found < SCHEMA_VERSION:
             self.db.close()
-            raise StoreError(f"the state database {self.location} has no guardrail tables yet: "
-                             f"create them with `guardrail state migrate`")
+            have = "has no guardrail tables yet" if found is None else f"has schema {found}, older than {SCHEMA_VERSION}"
+            raise StoreError(f"the state database {self.location} {have}: create or upgrade them with "
+                             f"`guardrail state migrate URL` (or let guardrail do it: GUARDRAIL_STATE_MIGRATE=1)")
 
     @property
     def path(self) -> str:  # the name SQLiteStore gives its location, for messages
