@@ -27,7 +27,10 @@ from guardrail.errors import LockLostError, LockedError, NotFound
 from guardrail.state.protocol import Store
 
 NEVER = 1e18
-HOST = socket.gethostname()
+HOST = os.environ.get("GUARDRAIL_HOST") or socket.gethostname()
+"""This runner's name in locks. Its pids are checked only against locks of the same name:
+set ``GUARDRAIL_HOST`` where runners sharing a database may share a hostname (containers),
+or a live lock of another machine would look like a dead process of this one."""
 
 
 def process_alive(pid: int) -> bool:

@@ -172,8 +172,9 @@ class Database:
         self._pool.close(timeout=2)
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection]:
-        with self._pool.connection(timeout=self.timeout) as conn:
+    def _connection(self, deadline: float) -> Iterator[psycopg.Connection]:
+        wait = max(0.5, min(self.timeout, deadline - time.monotonic()))
+        with self._pool.connection(timeout=wait) as conn:
             key = self._watchdog.arm(conn, self.timeout)
             try:
                 yield conn
@@ -185,11 +186,12 @@ class Database:
         outage (see the module docstring). ``once``: it appends, so a retry whose first
         attempt may have committed must not apply it again; its result must be JSON."""
         token = uuid.uuid4().hex if once else None
-        deadline = time.monotonic() + self.retry_for
+        started = time.monotonic()
+        deadline = started + self.retry_for
         delay, attempt = 0.05, 0
         while True:
             try:
-                with self._connection() as conn:
+                with self._connection(deadline) as conn:
                     if token is not None and attempt:
                         done = conn.execute("SELECT result FROM write_tokens WHERE token = %s", (token,)).fetchone()
                         if done is not None:
@@ -203,17 +205,17 @@ class Database:
             except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
                 attempt += 1
                 if time.monotonic() + delay > deadline:
-                    raise self.unavailable(exc) from None
+                    raise self.unavailable(exc, time.monotonic() - started) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
             except psycopg.Error as exc:
                 raise StoreError(f"the state database {self.location} refused a statement: "
                                  f"{self.redactor.redact(str(exc).strip())}") from None
 
-    def unavailable(self, exc: BaseException) -> StoreUnavailable:
+    def unavailable(self, exc: BaseException, waited: float) -> StoreUnavailable:
         why = self.redactor.redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         return StoreUnavailable(
-            f"the state database {self.location} did not answer for {self.retry_for:g} s ({why}); "
+            f"the state database {self.location} did not answer for {waited:.0f} s ({why}); "
             f"stopped here with nothing more deployed: once it answers, continue with `guardrail resume ROLLOUT_ID`")
 
     def read(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
