@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -103,3 +105,44 @@ def test_copy_moves_a_sqlite_history_and_every_command_says_the_same_from_both(t
 def test_copy_from_a_missing_file_is_a_usage_error(tmp_path, postgres_url):
     result = _cli("state", "copy", str(tmp_path / "nope.db"), postgres_url)
     assert result.exit_code == ExitCode.USAGE and "no state file at" in result.stderr
+
+
+def test_without_psycopg_a_postgresql_state_names_the_extra_to_install(tmp_path):
+    code = ("import sys; sys.modules['psycopg'] = None; sys.argv = ['guardrail', 'history', '--state',"
+            " 'postgresql://guardrail@127.0.0.1:1/db']; from guardrail.cli import main; main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == ExitCode.USAGE, done.stderr
+    assert "needs the postgres extra (psycopg is not installed): pip install 'guardrail[postgres]'" in done.stderr
+    assert "Traceback" not in done.stderr
+    sqlite = subprocess.run([sys.executable, "-c", code.replace("'postgresql://guardrail@127.0.0.1:1/db'",
+                                                                "'state.db'")],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert sqlite.returncode == 0, sqlite.stderr  # a file needs nothing more
+
+
+def test_the_password_comes_from_the_environment_and_is_never_printed_or_stored(postgres_server, tmp_path):
+    name = postgres_server.create_database(owner=postgres_server.password_user)
+    try:
+        bare = postgres_server.url(name, user=postgres_server.password_user)
+        missing = _cli("history", "--state", bare)  # no password: refused at once, not retried
+        assert missing.exit_code == ExitCode.USAGE, missing.output
+        assert f"cannot use the state database {bare}: " in missing.stderr
+        assert "no password supplied" in missing.stderr
+        with_env = bare.replace(f"{postgres_server.password_user}@",
+                                f"{postgres_server.password_user}:${{env:DB_PASSWORD}}@")
+        for spec, env in ((bare, {"PGPASSWORD": postgres_server.password}),
+                          (with_env, {"DB_PASSWORD": postgres_server.password})):
+            done = _cli("history", "--state", spec, "--json", env={**env, "GUARDRAIL_STATE_RETRY": "1"})
+            assert done.exit_code == 0, done.output
+            assert json.loads(done.stdout) == []
+        wrong = _cli("status", "--state", with_env, env={"DB_PASSWORD": "not-" + postgres_server.password})
+        assert wrong.exit_code == ExitCode.USAGE and postgres_server.password not in wrong.output
+        assert "password authentication failed" in wrong.stderr
+        assert f"postgresql://{postgres_server.password_user}@127.0.0.1:{postgres_server.port}/{name}" in wrong.stderr
+        unset = _cli("history", "--state", with_env)
+        assert unset.exit_code == ExitCode.USAGE and "${env:DB_PASSWORD}, which is not set" in unset.stderr
+        from support.stores import PostgresBackend
+
+        assert postgres_server.password.encode() not in PostgresBackend(postgres_server.url(name)).written()
+    finally:
+        postgres_server.drop_database(name)

@@ -48,6 +48,11 @@ _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 T = TypeVar("T")
 
+_REFUSALS = {"28P01", "28000", "3D000", "42501"}
+"""SQLSTATEs no retry can fix: wrong password, no such role or database, no permission."""
+_REFUSAL_WORDS = ("password authentication failed", "no password supplied", "does not exist",
+                  "authentication failed", "permission denied")
+
 # The pool logs its reconnection attempts as warnings; the retry loop reports the outage
 # once, in its own words. Without a handler, Python would print them on stderr.
 logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
@@ -162,10 +167,34 @@ class Database:
         if "connect_timeout" not in params:
             extra["connect_timeout"] = str(max(2, int(self.timeout / 2)))
         self._watchdog = _Watchdog()
-        self._pool = ConnectionPool(make_conninfo(url, **{k: v for k, v in extra.items() if k not in params}),
-                                    kwargs={"autocommit": True}, min_size=1, max_size=max_size, open=False,
-                                    timeout=self.timeout, name="guardrail", reconnect_timeout=1e9)
+        self._conninfo = conninfo = make_conninfo(url, **{k: v for k, v in extra.items() if k not in params})
+        self._degraded = False
+        self._probe(conninfo)
+        self._pool = ConnectionPool(conninfo, kwargs={"autocommit": True}, min_size=1, max_size=max_size,
+                                    open=False, timeout=self.timeout, name="guardrail", reconnect_timeout=1e9)
         self._pool.open(wait=False)
+
+    def _probe(self, conninfo: str) -> None:
+        """Connect once before pooling: the pool would hide why a connection fails. A
+        refusal that waiting cannot fix (a wrong password, no such database or role) is
+        a usage error at once; a server that does not answer is retried within the bound."""
+        started = time.monotonic()
+        delay = 0.05
+        while True:
+            try:
+                psycopg.connect(conninfo).close()
+                return
+            except psycopg.OperationalError as exc:
+                message = str(exc).strip()
+                if exc.sqlstate in _REFUSALS or any(words in message for words in _REFUSAL_WORDS):
+                    last = message.splitlines()[-1] if message else type(exc).__name__
+                    raise UsageError(f"cannot use the state database {self.location}: "
+                                     f"{self.redactor.redact(last)}") from None
+                waited = time.monotonic() - started
+                if waited + delay > self.retry_for:
+                    raise self.unavailable(exc, waited) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def close(self) -> None:
         self._watchdog.close()
@@ -173,13 +202,30 @@ class Database:
 
     @contextmanager
     def _connection(self, deadline: float) -> Iterator[psycopg.Connection]:
-        wait = max(0.5, min(self.timeout, deadline - time.monotonic()))
-        with self._pool.connection(timeout=wait) as conn:
-            key = self._watchdog.arm(conn, self.timeout)
+        """A pooled connection; after a failure, a connection of its own until the pool
+        has one to give again: the pool reconnects with a growing backoff (seconds apart
+        after a long outage), and a database back sooner should be used sooner."""
+        if self._degraded and self._pool.get_stats().get("pool_available", 0) > 0:
+            self._degraded = False
+        if self._degraded:
+            conn = psycopg.connect(self._conninfo, autocommit=True)
             try:
-                yield conn
+                with self._armed(conn):
+                    yield conn
             finally:
-                self._watchdog.disarm(key)
+                conn.close()
+            return
+        wait = max(0.5, min(self.timeout, deadline - time.monotonic()))
+        with self._pool.connection(timeout=wait) as conn, self._armed(conn):
+            yield conn
+
+    @contextmanager
+    def _armed(self, conn: psycopg.Connection) -> Iterator[None]:
+        key = self._watchdog.arm(conn, self.timeout)
+        try:
+            yield
+        finally:
+            self._watchdog.disarm(key)
 
     def run(self, fn: Callable[[psycopg.Connection], T], *, once: bool = False) -> T:
         """``fn(connection)`` in one transaction, committed on return; retried through an
@@ -191,18 +237,9 @@ class Database:
         delay, attempt = 0.05, 0
         while True:
             try:
-                with self._connection(deadline) as conn:
-                    if token is not None and attempt:
-                        done = conn.execute("SELECT result FROM write_tokens WHERE token = %s", (token,)).fetchone()
-                        if done is not None:
-                            return json.loads(done[0])
-                    with conn.transaction():
-                        result = fn(conn)
-                        if token is not None:
-                            conn.execute("INSERT INTO write_tokens VALUES (%s, %s, %s)",
-                                         (token, time.time(), json.dumps(result)))
-                    return result
+                return self.attempt(fn, token, deadline, retried=attempt > 0)
             except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+                self._degraded = True
                 attempt += 1
                 if time.monotonic() + delay > deadline:
                     raise self.unavailable(exc, time.monotonic() - started) from None
@@ -212,10 +249,25 @@ class Database:
                 raise StoreError(f"the state database {self.location} refused a statement: "
                                  f"{self.redactor.redact(str(exc).strip())}") from None
 
+    def attempt(self, fn: Callable[[psycopg.Connection], T], token: str | None, deadline: float, *,
+                retried: bool) -> T:
+        """One try of ``run``. A retried write with a token first looks for the token: found,
+        its first try committed, and the result it stored is returned instead."""
+        with self._connection(deadline) as conn:
+            if token is not None and retried:
+                done = conn.execute("SELECT result FROM write_tokens WHERE token = %s", (token,)).fetchone()
+                if done is not None:
+                    return json.loads(done[0])
+            with conn.transaction():
+                result = fn(conn)
+                if token is not None:
+                    conn.execute("INSERT INTO write_tokens VALUES (%s, %s, %s)", (token, time.time(), json.dumps(result)))
+            return result
+
     def unavailable(self, exc: BaseException, waited: float) -> StoreUnavailable:
         why = self.redactor.redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         return StoreUnavailable(
-            f"the state database {self.location} did not answer for {waited:.0f} s ({why}); "
+            f"the state database {self.location} did not answer for {waited:.1f} s ({why}); "
             f"stopped here with nothing more deployed: once it answers, continue with `guardrail resume ROLLOUT_ID`")
 
     def read(self, sql: str, args: Any = ()) -> list[dict[str, Any]]:
