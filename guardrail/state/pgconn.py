@@ -170,8 +170,11 @@ class Database:
         self._conninfo = conninfo = make_conninfo(url, **{k: v for k, v in extra.items() if k not in params})
         self._degraded = False
         self._probe(conninfo)
-        self._pool = ConnectionPool(conninfo, kwargs={"autocommit": True}, min_size=1, max_size=max_size,
-                                    open=False, timeout=self.timeout, name="guardrail", reconnect_timeout=1e9)
+        # No server-side prepared statements (psycopg prepares a statement run 5 times):
+        # they live in a session, which PgBouncer's transaction pooling does not keep.
+        self._pool = ConnectionPool(conninfo, kwargs={"autocommit": True, "prepare_threshold": None}, min_size=1,
+                                    max_size=max_size, open=False, timeout=self.timeout, name="guardrail",
+                                    reconnect_timeout=1e9)
         self._pool.open(wait=False)
 
     def _probe(self, conninfo: str) -> None:
@@ -208,7 +211,7 @@ class Database:
         if self._degraded and self._pool.get_stats().get("pool_available", 0) > 0:
             self._degraded = False
         if self._degraded:
-            conn = psycopg.connect(self._conninfo, autocommit=True)
+            conn = psycopg.connect(self._conninfo, autocommit=True, prepare_threshold=None)
             try:
                 with self._armed(conn):
                     yield conn
@@ -227,17 +230,18 @@ class Database:
         finally:
             self._watchdog.disarm(key)
 
-    def run(self, fn: Callable[[psycopg.Connection], T], *, once: bool = False) -> T:
+    def run(self, fn: Callable[[psycopg.Connection], T], *, once: bool = False, single: bool = False) -> T:
         """``fn(connection)`` in one transaction, committed on return; retried through an
         outage (see the module docstring). ``once``: it appends, so a retry whose first
-        attempt may have committed must not apply it again; its result must be JSON."""
+        attempt may have committed must not apply it again; its result must be JSON.
+        ``single``: ``fn`` runs one statement, atomic on its own (no BEGIN and COMMIT to pay)."""
         token = uuid.uuid4().hex if once else None
         started = time.monotonic()
         deadline = started + self.retry_for
         delay, attempt = 0.05, 0
         while True:
             try:
-                return self.attempt(fn, token, deadline, retried=attempt > 0)
+                return self.attempt(fn, token, deadline, retried=attempt > 0, single=single)
             except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
                 self._degraded = True
                 attempt += 1
@@ -250,7 +254,7 @@ class Database:
                                  f"{self.redactor.redact(str(exc).strip())}") from None
 
     def attempt(self, fn: Callable[[psycopg.Connection], T], token: str | None, deadline: float, *,
-                retried: bool) -> T:
+                retried: bool, single: bool = False) -> T:
         """One try of ``run``. A retried write with a token first looks for the token: found,
         its first try committed, and the result it stored is returned instead."""
         with self._connection(deadline) as conn:
@@ -258,6 +262,8 @@ class Database:
                 done = conn.execute("SELECT result FROM write_tokens WHERE token = %s", (token,)).fetchone()
                 if done is not None:
                     return json.loads(done[0])
+            if single and token is None:
+                return fn(conn)
             with conn.transaction():
                 result = fn(conn)
                 if token is not None:
@@ -279,11 +285,11 @@ class Database:
             names = [d.name for d in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
 
-        return self.run(fn)
+        return self.run(fn, single=True)
 
     def tuples(self, sql: str, args: Any = ()) -> list[tuple]:
-        return self.run(lambda conn: conn.execute(sql, args).fetchall())
+        return self.run(lambda conn: conn.execute(sql, args).fetchall(), single=True)
 
     def write(self, sql: str, args: Any = (), *, once: bool = False) -> int:
         """One statement; its row count."""
-        return self.run(lambda conn: conn.execute(sql, args).rowcount, once=once)
+        return self.run(lambda conn: conn.execute(sql, args).rowcount, once=once, single=True)
