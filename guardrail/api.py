@@ -27,7 +27,8 @@ from guardrail.plugin.interfaces import PluginContext
 from guardrail.language.loader import Plan, load_plan
 from guardrail.state.locks import Lease, check_resumable
 from guardrail.plugin.manager import GuardrailPluginManager, get_plugin_manager
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.open import is_url, open_store
+from guardrail.state.protocol import Store
 from guardrail.state.ids import new_rollout_id
 from guardrail.language.windows import frozen_by
 
@@ -58,18 +59,22 @@ def _digest(plan: Plan) -> str:
 
 
 class Guardrail:
-    """One state file, one plugin manager. Not shared between processes: the store is."""
+    """One store, one plugin manager. Not shared between processes: the store is.
 
-    def __init__(self, state: str | Path, *, pm: GuardrailPluginManager | None = None,
+    ``state``: a SQLite file's path, a ``postgresql://`` URL, or an open ``Store``."""
+
+    def __init__(self, state: str | Path | Store, *, pm: GuardrailPluginManager | None = None,
                  environ: dict[str, str] | None = None, concurrency: int = 16,
                  interruption: Interruption | None = None):
-        self.state_path = Path(state).absolute()  # plugins resolve their own paths against the plan
+        if isinstance(state, (str, Path)) and not is_url(state):
+            state = Path(state).absolute()  # plugins resolve their own paths against the plan
         self.pm = pm or get_plugin_manager()
         self.environ = environ
         self.concurrency = concurrency
         # How long a lock outlives a process that stopped renewing it (killed, frozen).
         self.lease = float((environ or os.environ).get(LEASE_ENV, "") or DEFAULT_LEASE)
-        self.store = SQLiteStore(self.state_path)
+        self.store = open_store(state, environ=environ)
+        self.state_path = state if isinstance(state, Path) else self.store.location
         self.interruption = interruption
         """Set (e.g. by a signal handler) to stop a running rollout at its next safe point."""
 
@@ -84,7 +89,7 @@ class Guardrail:
         return plan
 
     def _context(self, plan: Plan, clock: Any) -> PluginContext:
-        return PluginContext(clock=clock, state_dir=self.state_path.parent, base_dir=plan.path.parent,
+        return PluginContext(clock=clock, state_dir=self.store.state_dir, base_dir=plan.path.parent,
                              service=plan.rollout.service, redact=self.store.redactor.redact)
 
     def _engine(self, plan: Plan, rollout_id: str, clock: Any, lease: Lease, **kw: Any) -> Engine:
@@ -304,7 +309,7 @@ class Guardrail:
         if rollout_id is None:
             rows = self.store.rollouts(limit=1)
             if not rows:
-                raise UsageError(f"no rollouts in {self.state_path}")
+                raise UsageError(f"no rollouts in {self.store.location}")
             rollout_id = rows[0]["id"]
         return summarize(self.store, self.store.rollout(rollout_id)["id"])
 

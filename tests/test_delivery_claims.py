@@ -1,5 +1,6 @@
 """One deliverer per (incident, sink) chain at a time: two ``guardrail incidents flush``
-processes (or a flush and a running rollout) never send one update twice."""
+processes (or a flush and a running rollout) never send one update twice, on a shared
+SQLite file and on a PostgreSQL database (separate connections, as separate runners)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import time
 from contextlib import closing
 
 from guardrail.incidents.delivery import new_holder
-from guardrail.state.sqlite import SQLiteStore
 from support.fakes import FakePagerDuty
 from support.fakes.rollouts import deliveries, run_api, write_plan
 
@@ -38,8 +38,8 @@ def _flush(state) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def test_a_second_flush_leaves_a_chain_in_flight_to_its_deliverer(tmp_path):
-    state = tmp_path / "state" / "state.db"
+def test_a_second_flush_leaves_a_chain_in_flight_to_its_deliverer(tmp_path, backend):
+    state = backend.spec
     with _GatedPagerDuty(PD_KEY) as pagerduty:
         sinks = [{"plugin": "pagerduty", "with": {"routing_key": PD_KEY, "url": pagerduty.enqueue_url,
                                                   "timeout": "120s", "retries": 0}}]
@@ -65,12 +65,11 @@ def test_a_second_flush_leaves_a_chain_in_flight_to_its_deliverer(tmp_path):
     sent = pagerduty.bodies("POST")[sent_before:]
     assert [b["event_action"] for b in sent] == ["trigger", "trigger", "resolve"]  # each update once, in order
     assert [r["status"] for r in deliveries(state, "pagerduty")] == ["delivered"] * 3
-    with closing(SQLiteStore(state)) as store:
-        assert store._read("SELECT COUNT(*) FROM delivery_claims")[0][0] == 0  # released when done
+    assert backend.rows("SELECT COUNT(*) FROM delivery_claims") == [(0,)]  # released when done
 
 
-def test_a_claim_lapses_so_a_killed_deliverer_does_not_hold_its_chain_forever(tmp_path):
-    with closing(SQLiteStore(tmp_path / "state.db")) as store:
+def test_a_claim_lapses_so_a_killed_deliverer_does_not_hold_its_chain_forever(backend):
+    with closing(backend.open()) as store:
         dead, alive = new_holder(), new_holder()
         assert store.claim_chain("INC-1", "slack", dead, lease=0.2) is None
         assert store.claim_chain("INC-1", "slack", alive, lease=60)["holder"] == dead

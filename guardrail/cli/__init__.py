@@ -39,7 +39,7 @@ class _Group(TyperGroup):
 
 def create_app(*, with_plugins: bool = True) -> typer.Typer:
     from guardrail.cli import (check_command, config_commands, incident_commands, prove_commands, report_commands,
-                   rollout_commands)
+                   rollout_commands, state_commands)
 
     forget_plugin_manager()  # each run of the command line builds its own, once
     app = typer.Typer(
@@ -52,7 +52,7 @@ def create_app(*, with_plugins: bool = True) -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     for commands in (config_commands, rollout_commands, check_command, prove_commands, report_commands,
-                     incident_commands):
+                     incident_commands, state_commands):
         commands.register(app)
     if with_plugins:
         from guardrail.cli.options import plugin_manager

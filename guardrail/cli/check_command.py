@@ -12,8 +12,7 @@ import typer
 from guardrail.cli.console import out_console
 from guardrail.tools.check import CheckResult, check_now, exit_code
 from guardrail.errors import UsageError
-from guardrail.cli.options import plugin_manager
-from guardrail.cli.options import JsonOption, StateOption, state_path
+from guardrail.cli.options import JsonOption, StateOption, plugin_manager, state_dir, state_path
 from guardrail.text import number
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
@@ -71,7 +70,7 @@ def check(
     """Evaluate every check of POLICY once, now; exit 0 all pass, 1 a check fails, 3 inconclusive."""
     results = check_now(policy, region, plugin_manager().registry, variables=parse_vars(var),
                         prometheus_url=prometheus, plan_path=plan, at=parse_time(at),
-                        state_dir=state_path(state).parent)
+                        state_dir=state_dir(state_path(state)))
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in results], indent=2, default=str))
     else:

@@ -27,14 +27,14 @@ def report(rollout_id: Annotated[str, typer.Argument(help="rollout id (a unique 
            html: HtmlOption = None, junit: JunitOption = None, state: StateOption = None) -> None:
     """Write a rollout's report: one HTML file to open anywhere, and JUnit XML for CI."""
     from guardrail.report import write
-    from guardrail.state.sqlite import SQLiteStore
+    from guardrail.state.open import is_url, open_store
 
     if html is None and junit is None:
         raise UsageError("say what to write: --html FILE, --junit FILE, or both")
     path = state_path(state)
-    if not path.exists():  # opening a missing state file would create an empty one
+    if not is_url(path) and not path.exists():  # opening a missing state file would create an empty one
         raise UsageError(f"no state file at {path}")
-    store = SQLiteStore(path)
+    store = open_store(path)
     try:
         written = write(store, rollout_id, html=html, junit=junit)
     except OSError as exc:

@@ -38,7 +38,7 @@ from guardrail.language.model import PluginRef
 from guardrail.plugin.manager import Registry
 from guardrail.plugin.interfaces import SinkError
 from guardrail.state.locks import HOST, process_alive
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.protocol import Store
 
 DRAIN_GRACE = 10.0
 """Seconds a finishing rollout waits for deliveries in flight before leaving them spooled
@@ -105,7 +105,7 @@ def build_sinks(registry: Registry, refs: list[PluginRef], context: PluginContex
 class SinkResolver:
     """Sink instances for an incident's rollout, built once from that rollout's plan."""
 
-    def __init__(self, store: SQLiteStore, registry: Registry, environ: dict[str, str] | None = None):
+    def __init__(self, store: Store, registry: Registry, environ: dict[str, str] | None = None):
         self.store, self.registry, self.environ = store, registry, environ
         self._cache: dict[str, dict[str, Any] | Exception] = {}
         self._lock = threading.Lock()
@@ -132,12 +132,12 @@ class SinkResolver:
         row = self.store.rollout(rollout_id)
         plan = load_plan(row["plan_path"], self.registry, environ=self.environ)
         self.store.redactor.add(plan.secrets)
-        context = PluginContext(clock=SystemClock(), state_dir=self.store.path.parent, base_dir=plan.path.parent,
+        context = PluginContext(clock=SystemClock(), state_dir=self.store.state_dir, base_dir=plan.path.parent,
                                 service=plan.rollout.service, redact=self.store.redactor.redact)
         return build_sinks(self.registry, plan.rollout.on_failure.incident_refs(), context)
 
 
-def deliver_one(store: SQLiteStore, resolver: SinkResolver, row: dict[str, Any],
+def deliver_one(store: Store, resolver: SinkResolver, row: dict[str, Any],
                 stop: threading.Event) -> Result:
     """Send one outbox row to its sink and record what happened."""
     incident = row["payload"]
@@ -169,7 +169,7 @@ def deliver_one(store: SQLiteStore, resolver: SinkResolver, row: dict[str, Any],
     return result
 
 
-def deliver_chain(store: SQLiteStore, resolver: SinkResolver, incident_id: str, sink: str, *,
+def deliver_chain(store: Store, resolver: SinkResolver, incident_id: str, sink: str, *,
                   stop: threading.Event, on_result: Callable[[Result], None], holder: str) -> bool:
     """Send a chain's pending rows in order; False when it stopped at a retryable failure
     or another process is delivering the chain (reported as a ``busy`` result)."""
@@ -204,7 +204,7 @@ def _busy(row: dict[str, Any], claim: dict[str, Any]) -> Result:
                   f"being delivered by {claim['holder']} (its claim runs until {until} unless renewed)")
 
 
-def pending_chains(store: SQLiteStore, incident_id: str | None = None) -> list[tuple[str, str]]:
+def pending_chains(store: Store, incident_id: str | None = None) -> list[tuple[str, str]]:
     rows = store.deliveries("pending", incident_id=incident_id)
     return list(dict.fromkeys((r["incident_id"], r["sink"]) for r in rows))
 
@@ -212,7 +212,7 @@ def pending_chains(store: SQLiteStore, incident_id: str | None = None) -> list[t
 class Deliverer:
     """Background delivery: a daemon thread per chain, started by ``kick``."""
 
-    def __init__(self, store: SQLiteStore, resolver: SinkResolver, on_result: Callable[[Result], None]):
+    def __init__(self, store: Store, resolver: SinkResolver, on_result: Callable[[Result], None]):
         self.store, self.resolver, self.on_result = store, resolver, on_result
         self._threads: dict[tuple[str, str], tuple[threading.Thread, threading.Event]] = {}
         self._lock = threading.Lock()
@@ -277,7 +277,7 @@ class Deliverer:
         self._stop.set()
 
 
-def flush(store: SQLiteStore, registry: Registry, *, incident: str | None = None, rejected: bool = False,
+def flush(store: Store, registry: Registry, *, incident: str | None = None, rejected: bool = False,
           environ: dict[str, str] | None = None) -> list[Result]:
     """Deliver the spool now, in this process: ``guardrail incidents flush``.
 

@@ -33,7 +33,7 @@ from guardrail.language.model import PluginRef
 from guardrail.language.types import format_duration
 from guardrail.plugin.manager import Registry
 from guardrail.state.people import on_record
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.protocol import Store
 
 if TYPE_CHECKING:
     from guardrail.judging.decisions import Failure
@@ -46,7 +46,7 @@ __all__ = ["IncidentTracker", "Notifier", "dedup_key", "incident_id"]
 class Notifier:
     """Saves each revision of an incident and queues it for every sink; never blocks."""
 
-    def __init__(self, store: SQLiteStore, registry: Registry, context: PluginContext, refs: list[PluginRef], *,
+    def __init__(self, store: Store, registry: Registry, context: PluginContext, refs: list[PluginRef], *,
                  rollout_id: str | None = None, emit: Callable[..., None] | None = None):
         self.store, self.registry, self.context = store, registry, context
         self.names = [name for name, _ in sink_names(refs)]

@@ -18,14 +18,14 @@ from guardrail.report.event_text import describe
 from guardrail.text import iso
 from guardrail.state.liveness import driver
 from guardrail.state.people import on_record
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.protocol import Store
 
 OUTCOMES = ("promoted", "rolled_back", "halted", "rollback_failed", "locked")
 NOTICES = ("lock.taken_over", "lock.lost", "window.overridden", "plan.changed", "rollout.interrupted", "rollout.error")
 """Events a person reading ``status`` should not miss, told as sentences (``notices``)."""
 
 
-def summarize(store: SQLiteStore, rollout_id: str) -> dict[str, Any]:
+def summarize(store: Store, rollout_id: str) -> dict[str, Any]:
     row = store.rollout(rollout_id)
     started = store.events(rollout_id, "rollout.started")
     layout = started[0]["waves"] if started else []
@@ -74,7 +74,7 @@ def summarize(store: SQLiteStore, rollout_id: str) -> dict[str, Any]:
     }
 
 
-def _verdicts(store: SQLiteStore, rollout_id: str) -> dict[str, str]:
+def _verdicts(store: Store, rollout_id: str) -> dict[str, str]:
     """Per region: the worst verdict over the bakes (fail > inconclusive > pass)."""
     rank = {"pass": 0, "inconclusive": 1, "fail": 2}
     worst: dict[str, str] = {}

@@ -31,13 +31,13 @@ from guardrail.plugin.manager import Registry
 from guardrail.rollout.containment import contain
 from guardrail.rollout.interrupt import Interrupted, Interruption, halt_interrupted
 from guardrail.rollout.recovery import verify_recovery
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.protocol import Store
 from guardrail.rollout.ticks import Phase
 
 
 
 class Engine:
-    def __init__(self, *, plan: Plan, store: SQLiteStore, registry: Registry, hook: Any, clock: Any,
+    def __init__(self, *, plan: Plan, store: Store, registry: Registry, hook: Any, clock: Any,
                  rollout_id: str, context: PluginContext, lease: Lease, realtime: bool,
                  resumed_from_halt: bool = False, resumed_at: float | None = None, concurrency: int = 16,
                  interruption: Interruption | None = None):

@@ -21,7 +21,7 @@ from guardrail.judging.judge import CheckState, Verdict, is_clean
 from guardrail.rollout.control import ControlChecks
 from guardrail.rollout.evaluation import Evaluator, Item
 from guardrail.language.model import Check
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.protocol import Store
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Phase:
     """The ticks of one phase over a fixed set of items."""
 
     def __init__(self, *, rollout_id: str, name: str, start: float, items: list[Item], evaluator: Evaluator,
-                 store: SQLiteStore, clock: Clock, baselines: dict, realtime: bool,
+                 store: Store, clock: Clock, baselines: dict, realtime: bool,
                  reset_streaks: bool = False):
         self.rollout_id, self.name, self.start = rollout_id, name, start
         self.items, self.evaluator, self.store, self.clock = items, evaluator, store, clock

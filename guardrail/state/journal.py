@@ -16,10 +16,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from guardrail.clock import Clock
+from guardrail.state.protocol import Store
 
 
 class Journal:
-    def __init__(self, store: Any, rollout_id: str, clock: Clock, *, guard: Callable[[], None] = lambda: None,
+    def __init__(self, store: Store, rollout_id: str, clock: Clock, *, guard: Callable[[], None] = lambda: None,
                  observe: Callable[[dict[str, Any]], None] = lambda event: None):
         self.store, self.id, self.clock = store, rollout_id, clock
         self.guard, self.observe = guard, observe

@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from guardrail.errors import LockLostError, LockedError, NotFound
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.protocol import Store
 
 NEVER = 1e18
-HOST = socket.gethostname()
+HOST = os.environ.get("GUARDRAIL_HOST") or socket.gethostname()
+"""This runner's name in locks. Its pids are checked only against locks of the same name:
+set ``GUARDRAIL_HOST`` where runners sharing a database may share a hostname (containers),
+or a live lock of another machine would look like a dead process of this one."""
 
 
 def process_alive(pid: int) -> bool:
@@ -112,7 +115,7 @@ class Lease:
     not let another rollout in; a killed process stops renewing and the lease expires.
     """
 
-    def __init__(self, store: SQLiteStore, service: str, rollout_id: str, *, duration: float = 120.0):
+    def __init__(self, store: Store, service: str, rollout_id: str, *, duration: float = 120.0):
         self.store, self.service, self.rollout_id, self.duration = store, service, rollout_id, duration
         self._renewed = 0.0
         self._stop = threading.Event()
@@ -236,7 +239,7 @@ class Lease:
             self.store.release_lock(self.service, self.rollout_id, self.holder)
 
 
-def check_resumable(store: SQLiteStore, service: str, rollout_id: str) -> None:
+def check_resumable(store: Store, service: str, rollout_id: str) -> None:
     """Refuse to resume a rollout that a live process is still running."""
     row = store.lock(service)
     if row is None:

@@ -15,8 +15,7 @@ announces, so a process killed at any instant leaves a store from which
   delivered) and ``delivery_claims``: the outbox, in ``store_outbox``;
 - ``locks``: one rollout per service.
 
-``Store`` is the interface a PostgreSQL backend would implement; ``SQLiteStore`` is
-the one shipped. Everything written passes through a ``Redactor`` so secrets from
+``SQLiteStore`` implements ``protocol.Store``, as ``PostgresStore`` does. Everything written passes through a ``Redactor`` so secrets from
 ``${env:...}`` never reach the file.
 """
 
@@ -80,6 +79,8 @@ class SQLiteStore(OutboxStore):
 
     def __init__(self, path: str | Path, redactor: Redactor | None = None):
         self.path = Path(path)
+        self.location = str(self.path)
+        self.state_dir = self.path.absolute().parent
         self.redactor = redactor or Redactor()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -252,8 +253,9 @@ class SQLiteStore(OutboxStore):
     def add_ticks(self, rollout_id: str, ticks: list[tuple[str, str, int, float, list[list]]]) -> None:
         """Store evaluation ticks in one transaction: ``(phase, policy, tick, at, evaluations)``,
         each evaluation a list in the order of ``store_schema.PACKED`` (``evidence`` a dict
-        or None). Evaluations of a tick already stored are appended to it: a phase resumed
-        with more items (a plan changed before an abort) completes its stored ticks."""
+        or None). Evaluations of a tick already stored are appended to it when it lacks
+        them (by region and check): a phase resumed with more items (a plan changed before
+        an abort) completes its stored ticks, and a repeated call adds nothing."""
         if self.redactor.active:
             redact = self.redactor.redact
             reason_at, evidence_at, query_at = PACKED.index("reason"), PACKED.index("evidence"), PACKED.index("query")
@@ -269,8 +271,10 @@ class SQLiteStore(OutboxStore):
                         evaluation[query_at] = queries[query]
         self._many("INSERT INTO ticks (rollout_id, phase, policy, tick, at, evaluations) VALUES (?,?,?,?,?,?)"
                    " ON CONFLICT (rollout_id, phase, policy, tick) DO UPDATE SET evaluations = ("
-                   "SELECT json_group_array(json(value)) FROM (SELECT value FROM json_each(ticks.evaluations)"
-                   " UNION ALL SELECT value FROM json_each(excluded.evaluations)))",
+                   "SELECT json_group_array(json(v)) FROM (SELECT a.value AS v FROM json_each(ticks.evaluations) a"
+                   " UNION ALL SELECT b.value FROM json_each(excluded.evaluations) b WHERE NOT EXISTS ("
+                   "SELECT 1 FROM json_each(ticks.evaluations) c WHERE json_extract(c.value, '$[0]') ="
+                   " json_extract(b.value, '$[0]') AND json_extract(c.value, '$[1]') = json_extract(b.value, '$[1]'))))",
                    [(rollout_id, phase, policy, tick, at, _json_text(evaluations))
                     for phase, policy, tick, at, evaluations in ticks])
 
@@ -328,6 +332,12 @@ class SQLiteStore(OutboxStore):
                           (rollout_id, phase_like))
         return [(r[0], r[1]) for r in rows]
 
+    def verdict_groups(self, rollout_id: str) -> list[tuple]:
+        return [tuple(r) for r in self._read(_GROUPS, (rollout_id,))]
+
+    def measurement_buckets(self, rollout_id: str, start: float, width: float, count: int) -> list[tuple]:
+        return [tuple(r) for r in self._read(_BUCKETS, (start, width, count - 1, rollout_id))]
+
     def set_baseline(self, rollout_id: str, region: str, policy: str, check: str, value: float | None,
                      window: tuple[float, float], evidence: dict[str, Any]) -> None:
         self._write("INSERT OR REPLACE INTO baselines VALUES (?,?,?,?,?,?,?,?)",
@@ -370,3 +380,25 @@ class SQLiteStore(OutboxStore):
         return self._write("DELETE FROM locks WHERE service = ? AND (? IS NULL OR rollout_id = ?)"
                            " AND (? IS NULL OR holder = ?)", (service, rollout_id, rollout_id, holder, holder)
                            ).rowcount > 0
+
+
+# The report's aggregates (``verdict_groups``, ``measurement_buckets``).
+_GROUPS = """
+SELECT phase, region, policy, check_name, COUNT(*), MIN(at), MAX(at),
+       SUM(status = 'fail'), SUM(status = 'inconclusive'),
+       MIN(CASE WHEN status = 'fail' THEN id END), MAX(id),
+       MIN(CASE WHEN pending = 1 OR status = 'fail' THEN at END)
+FROM measurements WHERE rollout_id = ?
+GROUP BY phase, region, policy, check_name
+ORDER BY phase, region, policy, check_name
+"""
+
+_BUCKETS = """
+SELECT policy, check_name, region, MIN(CAST((at - ?) / ? AS INTEGER), ?) AS b,
+       MIN(at), MAX(at), MIN(value), MAX(value),
+       MAX(CASE WHEN status = 'fail' THEN 3 WHEN status = 'inconclusive' THEN 2 WHEN pending = 1 THEN 1 ELSE 0 END),
+       AVG(threshold), AVG(reference)
+FROM measurements WHERE rollout_id = ?
+GROUP BY policy, check_name, region, b
+ORDER BY policy, check_name, region, b
+"""
