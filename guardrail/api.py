@@ -171,7 +171,7 @@ class Guardrail:
         row = self.store.rollout(rollout_id)
         rollout_id = row["id"]
         if row["finished_at"] and row["state"] != "rollback_failed":  # a failed rollback may be retried
-            result = self._result(rollout_id)
+            result = self.result(rollout_id)
             result.earlier = True
             return result
         refuse_superseded(self.store, row, take_over)
@@ -254,7 +254,7 @@ class Guardrail:
         row = self.store.rollout(rollout_id)
         progress = check_rollback(self.store, row)
         if progress == "done":  # rolled back earlier by this very command
-            result = self._result(row["id"])
+            result = self.result(row["id"])
             result.earlier = True
             return result
         if progress == "continue":

@@ -13,6 +13,7 @@ import time
 from contextlib import closing
 
 from guardrail.incidents.delivery import new_holder
+from guardrail.state.sqlite import SQLiteStore
 from support.fakes import FakePagerDuty
 from support.fakes.rollouts import deliveries, run_api, write_plan
 

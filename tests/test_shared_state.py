@@ -110,7 +110,13 @@ def test_two_runners_one_service_one_proceeds_and_a_killed_holder_is_taken_over_
         early = world.run("runner-b", "rollout", str(PLAN))
         assert early.returncode == 5, early.stdout + early.stderr
     time.sleep(max(0.0, lease_ends - time.time()) + 0.5)
-    taken = world.run("runner-b", "rollout", str(PLAN), "--output", "json")
+    # After the lease, a rollout that nobody drives any more is still a rollout: a new one
+    # starts over it only when a person says so, and why.
+    dead = world.run("runner-b", "rollout", str(PLAN))
+    assert dead.returncode == 5, dead.stdout + dead.stderr
+    assert f"held by rollout {first}" in dead.stderr and "--take-over" in dead.stderr
+    taken = world.run("runner-b", "rollout", str(PLAN), "--output", "json", "--take-over", "runner-a was lost",
+                      "--by", "ci")
     assert taken.returncode == 1, taken.stdout + taken.stderr  # the killtest plan rolls back
     second = json.loads(taken.stdout)
     assert any("took over" in n or "taken over" in n for n in second["notices"]), second["notices"]
@@ -118,6 +124,8 @@ def test_two_runners_one_service_one_proceeds_and_a_killed_holder_is_taken_over_
         [took] = store.events(second["rollout_id"], "lock.taken_over")
         assert (took["previous_rollout"], took["previous_holder"], took["why"]) == (
             first, f"runner-a:{holder.pid}", "lease-expired")
+        [person] = store.events(second["rollout_id"], "person.acted")
+        assert (person["action"], person["by"], person["previous_rollout"]) == ("take-over", "ci", first)
         [lost] = store.events(first, "lock.lost")
         assert lost["by_rollout"] == second["rollout_id"] and lost["by_holder"].startswith("runner-b:")
         assert store.lock(SERVICE) is None  # released at the end

@@ -143,6 +143,11 @@ class PostgresStore(PostgresOutbox):
             " updated_at = %s, finished_at = CASE WHEN %s THEN %s ELSE finished_at END WHERE id = %s",
             (state, outcome, self.redactor.redact(reason), now, finished, now, rollout_id))
 
+    def reopen(self, rollout_id: str) -> None:
+        """A finished rollout runs again (the rollback of a promoted release): no outcome yet."""
+        self._write("UPDATE rollouts SET outcome = NULL, finished_at = NULL, updated_at = %s WHERE id = %s",
+                    (time.time(), rollout_id))
+
     def request(self, rollout_id: str, name: str, value: Any) -> None:
         def fn(conn: psycopg.Connection) -> None:
             row = conn.execute("SELECT requests FROM rollouts WHERE id = %s FOR UPDATE", (rollout_id,)).fetchone()

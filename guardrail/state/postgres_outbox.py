@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import psycopg
 
@@ -97,7 +97,10 @@ class PostgresOutbox:
         return self.db.write("UPDATE deliveries SET status = 'pending' WHERE status = 'rejected'"
                              " AND (%s::text IS NULL OR incident_id = %s)", (incident_id, incident_id))
 
-    def claim_chain(self, incident_id: str, sink: str, holder: str, lease: float) -> dict[str, Any] | None:
+    def claim_chain(self, incident_id: str, sink: str, holder: str, lease: float,
+                    gone: Callable[[str], bool] | None = None) -> dict[str, Any] | None:
+        """As ``OutboxStore.claim_chain``: a claim whose holder ``gone(holder)`` says is gone
+        (a process of this host that no longer runs) is taken at once."""
         def fn(conn: psycopg.Connection) -> dict[str, Any] | None:
             taken = conn.execute(f"INSERT INTO delivery_claims SELECT %s, %s, %s, {_NOW} + %s"
                                  " ON CONFLICT (incident_id, sink) DO NOTHING RETURNING holder",
@@ -107,7 +110,7 @@ class PostgresOutbox:
             row_holder, expires_at, db_now = conn.execute(
                 f"SELECT holder, expires_at, {_NOW} FROM delivery_claims WHERE incident_id = %s AND sink = %s"
                 " FOR UPDATE", (incident_id, sink)).fetchone()
-            if row_holder != holder and expires_at > db_now:
+            if row_holder != holder and expires_at > db_now and not (gone is not None and gone(row_holder)):
                 return {"holder": row_holder, "expires_at": expires_at - db_now + time.time()}
             conn.execute("UPDATE delivery_claims SET holder = %s, expires_at = %s WHERE incident_id = %s AND sink = %s",
                          (holder, db_now + lease, incident_id, sink))

@@ -70,6 +70,9 @@ class Store(Protocol):
     def set_state(self, rollout_id: str, state: str, *, outcome: str | None = None, reason: str | None = None,
                   finished: bool = False) -> None: ...
 
+    def reopen(self, rollout_id: str) -> None:
+        """A finished rollout runs again (the rollback of a promoted release): no outcome yet."""
+
     def request(self, rollout_id: str, name: str, value: Any) -> None:
         """Record a person's request (pause, abort, approval) for the running process to see."""
 
@@ -175,7 +178,8 @@ class Store(Protocol):
 
     def requeue_rejected(self, incident_id: str | None = None) -> int: ...
 
-    def claim_chain(self, incident_id: str, sink: str, holder: str, lease: float) -> Row | None:
+    def claim_chain(self, incident_id: str, sink: str, holder: str, lease: float,
+                    gone: Callable[[str], bool] | None = None) -> Row | None:
         """Claim (or renew) delivering one (incident, sink) chain; None when ``holder`` has
         it, else the live claim of whoever does."""
 
