@@ -278,6 +278,10 @@ def _scalar(node: yaml.Node, path: Path, doc: Document) -> Any:
         reason = reason or f"not a valid {node.tag.replace('tag:yaml.org,2002:', '!!')}"
         doc.problems.append(Problem(doc.file, *_mark(node), format_path(path), f"cannot read {node.value!r}: {reason}"))
         return node.value
+    if isinstance(value, bytes):  # `!!binary`: the language has no bytes (pydantic would take them as text)
+        doc.problems.append(Problem(doc.file, *_mark(node), format_path(path),
+                                    f"cannot read {node.value!r}: YAML tag '!!binary' is not supported"))
+        return node.value
     if not isinstance(value, str):
         doc.raw[path] = node.value
     return value
