@@ -399,3 +399,21 @@ def test_a_relative_state_path_keeps_the_journal_next_to_the_state_file(tmp_path
     ours = {i["id"] for i in journal}
     for elsewhere in QUICKSTART.rglob("incidents.jsonl"):  # nothing of this rollout beside the plan
         assert not ours & {json.loads(line)["id"] for line in elsewhere.open()}
+
+
+def test_a_region_name_with_escapes_and_a_newline_prints_as_text(tmp_path):
+    """Region names are the plan's keys: whatever they hold, the progress lines, the summary
+    table and ``status`` show them escaped on their own line, never a forged line or colour."""
+    from support.fakes.rollouts import run_cli, write_plan
+
+    region = "r3\x1b[31m\n00:00:00 fake: promoted"
+    plan = write_plan(tmp_path / "w", regions={region: {}, "r1": {}, "r2": {}},
+                      waves=[{"name": "canary", "regions": [region], "bake": "30m"},
+                             {"name": "main", "regions": ["r1", "r2"], "parallel": True, "bake": "1h"}])
+    state = tmp_path / "s" / "state.db"
+    done = run_cli("rollout", str(plan), "--state", str(state))
+    status = run_cli("status", "--state", str(state))
+    for output in (done.stdout + done.stderr, status.stdout + status.stderr):
+        assert "r3\\x1b[31m\\n00:00:00 fake: promoted" in output
+        assert "\x1b" not in output
+        assert not [line for line in output.splitlines() if line.startswith("00:00:00 fake")], output

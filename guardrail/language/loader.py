@@ -137,7 +137,7 @@ def _check_source(check: Check, names: dict[str, str], registry: Registry, doc: 
                   rollout: Rollout | None) -> list[Problem]:
     """The check's source accepts the check's own keys."""
     problems: list[Problem] = []
-    if names[check.source] not in registry.sources:
+    if names.get(check.source) not in registry.sources:
         return []  # the plan names a source plugin that is not installed: reported at the plan's sources
     factory = registry.sources[names[check.source]].factory
     params_model = getattr(factory, "Params", None)

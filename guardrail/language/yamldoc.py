@@ -59,12 +59,11 @@ class _BoundedComposer(yaml.composer.Composer):
     def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) and event.anchor in self.open_anchors:
-            raise _OutOfBounds(None, None, f"recursive alias *{event.anchor}: a value may not contain"
-                                              " itself", event.start_mark)
+            raise _OutOfBounds(None, None, f"recursive alias *{event.anchor}: a value may not contain itself",
+                               event.start_mark)
         self.nodes += 1
         if self.nodes > MAX_VALUES:
-            raise _OutOfBounds(None, None, f"the file holds more than {MAX_VALUES:,} values",
-                                              event.start_mark)
+            raise _OutOfBounds(None, None, f"the file holds more than {MAX_VALUES:,} values", event.start_mark)
         nested = isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent))
         if nested and self.depth >= MAX_DEPTH:
             raise _OutOfBounds(None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
@@ -277,6 +276,10 @@ def _scalar(node: yaml.Node, path: Path, doc: Document) -> Any:
         reason = getattr(exc, "problem", None) or (str(exc) if isinstance(exc, (ValueError, TypeError)) else "")
         reason = reason or f"not a valid {node.tag.replace('tag:yaml.org,2002:', '!!')}"
         doc.problems.append(Problem(doc.file, *_mark(node), format_path(path), f"cannot read {node.value!r}: {reason}"))
+        return node.value
+    if isinstance(value, bytes):  # `!!binary`: the language has no bytes (pydantic would take them as text)
+        doc.problems.append(Problem(doc.file, *_mark(node), format_path(path),
+                                    f"cannot read {node.value!r}: YAML tag '!!binary' is not supported"))
         return node.value
     if not isinstance(value, str):
         doc.raw[path] = node.value
