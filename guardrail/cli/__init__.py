@@ -65,12 +65,17 @@ def create_app(*, with_plugins: bool = True) -> typer.Typer:
 
 
 def main() -> None:
-    app = create_app()
     try:
+        app = create_app()
         app()
     except GuardrailError as exc:  # raised while building the app
         report_error(exc)
         sys.exit(int(exc.exit_code))
+    except Exception as exc:  # a bug outside any command (building the app): exit 70 too, never 1
+        from guardrail.cli.crash import crash_message, write_log
+
+        err_console.print(crash_message(exc, write_log(exc)), style="bold red", markup=False)
+        sys.exit(int(ExitCode.INTERNAL))
 
 
 __all__ = ["create_app", "main", "ExitCode", "err_console", "out_console", "report_error"]

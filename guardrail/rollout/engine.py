@@ -9,6 +9,10 @@ same key (deployers are idempotent per key), stored ticks are replayed.
 
 States: pending → deploying → baking → promoted | failed → rolling_back →
 rolled_back → verifying_recovery → done; plus halted, rollback_failed, aborted.
+
+A signal stops the procedure at its next safe point (``guardrail.rollout.interrupt``);
+an unexpected error is contained: recorded, a decided rollback still run, the rollout
+left halted (``guardrail.rollout.containment``).
 """
 
 from __future__ import annotations
@@ -124,7 +128,7 @@ class Engine:
             self.transition("deploying", wave=wave.name, regions=wave.regions)
             failures = self._deploy_wave(wave)
             # A deploy cut short by the signal (Ctrl-C reaches the deploy tool too) is not a
-            # verdict: its step stays unfinished, and the resume repeats it with its key.
+            # verdict: its step is not done, so the resume repeats it with its key.
             self.interruption.check(f"deploying wave {wave.name}")
             if failures:
                 return self._fail(_deploy_failure(wave, failures))
@@ -328,7 +332,8 @@ class Engine:
         self.transition("rolling_back", regions=targets)
         incident.identified()  # queued: delivered in the background while the rollback runs
         broken = [r for r in targets if not self._rollback_region(r).ok]
-        if broken:
+        if broken:  # a rollback tool killed by the same Ctrl-C failed for that reason: retried on resume
+            self.interruption.check(f"rolling back {', '.join(targets)}")
             reason = f"rollback failed in {', '.join(broken)}: a person is needed now"
             incident.needs_person("rollback-failed", reason)
             self.transition("rollback_failed", outcome="rollback_failed", reason=reason, finished=True)

@@ -25,6 +25,7 @@ import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
+from guardrail.clock import SystemClock
 from guardrail.state.people import act
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ class _WakingClock:
         return self._clock.now()
 
     def sleep(self, seconds: float) -> None:
-        if type(self._clock).__name__ != "SystemClock":
+        if not isinstance(self._clock, SystemClock):
             self._clock.sleep(seconds)  # simulated time: no wait to cut short
             return
         deadline = time.monotonic() + max(0.0, seconds)
