@@ -193,8 +193,9 @@ class Guardrail:
             raise StateError(f"rollout {row['id']} is finished ({row['state']}); nothing to abort")
         self.store.request(row["id"], "abort", reason)
         lock = self.store.lock(row["service"])
+        # A process on another runner is known alive only by its lease.
         return bool(lock and lock["rollout_id"] == row["id"] and lock["pid"] > 0
-                    and (lock["host"] != HOST or process_alive(lock["pid"])))
+                    and (process_alive(lock["pid"]) if lock["host"] == HOST else lock["expires_at"] > time.time()))
 
     def pause(self, rollout_id: str, reason: str = "paused by a person") -> None:
         row = self.store.rollout(rollout_id)
