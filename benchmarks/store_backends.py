@@ -145,6 +145,7 @@ def main() -> int:
 
             server = stack.enter_context(PostgresServer())
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        os.environ["GUARDRAIL_STATE_DIR"] = str(tmp)  # the simulated fleet's files, with a database state
         plan = write_files(tmp)
         sqlite, postgres = [], []
         for i in range(args.repeat):  # interleaved, so both see the same machine

@@ -231,8 +231,9 @@ class Guardrail:
         self.store.request(row["id"], "abort", reason)
         people.record(self.store, row["id"], entry)
         lock = self.store.lock(row["service"])
+        # A process on another runner is known alive only by its lease.
         return bool(lock and lock["rollout_id"] == row["id"] and lock["pid"] > 0
-                    and (lock["host"] != HOST or process_alive(lock["pid"])))
+                    and (process_alive(lock["pid"]) if lock["host"] == HOST else lock["expires_at"] > time.time()))
 
     def pause(self, rollout_id: str, reason: str = "paused by a person", *, by: str | None = None) -> None:
         row = self.store.rollout(rollout_id)

@@ -206,3 +206,21 @@ def test_a_database_gone_past_the_bound_halts_naming_it_without_its_password_and
     finally:
         postgres_server.ensure_running()
         postgres_server.drop_database(name)
+
+
+@pytest.mark.slow
+def test_abort_from_another_runner_asks_a_live_holder_and_rolls_back_for_a_dead_one(world):
+    killed = world.run("runner-a", "rollout", str(PLAN), GUARDRAIL_LOCK_LEASE="4", KILLPOINT_AT="bake.tick#25")
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    rollout_id = world.only_rollout()
+    with closing(open_store(world.state)) as store:
+        lease_ends = store.lock(SERVICE)["expires_at"]
+    if time.time() < lease_ends - 1:  # runner A may still be alive, as far as runner B can tell: it is asked
+        asked = world.run("runner-b", "abort", rollout_id)
+        assert asked.returncode == 0 and "abort requested" in asked.stdout, asked.stdout + asked.stderr
+    time.sleep(max(0.0, lease_ends - time.time()) + 0.5)
+    done = world.run("runner-b", "abort", rollout_id, "--output", "json")  # its lease ended: rolled back here
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert json.loads(done.stdout)["outcome"] == "rolled_back"
+    effects = world.effects()
+    assert len(effects) == len(set(effects)) and ("rollback", "r3", "1.0") in effects, effects
