@@ -112,7 +112,8 @@ class Guardrail:
         })
         engine = self._engine(plan, rollout_id, clock, lease)
         engine.journal.emit("rollout.started", service=rollout.service, change=rollout.change.model_dump(),
-                    waves=[{"name": w.name, "regions": w.regions, "bake": w.bake} for w in rollout.waves],
+                    waves=[{"name": w.name, "regions": w.regions, "bake": w.bake, "min_coverage": w.min_coverage}
+                           for w in rollout.waves],
                     plan=str(plan.path), policies=[str(p.path) for p in plan.policies], clock=rollout.clock)
         lease.record_takeover(engine.journal.emit)
         refusal = self._guards(plan, engine, clock, override_window)

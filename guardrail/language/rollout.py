@@ -39,6 +39,10 @@ class Wave(_Strict):
     bake: Duration = Field(ge=0)
     parallel: bool = False
     approval: Literal["auto", "manual"] = "auto"
+    min_coverage: float = Field(1.0, gt=0, le=1, description="the share of the bake every check of every deployed"
+                                " region must cover with passing, fresh evaluations")
+    max_extension: Duration | None = Field(None, ge=0, description="how long the bake may run past its end to make up"
+                                           " uncovered time before it halts; default: the bake itself")
 
 
 class OnFailure(_Strict):

@@ -1,0 +1,178 @@
+"""No promotion on missing evidence, on the simulated fleet: stale readings are no data,
+a window over a gap is not fresh, and a wave passes only once every check of every
+deployed region has covered its whole bake, however often it is halted and resumed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from guardrail.api import Guardrail
+from guardrail.judging.evaluate import judge_check, staleness
+from guardrail.judging.judge import CheckState
+from guardrail.language.model import Check
+from guardrail.plugin.interfaces import PluginContext, Probe
+from guardrail.clock import VirtualClock
+from guardrail_plugins.sim.fleet import FleetLog
+from guardrail_plugins.sim.source import SimSource
+
+DATA = Path(__file__).resolve().parent / "data" / "evidence"
+MINUTE = 60.0
+START = 1767607200.0
+"""The scenario's start, 2026-01-05 10:00 UTC; the gap of 2.0-gap runs from +10m to +20m."""
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    shutil.copytree(DATA, tmp_path / "evidence")
+    return tmp_path / "evidence"
+
+
+def plan(work: Path, name: str, **changes) -> Path:
+    doc = yaml.safe_load((work / "plan.yaml").read_text()) | changes
+    path = work / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def source(work: Path, deployed: str | None = "2.0-gap") -> SimSource:
+    context = PluginContext(clock=VirtualClock(START), state_dir=work, base_dir=work, service="evidence")
+    if deployed:
+        FleetLog(work / "sim-fleet-evidence.jsonl").record("r3", deployed, "deploy", "test", START)
+    return SimSource(SimSource.Settings(scenario="scenario.yaml"), context)
+
+
+def check(**fields) -> Check:
+    return Check.model_validate({"name": "c", "source": "prometheus", **fields})
+
+
+LATENCY = 'max(latency_seconds{region="r3"})'
+RESTARTS = 'sum(increase(restarts_total{region="r3"}[15m]))'
+
+
+def test_a_frozen_gauge_is_stale_after_its_bound(work):
+    sim = source(work)
+    latency = check(query=LATENCY, fail_if="> 10")
+    probe = Probe("c", "r3", {"query": LATENCY})
+    fresh = sim.measure(probe, START + 10 * MINUTE + 20)  # the last sample is 35s old: within 2 x 15s? no
+    assert fresh.series, "the lookback still serves the last sample"
+    assert staleness(latency, sim.measure(probe, START + 9 * MINUTE + 50), START + 9 * MINUTE + 50) is None
+    late = START + 10 * MINUTE + 45
+    reading = sim.measure(probe, late)
+    assert reading.series and reading.series[0].value < 10, "Prometheus would still answer with the frozen value"
+    assert staleness(latency, reading, late) == "stale: the newest sample is 1m old (max_age 30s)"
+    verdict, state, detail = judge_check(latency, at=late, state=CheckState(), on_no_data="inconclusive",
+                                         reading=reading)
+    assert (verdict.status, verdict.value) == ("inconclusive", None) and state.inconclusive_streak == 1
+    assert detail == {"stale": "stale: the newest sample is 1m old (max_age 30s)"}
+    relaxed = check(query=LATENCY, fail_if="> 10", max_age="2m")
+    assert staleness(relaxed, reading, late) is None
+    verdict, _, _ = judge_check(check(query=LATENCY, fail_if="> 10", on_no_data="pass"), at=late, state=CheckState(),
+                                on_no_data="inconclusive", reading=reading)
+    assert verdict.status == "pass" and verdict.value is None  # a stale reading is no data, and follows on_no_data
+
+
+def test_a_counter_window_over_a_gap_is_not_fresh_evidence(work):
+    sim = source(work)
+    restarts = check(query=RESTARTS, fail_if="> 1.5")
+    probe = Probe("c", "r3", {"query": RESTARTS})
+    after = START + 25 * MINUTE  # five minutes after the gap: fresh samples, a third of the window empty
+    reading = sim.measure(probe, after)
+    assert reading.series and reading.series[0].value == 0, "increase() still returns a value"
+    assert reading.newest_sample >= after - 15
+    assert staleness(restarts, reading, after) == "stale: samples cover 37% of the query's window " \
+                                                  "(min_window_coverage 90%)"
+    assert staleness(check(query=RESTARTS, fail_if="> 1.5", min_window_coverage=0.3), reading, after) is None
+    clean = START + 36 * MINUTE  # the window has left the gap behind
+    assert staleness(restarts, sim.measure(probe, clean), clean) is None
+
+
+def test_an_input_with_no_samples_makes_the_reading_stale(work):
+    sim = source(work, deployed=None)
+    query = 'max(latency_seconds{region="r3"}) + (sum(restarts_total{region="nowhere"}) or vector(0))'
+    reading = sim.measure(Probe("c", "r3", {"query": query}), START)
+    assert reading.series
+    assert staleness(check(query=query, fail_if="> 10"), reading, START) == \
+        "stale: an input of the query has no samples"
+
+
+def _covered_by_measurements(store, rollout_id: str, phase: str, interval: float = 30.0) -> dict[tuple, float]:
+    """Covered time recounted from the stored evaluations alone (not the coverage table)."""
+    out: dict[tuple, float] = {}
+    for m in store.measurements(rollout_id, phase):
+        key = (m["region"], m["check"])
+        out.setdefault(key, 0.0)
+        if m["tick"] > 0 and m["status"] == "pass" and m["value"] is not None:
+            out[key] += interval
+    return out
+
+
+def test_a_ten_minute_gap_of_every_series_mid_bake_is_never_covered(work):
+    policy = yaml.safe_load((work / "policy.yaml").read_text()) | {"inconclusive_limit": 1000}
+    (work / "patient.yaml").write_text(yaml.safe_dump(policy))
+    path = plan(work, "gap", change={"version": "2.0-gap", "previous": "1.0"}, policies=["patient.yaml"],
+                waves=[{"name": "canary", "regions": ["r3"], "bake": "30m"}])
+    g = Guardrail(work / "state.db")
+    try:
+        result = g.rollout(path, clock_start=START)
+        assert result.outcome == "promoted", result.reason
+        rid = result.rollout_id
+        passed = g.store.events(rid, "bake.passed")[0]["at"]
+        rows = g.store.measurements(rid, "bake:canary")
+        gap = [m for m in rows if START + 10 * MINUTE < m["at"] < START + 20 * MINUTE]
+        assert gap and all(m["status"] == "inconclusive" for m in gap), "no tick of the gap may pass"
+        reasons = {m["reason"] for m in gap if m["check"] == "latency"}
+        assert "no data" in reasons and any(r.startswith("stale: the newest sample is") for r in reasons)
+        coverage = {(c["region"], c["check"]): c for c in g.store.coverage(rid, "bake:canary")}
+        assert coverage == {k: coverage[k] for k in [("r3", "latency"), ("r3", "restarts")]}
+        for key, covered in _covered_by_measurements(g.store, rid, "bake:canary").items():
+            assert covered == coverage[key]["covered"] >= 30 * MINUTE
+        assert coverage[("r3", "latency")]["uncovered"] >= 10 * MINUTE - 30  # all but what max_age allows
+        assert coverage[("r3", "restarts")]["uncovered"] >= 20 * MINUTE  # the window drags the gap along
+        # The bake lasted its 30 minutes of evidence plus every minute without it.
+        assert passed - START >= 30 * MINUTE + coverage[("r3", "restarts")]["uncovered"]
+    finally:
+        g.close()
+
+
+def test_a_gap_with_the_default_inconclusive_limit_halts_and_names_the_stale_evidence(work):
+    path = plan(work, "gap-halts", change={"version": "2.0-gap", "previous": "1.0"})
+    g = Guardrail(work / "state.db")
+    try:
+        result = g.rollout(path, clock_start=START)
+        assert (result.outcome, result.exit_code) == ("halted", 3)
+        assert result.reason.startswith("no evidence: r3/evidence/latency: stale: the newest sample is")
+    finally:
+        g.close()
+
+
+def test_halted_and_resumed_five_times_it_never_promotes_before_the_bake_is_covered(work):
+    path = plan(work, "flaky", change={"version": "2.0-flaky", "previous": "1.0"}, policies=["latency.yaml"],
+                waves=[{"name": "canary", "regions": ["r3"], "bake": "40m"}])
+    g = Guardrail(work / "state.db")
+    try:
+        result = g.rollout(path, clock_start=START)
+        halts = 0
+        while result.outcome == "halted" and halts < 8:
+            halts += 1
+            status = g.status(result.rollout_id)
+            assert status["reason"] == result.reason
+            assert result.reason.startswith("no evidence: r3/latency/latency: ")
+            result = g.resume(result.rollout_id)
+        assert halts >= 5, f"only {halts} halts"
+        assert result.outcome == "promoted", result.reason
+        rid = result.rollout_id
+        covered = _covered_by_measurements(g.store, rid, "bake:canary")
+        assert covered[("r3", "latency")] >= 40 * MINUTE
+        passed = g.store.events(rid, "bake.passed")[0]["at"]
+        uncovered = sum(30.0 for m in g.store.measurements(rid, "bake:canary")
+                        if m["tick"] > 0 and m["status"] != "pass")
+        assert uncovered >= halts * 3 * 30.0  # each gap: three stale ticks, then a halt
+        assert passed - START >= 40 * MINUTE + uncovered
+        status = g.status(rid)
+        assert status["state"] == "promoted" and status["reason"] is None
+    finally:
+        g.close()
