@@ -176,3 +176,30 @@ def test_halted_and_resumed_five_times_it_never_promotes_before_the_bake_is_cove
         assert status["state"] == "promoted" and status["reason"] is None
     finally:
         g.close()
+
+
+def test_on_a_real_clock_halts_and_resumes_never_promote_before_the_bake_is_covered(work):
+    path = plan(work, "plan-realtime", clock="real", change={"version": "2.0-flaky", "previous": "1.0"},
+                policies=["latency-fast.yaml"], waves=[{"name": "canary", "regions": ["r3"], "bake": "12s"}],
+                deploy={"plugin": "sim", "with": {"scenario": "realtime.yaml"}},
+                sources={"prometheus": {"plugin": "sim", "scenario": "realtime.yaml"}})
+    g = Guardrail(work / "state.db")
+    try:
+        result = g.rollout(path)
+        halts = 0
+        while result.outcome == "halted" and halts < 15:
+            halts += 1
+            assert result.reason.startswith("no evidence: r3/latency/latency: ")
+            assert [r["verdict"] for w in g.status(result.rollout_id)["waves"] for r in w["regions"]] == \
+                ["inconclusive"]
+            result = g.resume(result.rollout_id)
+        assert halts >= 5, f"only {halts} halts"
+        assert result.outcome == "promoted", result.reason
+        covered = _covered_by_measurements(g.store, result.rollout_id, "bake:canary", interval=1.0)
+        assert covered[("r3", "latency")] >= 12
+        status = g.status(result.rollout_id)
+        [entry] = status["waves"][0]["regions"][0]["coverage"]
+        assert entry["covered"] >= entry["required"] == 12 and entry["complete"]
+        assert entry["uncovered"] >= halts  # every halt came from at least one stale second
+    finally:
+        g.close()
