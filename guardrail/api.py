@@ -18,7 +18,7 @@ from typing import Any
 
 from guardrail.clock import SystemClock, VirtualClock
 from guardrail.rollout.engine import Engine
-from guardrail.rollout.preflight import failing_now
+from guardrail.rollout.preflight import refusal
 from guardrail.errors import OUTCOME_EXIT, ExitCode, GuardrailError, StateError, UsageError
 from guardrail.plugin.interfaces import PluginContext
 from guardrail.language.loader import Plan, load_plan
@@ -133,10 +133,10 @@ class Guardrail:
         if frozen:
             engine.journal.emit("window.overridden", window=frozen, reason=override_window)
         if rollout.preflight:
-            failing = failing_now(plan, engine.evaluator, clock.now())
-            engine.journal.emit("preflight", failing=failing)
-            if failing:
-                return "preflight: policies already fail before any deploy: " + "; ".join(failing)
+            refused, failing, missing = refusal(plan, engine.evaluator, clock.now())
+            engine.journal.emit("preflight", failing=failing, missing=missing)
+            if refused:
+                return refused
         return None
 
     def resume(self, rollout_id: str, *, allow_changed_plan: bool = False) -> RolloutResult:

@@ -203,3 +203,54 @@ def test_on_a_real_clock_halts_and_resumes_never_promote_before_the_bake_is_cove
         assert entry["uncovered"] >= halts  # every halt came from at least one stale second
     finally:
         g.close()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("setting", [True, {"on_inconclusive": "block"}])
+def test_preflight_with_prometheus_unreachable_exits_3_naming_the_missing_evidence(work, setting):
+    from support.engine_plans import run
+
+    url = f"http://127.0.0.1:{_closed_port()}"
+    path = plan(work, "unreachable", preflight=setting, deploy={"plugin": "noop"},
+                sources={"prometheus": {"url": url, "timeout": "2s", "retries": 0}})
+    result = run("rollout", path, "--state", work / "state.db", "--output", "json")
+    assert result.exit_code == 3, result.output
+    doc = yaml.safe_load(result.stdout)
+    assert doc["reason"].startswith("preflight: evidence is missing before any deploy")
+    assert f"r3/evidence/latency: prometheus {url}: query " in doc["reason"] and "cannot connect" in doc["reason"]
+    assert [r["verdict"] for w in doc["waves"] for r in w["regions"]] == ["not_deployed"] * 3
+    g = Guardrail(work / "state.db")
+    try:
+        assert g.store.steps(doc["rollout_id"], "deploy:") == []
+        [event] = g.store.events(doc["rollout_id"], "preflight")
+        assert event["failing"] == [] and len(event["missing"]) == 6
+    finally:
+        g.close()
+
+
+def test_preflight_on_inconclusive_proceed_starts_and_the_bake_halts_instead(work):
+    from support.engine_plans import run
+
+    path = plan(work, "proceed", preflight={"on_inconclusive": "proceed"}, deploy={"plugin": "noop"},
+                sources={"prometheus": {"url": f"http://127.0.0.1:{_closed_port()}", "timeout": "2s", "retries": 0}})
+    result = run("rollout", path, "--state", work / "state.db", "--output", "json")
+    assert result.exit_code == 3, result.output
+    doc = yaml.safe_load(result.stdout)
+    assert doc["reason"].startswith("no evidence: r3/evidence/")
+    assert [r["verdict"] for w in doc["waves"] for r in w["regions"]] == ["inconclusive", "not_deployed",
+                                                                            "not_deployed"]
+
+
+def test_preflight_settings_are_validated(work):
+    from support.engine_plans import run
+
+    path = plan(work, "bad-preflight", preflight={"on_inconclusive": "hope"})
+    result = run("validate", path)
+    assert result.exit_code == 2 and "bad-preflight.yaml:" in result.output and "on_inconclusive" in result.output
