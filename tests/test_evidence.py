@@ -254,3 +254,60 @@ def test_preflight_settings_are_validated(work):
     path = plan(work, "bad-preflight", preflight={"on_inconclusive": "hope"})
     result = run("validate", path)
     assert result.exit_code == 2 and "bad-preflight.yaml:" in result.output and "on_inconclusive" in result.output
+
+
+def _control_plan(work: Path, name: str, on_no_control: str | None) -> Path:
+    policy = yaml.safe_load((work / "control.yaml").read_text())
+    if on_no_control:
+        policy["checks"][0]["on_no_control"] = on_no_control
+    (work / f"{name}-policy.yaml").write_text(yaml.safe_dump(policy))
+    return plan(work, name, change={"version": "2.1-slower", "previous": "1.0"}, policies=[f"{name}-policy.yaml"],
+                waves=[{"name": "everywhere", "regions": ["r3", "r1", "r2"], "parallel": True, "bake": "20m"}])
+
+
+def test_a_control_check_with_no_control_left_is_judged_against_the_baseline(work):
+    from guardrail.report.data import gather
+    from guardrail.report.html import render
+
+    g = Guardrail(work / "state.db")
+    try:
+        result = g.rollout(_control_plan(work, "no-control", None), clock_start=START + 3600)
+        assert result.outcome == "rolled_back", result.reason
+        assert "against the region's own window before the change (on_no_control: baseline)" in result.reason
+        failed = [m for m in g.store.measurements(result.rollout_id, "bake:everywhere") if m["status"] == "fail"]
+        assert failed and {m["evidence"]["judged_against"] for m in failed} == {
+            "the region's own window before the change (on_no_control: baseline)"}
+        page = render(gather(g.store, result.rollout_id))
+        assert "bake:everywhere judged against the region&#x27;s own window before the change" in page
+    finally:
+        g.close()
+
+
+@pytest.mark.parametrize("mode, outcome, reason", [
+    ("skip", "promoted", ""),  # the check does not apply to this wave: it needs no covered time
+    ("inconclusive", "halted", "no evidence: "),
+])
+def test_on_no_control_skip_and_inconclusive_say_so(work, mode, outcome, reason):
+    g = Guardrail(work / "state.db")
+    try:
+        result = g.rollout(_control_plan(work, f"no-control-{mode}", mode), clock_start=START + 3600)
+        assert result.outcome == outcome and (result.reason or "").startswith(reason), result.reason
+        rows = g.store.measurements(result.rollout_id, "bake:everywhere")
+        assert {m["evidence"].get("judged_against") for m in rows} == {f"nothing (on_no_control: {mode})"}
+    finally:
+        g.close()
+
+
+@pytest.mark.parametrize("check, message", [
+    ({"compare": "control", "on_no_control": "guess"}, "checks[0].on_no_control: expected one of 'baseline', 'inconclusive' or 'skip', got 'guess'"),
+    ({"fail_if": "> 1", "on_no_control": "skip"}, "checks[0].on_no_control: this setting needs compare: control"),
+])
+def test_on_no_control_is_validated(work, check, message):
+    from support.engine_plans import run
+
+    policy = {"apiVersion": "guardrail/v1", "kind": "Policy", "name": "p",
+              "checks": [{"name": "c", "source": "prometheus", "query": "up"} | check]}
+    (work / "bad-policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+    result = run("validate", plan(work, "bad-control", policies=["bad-policy.yaml"]))
+    assert result.exit_code == 2, result.output
+    assert "bad-policy.yaml:" in result.output and message in result.output

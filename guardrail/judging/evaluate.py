@@ -22,7 +22,7 @@ is here, so the tools cannot disagree:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from guardrail.judging.judge import CheckState, Verdict, baseline_value, explain, judge, judge_control, reduce_values
@@ -138,7 +138,10 @@ class ControlEvidence:
     controls: list[tuple[str, RangeReading]] = field(default_factory=list)
     """Each control region's window."""
     skipped: str | None = None
-    """Why there is no comparison at all (no control region)."""
+    """Why there is no control to compare with (no control region left)."""
+    baseline: RangeReading | None = None
+    """With no control left: the region's own window before the change, which
+    ``on_no_control: baseline`` compares the deployed window with."""
 
 
 def judge_check(check: Check, *, at: float, state: CheckState, on_no_data: str, reading: Reading | None = None,
@@ -158,12 +161,25 @@ def judge_check(check: Check, *, at: float, state: CheckState, on_no_data: str, 
 
 def _judge_control(check: Check, evidence: ControlEvidence | None, at: float, state: CheckState,
                    on_no_data: str) -> tuple[Verdict, CheckState, dict[str, Any]]:
+    against = "control regions"
     if evidence is None or evidence.skipped is not None:
         why = evidence.skipped if evidence is not None and evidence.skipped else NO_CONTROL
-        verdict, state = judge_control(check, None, at=at, state=state, on_no_data=on_no_data, skipped=why)
-        return verdict, state, {"controls": [], "skipped": why}
+        if check.on_no_control == "skip":
+            verdict, state = judge_control(check, None, at=at, state=state, on_no_data=on_no_data, skipped=why)
+            return verdict, state, {"controls": [], "skipped": why, "judged_against": "nothing (on_no_control: skip)"}
+        if check.on_no_control == "inconclusive" or evidence is None or evidence.baseline is None:
+            what = "" if check.on_no_control == "inconclusive" else "; no window before the change to compare with"
+            verdict, state = judge_control(check, None, at=at, state=state, on_no_data=on_no_data,
+                                           error=f"{why}{what} (on_no_control: {check.on_no_control})")
+            return verdict, state, {"controls": [], "judged_against": f"nothing (on_no_control: "
+                                                                      f"{check.on_no_control})"}
+        against = "baseline"
+        evidence = ControlEvidence(evidence.window, evidence.deployed, [("before the change", evidence.baseline)])
     begin, samples = evidence.window
-    detail: dict[str, Any] = {"controls": [r for r, _ in evidence.controls], "window": [begin, at]}
+    judged = ("the region's own window before the change (on_no_control: baseline)" if against == "baseline"
+              else "control regions " + ", ".join(r for r, _ in evidence.controls))
+    detail: dict[str, Any] = {"controls": [r for r, _ in evidence.controls], "window": [begin, at],
+                              "judged_against": judged}
     if evidence.deployed is None:
         waiting = f"collecting samples: {samples} of {check.min_samples} since the phase started"
         verdict, state = judge_control(check, None, at=at, state=state, on_no_data=on_no_data, waiting=waiting)
@@ -177,6 +193,8 @@ def _judge_control(check: Check, evidence: ControlEvidence | None, at: float, st
                                     [v for _, r in theirs for v in window_values(r, check.reduce)],
                                     direction=check.direction, confidence=check.confidence,
                                     effect_size=check.effect_size, min_samples=check.min_samples)
+    if against == "baseline":
+        comparison = replace(comparison, reason=f"{comparison.reason}; against {judged}")
     verdict, state = judge_control(check, comparison, at=at, state=state, on_no_data=on_no_data)
     detail.update(p_value=comparison.p_value, ratio=comparison.ratio, deployed_samples=comparison.deployed_samples,
                   control_samples=comparison.control_samples,
