@@ -19,6 +19,7 @@ from typing import Any
 from guardrail.clock import SystemClock, VirtualClock
 from guardrail.rollout.engine import Engine
 from guardrail.rollout.preflight import refusal
+from guardrail.rollout.readiness import check_ready
 from guardrail.errors import OUTCOME_EXIT, ExitCode, GuardrailError, StateError, UsageError
 from guardrail.plugin.interfaces import PluginContext
 from guardrail.language.loader import Plan, load_plan
@@ -99,6 +100,7 @@ class Guardrail:
             clock: Any = VirtualClock(clock_start if clock_start is not None else math.floor(now / 60) * 60)
         else:
             clock = SystemClock()
+        check_ready(plan, self.pm.registry, self._context(plan, clock))  # exit 2 before anything happens
         rollout_id = new_rollout_id(now)
         # The lock comes first: a refused second rollout leaves no trace. A crash from
         # here on leaves the lock to lease expiry (or the dead-process check) and the

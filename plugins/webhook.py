@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from guardrail import hookimpl
 from guardrail.plugin.http import post_json
-from guardrail.plugin.interfaces import Action, ActionRun, Deployer, Outcome, Target
+from guardrail.plugin.interfaces import Action, ActionRun, Deployer, Outcome, Readiness, Target
 from guardrail.language.types import Duration, Template, render_value
 from guardrail.plugin.sink_http import HttpSettings, HttpSink
 
@@ -38,6 +38,25 @@ def _post(settings: Settings, variables: dict, payload: dict) -> Outcome:
                      retries=settings.retries)
 
 
+def _url_problems(settings: Settings, regions: list[dict]) -> Readiness:
+    """The URL, rendered for every region, is an http(s) URL with a host."""
+    from urllib.parse import urlsplit
+
+    problems: Readiness = []
+    for variables in regions or [{}]:
+        try:
+            url = str(render_value(settings.url, {"service": "-", "rollout_id": "-", **variables}))
+            parts = urlsplit(url)
+            port_ok = parts.port is None or parts.port > 0
+        except (KeyError, ValueError) as exc:
+            problems.append((("url",), f"not a URL: {exc}"))
+            break
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+            problems.append((("url",), "expected an http:// or https:// URL with a host"))
+            break
+    return problems
+
+
 class WebhookDeployer(Deployer):
     Settings = Settings
 
@@ -52,12 +71,18 @@ class WebhookDeployer(Deployer):
     deploy = _call
     rollback = _call
 
+    def validate_ready(self, regions: list[dict]) -> Readiness:
+        return _url_problems(self.settings, regions)
+
 
 class WebhookAction(Action):
     Settings = Settings
 
     def templates(self) -> list[str]:
         return [self.settings.url]
+
+    def validate_ready(self, regions: list[dict]) -> Readiness:
+        return _url_problems(self.settings, regions)
 
     def run(self, run: ActionRun) -> Outcome:
         variables = {**run.vars, "service": run.service, "rollout_id": run.rollout_id}

@@ -311,3 +311,65 @@ def test_on_no_control_is_validated(work, check, message):
     result = run("validate", plan(work, "bad-control", policies=["bad-policy.yaml"]))
     assert result.exit_code == 2, result.output
     assert "bad-policy.yaml:" in result.output and message in result.output
+
+
+def _script(path: Path, body: str) -> None:
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+
+
+def test_a_missing_deploy_program_exits_2_with_its_location_and_deploys_nothing(work):
+    from support.engine_plans import run
+
+    _script(work / "rollback.sh", 'echo "$1" >> rollbacks.log')
+    path = plan(work, "missing", deploy={"plugin": "command", "with": {
+        "deploy": ["./deploy.sh", "{{region}}"], "rollback": ["./rollback.sh", "{{region}}"]}},
+        on_failure={"actions": [{"plugin": "command", "with": {"run": ["no-such-tool-anywhere", "{{region}}"]}}]})
+    result = run("rollout", path, "--state", work / "state.db")
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"{path}:12:7: deploy.with.deploy[0]: program not found: ./deploy.sh " \
+                       f"(looked for {work / 'deploy.sh'})"
+    assert "on_failure.actions[0].with.run[0]: program not found on PATH: no-such-tool-anywhere" in result.output
+    assert "Traceback" not in result.output
+    assert not (work / "rollbacks.log").exists()
+    g = Guardrail(work / "state.db")
+    try:
+        assert g.history() == []  # refused before the rollout existed: nothing deployed, nothing locked
+    finally:
+        g.close()
+
+
+def test_a_webhook_deployer_with_an_unusable_url_exits_2(work):
+    from support.engine_plans import run
+
+    path = plan(work, "bad-url", deploy={"plugin": "webhook", "with": {"url": "ftp:/{{region}}"}})
+    result = run("rollout", path, "--state", work / "state.db")
+    assert result.exit_code == 2, result.output
+    assert "deploy.with.url: expected an http:// or https:// URL with a host" in result.output
+
+
+def test_a_deploy_program_gone_at_run_time_is_recorded_as_never_started_and_not_rolled_back(work):
+    # r3's deploy removes r1's program: readiness saw it, the deploy of r1 cannot start.
+    _script(work / "deploy-r3.sh", 'rm -f deploy-r1.sh; echo "deploy $1" >> calls.log')
+    _script(work / "deploy-r1.sh", 'echo "deploy $1" >> calls.log')
+    _script(work / "deploy-r2.sh", 'echo "deploy $1" >> calls.log')
+    _script(work / "rollback.sh", 'echo "rollback $1" >> calls.log')
+    path = plan(work, "gone", deploy={"plugin": "command", "with": {
+        "deploy": ["./deploy-{{region}}.sh", "{{region}}"], "rollback": ["./rollback.sh", "{{region}}"]}},
+        verify_recovery={"for": "5m", "checks": "all"})
+    g = Guardrail(work / "state.db")
+    try:
+        result = g.rollout(path, clock_start=START)
+        assert result.outcome == "rolled_back", result.reason
+        assert result.reason.startswith("deploy failed in r1")
+        assert (work / "calls.log").read_text().split("\n")[:-1] == [
+            "deploy r3", "deploy r2", "rollback r2", "rollback r3"] or \
+            (work / "calls.log").read_text().split("\n")[:-1] == ["deploy r3", "rollback r3"]
+        step = g.store.step(result.rollout_id, "deploy:r1")
+        assert step["status"] == "failed" and step["detail"]["started"] is False
+        assert g.store.step(result.rollout_id, "rollback:r1") is None
+        verdicts = {r["region"]: r["verdict"] for w in g.status(result.rollout_id)["waves"] for r in w["regions"]}
+        assert verdicts["r1"] == "deploy_not_started" and verdicts["r3"] == "rolled_back"
+    finally:
+        g.close()

@@ -3,7 +3,9 @@ time each check covered with fresh evidence (``guardrail.judging.coverage``).
 
 A region's verdict is the verdict of the rollout *now*, not the worst tick it ever had:
 
-- ``not_deployed``, ``deploy_failed``: its deploy never ran, or failed;
+- ``not_deployed``, ``deploy_not_started``, ``deploy_failed``: its deploy was never
+  asked for, could not start (its program does not exist: nothing changed there), or
+  failed;
 - ``fail``: a check failed there (it is among the failing checks);
 - ``aborted``: a person aborted the rollout and the region was rolled back;
 - ``rolled_back``: rolled back because of a failure elsewhere;
@@ -52,7 +54,7 @@ def region_verdict(region: str, *, deploy: dict | None, rollback: dict | None, r
     if deploy is None:
         return "not_deployed"
     if deploy["status"] == "failed":
-        return "deploy_failed"
+        return "deploy_not_started" if (deploy["detail"] or {}).get("started") is False else "deploy_failed"
     findings = (failed or {}).get("findings") or []
     if any(f.get("region") == region and f.get("check") != "deploy" for f in findings):
         return "fail"

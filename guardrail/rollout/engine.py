@@ -75,7 +75,8 @@ class Engine:
             outcome = Outcome(False, f"{type(exc).__name__}: {exc}")
         if not isinstance(outcome, Outcome):
             outcome = Outcome(bool(outcome), "")
-        self.journal.finish(key, outcome.ok, {**detail, "outcome": outcome.detail})
+        self.journal.finish(key, outcome.ok, {**detail, "outcome": outcome.detail,
+                                              **({} if outcome.started else {"started": False})})
         return outcome
 
     def _requests(self) -> dict[str, Any]:
@@ -178,7 +179,7 @@ class Engine:
                 if not outcomes[region].ok:
                     break
         return [{"region": r, "check": "deploy", "policy": "-", "reason": o.detail or "deploy failed",
-                 "wave": wave.name} for r, o in outcomes.items() if not o.ok]
+                 "wave": wave.name, "started": o.started} for r, o in outcomes.items() if not o.ok]
 
     # -- baselines and bake ----------------------------------------------------------
 
