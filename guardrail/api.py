@@ -76,13 +76,13 @@ class Guardrail:
         self.store.redactor.add(plan.secrets)
         return plan
 
-    def _context(self, plan: Plan, clock: Any) -> PluginContext:
+    def _context(self, plan: Plan, clock: Any, rollout_id: str = "") -> PluginContext:
         return PluginContext(clock=clock, state_dir=self.state_path.parent, base_dir=plan.path.parent,
-                             service=plan.rollout.service)
+                             service=plan.rollout.service, rollout_id=rollout_id)
 
     def _engine(self, plan: Plan, rollout_id: str, clock: Any, lease: Lease, **kw: Any) -> Engine:
         return Engine(plan=plan, store=self.store, registry=self.pm.registry, hook=self.pm.hook, clock=clock,
-                      rollout_id=rollout_id, context=self._context(plan, clock), lease=lease,
+                      rollout_id=rollout_id, context=self._context(plan, clock, rollout_id), lease=lease,
                       realtime=isinstance(clock, SystemClock), concurrency=self.concurrency, **kw)
 
     # -- commands --------------------------------------------------------------------

@@ -46,6 +46,8 @@ class PluginContext:
     base_dir: Path = field(default_factory=Path.cwd)
     """Directory relative paths in settings are resolved against (the plan's folder)."""
     service: str = ""
+    rollout_id: str = ""
+    """The rollout this instance works for; empty outside one (``check``, ``backtest``)."""
 
 
 # --- sources -------------------------------------------------------------------------

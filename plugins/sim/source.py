@@ -27,7 +27,7 @@ def open_fleet(scenario_path: str, fleet: str | None, context: PluginContext) ->
     """The scenario and fleet log a sim plugin instance works with (paths from the plan)."""
     scenario = load_scenario(Path(context.base_dir) / scenario_path)
     path = Path(context.base_dir) / fleet if fleet else default_fleet_path(context.state_dir, context.service)
-    return scenario, FleetLog(path)
+    return scenario, FleetLog(path, run=getattr(context, "rollout_id", "") or None)
 
 
 class SimSource(Source):
