@@ -31,7 +31,7 @@ _KIT = {
     # what a plugin implements, receives and returns (guardrail.plugin.interfaces)
     **dict.fromkeys(["Source", "Deployer", "Action", "IncidentSink", "SinkError", "PluginContext", "Target",
                      "Outcome", "ActionRun", "NoSettings", "AnyParams", "Probe", "Reading", "RangeReading",
-                     "Series"], "guardrail.plugin.interfaces"),
+                     "Series", "Readiness"], "guardrail.plugin.interfaces"),
     # value types for a plugin's Settings and Params, and template filling
     **dict.fromkeys(["Duration", "Template"], "guardrail.plugin.types"),
     **dict.fromkeys(["render", "render_value", "template_names"], "guardrail.plugin.templates"),
@@ -42,7 +42,7 @@ _KIT = {
     # the incident as text: a headline, a sentence per status, one line per check, Markdown
     **dict.fromkeys(["headline", "status_sentence", "check_line", "observed_values", "action_line", "plain_text",
                      "markdown", "update_markdown", "public_text"], "guardrail.plugin.incident_text"),
-    **dict.fromkeys(["run_argv"], "guardrail.plugin.process"),
+    **dict.fromkeys(["run_argv", "program_problem"], "guardrail.plugin.process"),
     # errors and YAML documents, for plugins that add a document kind
     **dict.fromkeys(["Problem", "ConfigError", "UsageError", "GuardrailError", "ExitCode"], "guardrail.errors"),
     **dict.fromkeys(["Document"], "guardrail.language.yamldoc"),
@@ -82,9 +82,9 @@ if TYPE_CHECKING:  # for editors and type checkers: the same names, imported eag
                                                 plain_text, public_text, status_sentence, update_markdown)
     from guardrail.plugin.http import post_json
     from guardrail.plugin.interfaces import (Action, ActionRun, AnyParams, Deployer, IncidentSink, NoSettings,
-                                             Outcome, PluginContext, Probe, RangeReading, Reading, Series,
-                                             SinkError, Source, Target)
-    from guardrail.plugin.process import run_argv
+                                             Outcome, PluginContext, Probe, RangeReading, Readiness, Reading,
+                                             Series, SinkError, Source, Target)
+    from guardrail.plugin.process import program_problem, run_argv
     from guardrail.plugin.sink_http import HttpSettings, HttpSink, clip
     from guardrail.plugin.templates import render, render_value, template_names
     from guardrail.plugin.types import Duration, Template

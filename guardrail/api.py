@@ -18,7 +18,8 @@ from typing import Any
 
 from guardrail.clock import SystemClock, VirtualClock
 from guardrail.rollout.engine import Engine
-from guardrail.rollout.preflight import failing_now
+from guardrail.rollout.preflight import refusal
+from guardrail.rollout.readiness import check_ready
 from guardrail.errors import OUTCOME_EXIT, ExitCode, GuardrailError, StateError, UsageError
 from guardrail.rollout.interrupt import Interruption
 from guardrail.rollout.takeover import refuse_over_stale, refuse_superseded
@@ -88,13 +89,13 @@ class Guardrail:
         self.store.redactor.add(plan.secrets)
         return plan
 
-    def _context(self, plan: Plan, clock: Any) -> PluginContext:
+    def _context(self, plan: Plan, clock: Any, rollout_id: str = "") -> PluginContext:
         return PluginContext(clock=clock, state_dir=self.store.state_dir, base_dir=plan.path.parent,
-                             service=plan.rollout.service, redact=self.store.redactor.redact)
+                             service=plan.rollout.service, redact=self.store.redactor.redact, rollout_id=rollout_id)
 
     def _engine(self, plan: Plan, rollout_id: str, clock: Any, lease: Lease, **kw: Any) -> Engine:
         return Engine(plan=plan, store=self.store, registry=self.pm.registry, hook=self.pm.hook, clock=clock,
-                      rollout_id=rollout_id, context=self._context(plan, clock), lease=lease,
+                      rollout_id=rollout_id, context=self._context(plan, clock, rollout_id), lease=lease,
                       realtime=isinstance(clock, SystemClock), concurrency=self.concurrency,
                       interruption=self.interruption, **kw)
 
@@ -116,6 +117,7 @@ class Guardrail:
             clock: Any = VirtualClock(clock_start if clock_start is not None else math.floor(now / 60) * 60)
         else:
             clock = SystemClock()
+        check_ready(plan, self.pm.registry, self._context(plan, clock))  # exit 2 before anything happens
         rollout_id = new_rollout_id(now)
         # The lock comes first: a refused second rollout leaves no trace. A crash from
         # here on leaves the lock to lease expiry (or the dead-process check) and the
@@ -130,7 +132,8 @@ class Guardrail:
         })
         engine = self._engine(plan, rollout_id, clock, lease)
         engine.journal.emit("rollout.started", service=rollout.service, change=rollout.change.model_dump(),
-                    waves=[{"name": w.name, "regions": w.regions, "bake": w.bake} for w in rollout.waves],
+                    waves=[{"name": w.name, "regions": w.regions, "bake": w.bake, "min_coverage": w.min_coverage}
+                           for w in rollout.waves],
                     plan=str(plan.path), policies=[str(p.path) for p in plan.policies], clock=rollout.clock)
         lease.record_takeover(engine.journal.emit)
         if take_over and lease.took_over is not None:
@@ -156,10 +159,10 @@ class Guardrail:
             engine.journal.emit("window.overridden", window=frozen, reason=override_window, by=who)
             people.record(self.store, engine.id, people.act("override-window", who, override_window, window=frozen))
         if rollout.preflight:
-            failing = failing_now(plan, engine.evaluator, clock.now())
-            engine.journal.emit("preflight", failing=failing)
-            if failing:
-                return "preflight: policies already fail before any deploy: " + "; ".join(failing)
+            refused, failing, missing = refusal(plan, engine.evaluator, clock.now())
+            engine.journal.emit("preflight", failing=failing, missing=missing)
+            if refused:
+                return refused
         return None
 
     def resume(self, rollout_id: str, *, allow_changed_plan: bool = False, by: str | None = None,

@@ -98,6 +98,12 @@ def retryable(exc: Exception) -> bool:
     return bool(match) and int(match.group(1)) in RETRY_STATUS
 
 
+def rejected(exc: BaseException | None) -> bool:
+    """Prometheus refused the query itself (HTTP 400 or 422: a parse or type error)."""
+    match = _API_ERROR.match(str(exc)) if exc is not None else None
+    return bool(match) and int(match.group(1)) in (400, 422)
+
+
 def api_error(status: int, body: bytes, redact: Callable[[str], str] = lambda text: text) -> str:
     """Prometheus's ``errorType: error`` from an error body, else the body's start."""
     text = redact(body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body))

@@ -15,8 +15,8 @@ import json
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail import (Action, ActionRun, Deployer, Duration, HttpSettings, HttpSink, Outcome, Target, Template,
-                       hookimpl, post_json, render_value)
+from guardrail import (Action, ActionRun, Deployer, Duration, HttpSettings, HttpSink, Outcome, Readiness, Target,
+                       Template, hookimpl, post_json, render_value)
 from guardrail.plugin.templates import escape_url
 
 
@@ -39,6 +39,25 @@ def _post(settings: Settings, variables: dict, payload: dict, redact) -> Outcome
                      retries=settings.retries, redact=redact)
 
 
+def _url_problems(settings: Settings, regions: list[dict]) -> Readiness:
+    """The URL, rendered for every region, is an http(s) URL with a host."""
+    from urllib.parse import urlsplit
+
+    problems: Readiness = []
+    for variables in regions or [{}]:
+        try:
+            url = str(render_value(settings.url, {"service": "-", "rollout_id": "-", **variables}))
+            parts = urlsplit(url)
+            port_ok = parts.port is None or parts.port > 0
+        except (KeyError, ValueError) as exc:
+            problems.append((("url",), f"not a URL: {exc}"))
+            break
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+            problems.append((("url",), "expected an http:// or https:// URL with a host"))
+            break
+    return problems
+
+
 class WebhookDeployer(Deployer):
     Settings = Settings
 
@@ -53,12 +72,18 @@ class WebhookDeployer(Deployer):
     deploy = _call
     rollback = _call
 
+    def validate_ready(self, regions: list[dict]) -> Readiness:
+        return _url_problems(self.settings, regions)
+
 
 class WebhookAction(Action):
     Settings = Settings
 
     def templates(self) -> list[str]:
         return [self.settings.url]
+
+    def validate_ready(self, regions: list[dict]) -> Readiness:
+        return _url_problems(self.settings, regions)
 
     def run(self, run: ActionRun) -> Outcome:
         variables = {**run.vars, "service": run.service, "rollout_id": run.rollout_id}

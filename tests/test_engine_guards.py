@@ -127,12 +127,17 @@ def test_a_scrape_gap_shorter_than_the_inconclusive_limit_does_not_halt(work, st
             assert rows[-1]["status"] == "pass"
 
 
-def test_on_no_data_pass_is_honoured_and_recorded(work, state):
+def test_on_no_data_pass_is_honoured_and_recorded_but_never_covers_the_bake(work, state):
+    """A pass on no data keeps the bake going, but it is not evidence: the bake runs its
+    extension, then halts naming the check that covered nothing."""
     policy = write_policy(work, "absent", "absent-pass", on_no_data="pass")
-    doc = rollout(write_plan(work, "absent-pass", policies=[policy], **canary_only()), state, 0)
+    doc = rollout(write_plan(work, "absent-pass", policies=[policy], **canary_only()), state, 3)
+    assert doc["reason"].startswith("bake not covered by fresh evidence: r3/absent/missing-metric: 0s of 30m covered; 1h without fresh evidence at ")
     with closing(SQLiteStore(state)) as store:
         bake = store.measurements(doc["rollout_id"], "bake:canary")
         assert {(m["status"], m["reason"]) for m in bake} == {("pass", "no data (on_no_data: pass)")}
+        [covered] = store.coverage(doc["rollout_id"], "bake:canary")
+        assert covered["covered"] == 0 and covered["uncovered"] > 0
 
 
 def test_on_no_data_fail_for_a_metric_that_never_existed_cannot_verify_recovery(work, state):

@@ -81,12 +81,12 @@ def test_the_failing_quickstart_rolls_back_r3_and_never_touches_r1_r2(state):
     assert (doc["outcome"], doc["state"], doc["exit_code"]) == ("rolled_back", "done", 1)
     assert [w["name"] for w in doc["waves"]] == ["canary", "main"]
     regions = {r["region"]: r for w in doc["waves"] for r in w["regions"]}
-    assert set(regions["r3"]) == {"region", "deployed_at", "rolled_back_at", "verdict"}
+    assert set(regions["r3"]) == {"region", "deployed_at", "rolled_back_at", "verdict", "coverage"}
     assert regions["r3"]["verdict"] == "fail" and regions["r3"]["deployed_at"].endswith("Z")
     assert regions["r3"]["rolled_back_at"].endswith("Z")
     for region in ("r1", "r2"):
         assert regions[region] == {"region": region, "deployed_at": None, "rolled_back_at": None,
-                                   "verdict": "not_deployed"}
+                                   "verdict": "not_deployed", "coverage": []}
     [finding] = doc["failing_checks"]
     assert finding["region"] == "r3" and finding["check"] == "service-restarts"
     assert finding["query"] == 'sum(increase(service_restarts_total{region="r3"}[15m]))'

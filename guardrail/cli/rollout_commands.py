@@ -274,6 +274,11 @@ def _print_summary(s: dict) -> None:
             table.add_row(*(shown(v) for v in (wave["name"], r["region"], r["deployed_at"] or "-",
                                                r["rolled_back_at"] or "-", r["verdict"])))
     out_console.print(table)
+    for wave in s["waves"]:
+        for r in wave["regions"]:
+            for c in r.get("coverage") or []:
+                if c.get("applies", True) and not c.get("complete"):
+                    out_console.print(f"[yellow]…[/yellow] {shown(c['text'])}", highlight=False)
     for f in s["failing_checks"]:
         out_console.print(f"[red]✗ {shown(f['region'])} {shown(f['check'])}[/red]: {shown(f.get('reason'))}"
                           + (f"\n    query: {shown(f['query'])}" if f.get("query") else ""), highlight=False)

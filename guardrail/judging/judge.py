@@ -116,8 +116,10 @@ def _describe(check: Check, value: float, reference: float | None) -> str:
 
 
 def judge(check: Check, reading: Reading, *, at: float, state: CheckState, on_no_data: str,
-          reference: float | None = None, needs_reference: bool = False) -> tuple[Verdict, CheckState]:
+          reference: float | None = None, needs_reference: bool = False,
+          stale: str | None = None) -> tuple[Verdict, CheckState]:
     """Evaluate one reading of one check; return the verdict and the updated state.
+    ``stale``: why the reading does not rest on fresh samples (it is then no data).
 
     This runs once per check, region and tick (hundreds of thousands of times in a
     long simulated bake), so states are built directly rather than with ``replace``.
@@ -128,6 +130,8 @@ def judge(check: Check, reading: Reading, *, at: float, state: CheckState, on_no
         return _inconclusive(state, threshold, reference, reading.error)
     if needs_reference and reference is None:
         return _inconclusive(state, threshold, reference, "no baseline: the query had no data before the change")
+    if stale is not None:
+        return _no_data(check, on_no_data, state, at, threshold, reference, stale)
     try:
         value, holds, note = _measure(check, reading, reference)
     except _Inconclusive as exc:
@@ -154,7 +158,7 @@ def _no_data(check: Check, on_no_data: str, state: CheckState, at: float, thresh
     if no_data == "inconclusive":
         return _inconclusive(state, threshold, reference, what)
     failed = no_data == "fail"
-    verdict = Verdict("fail" if failed else "pass", None, threshold, reference, f"no data (on_no_data: {no_data})")
+    verdict = Verdict("fail" if failed else "pass", None, threshold, reference, f"{what} (on_no_data: {no_data})")
     first = state.first_breach_at if state.first_breach_at is not None or not failed else at
     return verdict, CheckState(state.breach_since, first, 0, state.evaluations + 1, state.failures + failed,
                                state.inconclusives, verdict)
@@ -191,6 +195,14 @@ def is_clean(state: CheckState) -> bool:
     """Evidence a wave may be promoted on: evaluated, and the latest verdict a pass
     that is not holding a breach. (A failure ends the bake before this is asked.)"""
     return state.last is not None and state.last.status == "pass" and not state.last.pending
+
+
+def covers(verdict: Verdict | None) -> bool:
+    """Whether an evaluation counts as covered bake time: a pass on a fresh, measured
+    value. A pass on no data (``on_no_data: pass``, a stale reading), a skipped check or
+    a control window still filling is not evidence. A breach held by ``for:`` is (it was
+    measured and has not failed; the bake cannot end while it holds anyway)."""
+    return verdict is not None and verdict.status == "pass" and not verdict.skipped and verdict.value is not None
 
 
 def judge_control(check: Check, comparison: ControlComparison | None, *, at: float, state: CheckState,

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from guardrail.plugin.readings import Probe, RangeReading, Reading, Series
 
-__all__ = ["Action", "ActionRun", "AnyParams", "Deployer", "IncidentSink", "NoSettings", "Outcome",
+__all__ = ["Action", "ActionRun", "AnyParams", "Deployer", "IncidentSink", "NoSettings", "Outcome", "Readiness",
            "PluginContext", "Probe", "RangeReading", "Reading", "Series", "SinkError", "Source", "Target"]
 
 if TYPE_CHECKING:  # a type only: the plugin contract's data types read no clock
@@ -52,6 +52,8 @@ class PluginContext:
     plugin quoting what a server answered passes it through this *before* shortening it:
     a server may echo a request's credentials, and half a secret cut off is no longer
     recognisable afterwards."""
+    rollout_id: str = ""
+    """The rollout this instance works for; empty outside one (``check``, ``backtest``)."""
 
 
 # --- sources -------------------------------------------------------------------------
@@ -127,6 +129,14 @@ class Target:
 class Outcome:
     ok: bool
     detail: str = ""
+    started: bool = True
+    """Whether the call may have changed anything: False when it never ran (a program
+    that does not exist or cannot be executed). A region whose deploy never started
+    runs the old version: it is not rolled back."""
+
+
+Readiness = list[tuple[tuple[str | int, ...], str]]
+"""Problems that keep a plugin from acting: (key path inside its ``with``, message)."""
 
 
 class Deployer:
@@ -143,6 +153,13 @@ class Deployer:
 
     def rollback(self, target: Target) -> Outcome:
         raise NotImplementedError
+
+    def validate_ready(self, regions: list[dict[str, Any]]) -> Readiness:
+        """Called once before the first deploy of a rollout, with each region's template
+        variables: can this deployer act at all (its programs exist, its URL parses)?
+        A problem refuses the rollout as a usage error (exit 2, at the key in the plan),
+        nothing deployed. Default: no check."""
+        return []
 
 
 # --- remediation actions -------------------------------------------------------------
@@ -173,6 +190,10 @@ class Action:
 
     def run(self, run: ActionRun) -> Outcome:
         raise NotImplementedError
+
+    def validate_ready(self, regions: list[dict[str, Any]]) -> Readiness:
+        """As ``Deployer.validate_ready``, for a remediation action of the plan."""
+        return []
 
 
 # --- incident sinks ------------------------------------------------------------------

@@ -18,8 +18,12 @@ def describe(e: dict[str, Any]) -> str | None:
     if kind == "rollout.resumed":
         return f"resumed (was {e.get('previous_state')})"
     if kind == "preflight":
-        failing = e.get("failing") or []
-        return "preflight: policies pass" if not failing else "preflight: already failing: " + "; ".join(failing)
+        failing, missing = e.get("failing") or [], e.get("missing") or []
+        if failing:
+            return "preflight: already failing: " + "; ".join(failing)
+        if missing:
+            return "preflight: evidence missing: " + "; ".join(missing)
+        return "preflight: policies pass"
     if kind == "plan.changed":
         return f"the plan or its policies changed since the rollout started: {e.get('detail')}"
     if kind == "window.overridden":

@@ -15,6 +15,7 @@ from typing import Any
 
 from guardrail.errors import NotFound
 from guardrail.report.event_text import describe
+from guardrail.report.evidence import coverage_by_region, region_verdict
 from guardrail.text import iso
 from guardrail.state.liveness import driver
 from guardrail.state.people import on_record
@@ -30,23 +31,23 @@ def summarize(store: Store, rollout_id: str) -> dict[str, Any]:
     started = store.events(rollout_id, "rollout.started")
     layout = started[0]["waves"] if started else []
     steps = {s["key"]: s for s in store.steps(rollout_id)}
-    verdicts = _verdicts(store, rollout_id)
+    failed = steps.get("decision:failed")
+    failure = (failed["detail"] or {}) if failed else None
+    phase, coverage = coverage_by_region(store, rollout_id, layout)
     waves = []
     for wave in layout:
         regions = []
+        passed = f"wave:{wave['name']}:passed" in steps
         for region in wave["regions"]:
             deploy, rollback = steps.get(f"deploy:{region}"), steps.get(f"rollback:{region}")
-            if deploy is None:
-                verdict = "not_deployed"
-            elif deploy["status"] == "failed":
-                verdict = "deploy_failed"
-            else:
-                verdict = verdicts.get(region, "not_evaluated")
+            rollback = rollback if rollback and rollback["status"] == "done" else None
             regions.append({
                 "region": region,
                 "deployed_at": iso(deploy["finished_at"]) if deploy and deploy["status"] == "done" else None,
-                "rolled_back_at": iso(rollback["finished_at"]) if rollback and rollback["status"] == "done" else None,
-                "verdict": verdict,
+                "rolled_back_at": iso(rollback["finished_at"]) if rollback else None,
+                "verdict": region_verdict(region, deploy=deploy, rollback=rollback, row=row, failed=failure,
+                                          wave_passed=passed),
+                "coverage": coverage.get(region, []) if deploy else [],
             })
         waves.append({"name": wave["name"], "regions": regions})
     failed = steps.get("decision:failed")
@@ -66,6 +67,7 @@ def summarize(store: Store, rollout_id: str) -> dict[str, Any]:
         "started_at": iso(row["clock_start"]),
         "finished": bool(row["finished_at"]),
         "waves": waves,
+        "coverage_phase": phase,
         "failing_checks": (failed["detail"] or {}).get("findings", []) if failed else [],
         "incident": incident,
         "notices": [str(describe(e)) for e in store.events(rollout_id, NOTICES)],
@@ -73,12 +75,3 @@ def summarize(store: Store, rollout_id: str) -> dict[str, Any]:
         "people": on_record(store, rollout_id),
     }
 
-
-def _verdicts(store: Store, rollout_id: str) -> dict[str, str]:
-    """Per region: the worst verdict over the bakes (fail > inconclusive > pass)."""
-    rank = {"pass": 0, "inconclusive": 1, "fail": 2}
-    worst: dict[str, str] = {}
-    for region, status in store.measurement_statuses(rollout_id, "bake:%"):
-        if rank[status] > rank.get(worst.get(region), -1):
-            worst[region] = status
-    return worst

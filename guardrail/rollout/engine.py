@@ -21,6 +21,7 @@ from dataclasses import asdict
 from typing import Any
 
 from guardrail.rollout.evaluation import Evaluator, Item
+from guardrail.judging.coverage import describe
 from guardrail.judging.decisions import Failure, Halt
 from guardrail.judging.evaluate import baseline_reference, baseline_window
 from guardrail.incidents.lifecycle import IncidentTracker, Notifier
@@ -86,7 +87,8 @@ class Engine:
             outcome = Outcome(False, f"{type(exc).__name__}: {exc}")
         if not isinstance(outcome, Outcome):
             outcome = Outcome(bool(outcome), "")
-        self.journal.finish(key, outcome.ok, {**detail, "outcome": outcome.detail})
+        self.journal.finish(key, outcome.ok, {**detail, "outcome": outcome.detail,
+                                              **({} if outcome.started else {"started": False})})
         return outcome
 
     def _requests(self) -> dict[str, Any]:
@@ -200,7 +202,7 @@ class Engine:
                 if not outcomes[region].ok or self.interruption.requested:
                     break
         return [{"region": r, "check": "deploy", "policy": "-", "reason": o.detail or "deploy failed",
-                 "wave": wave.name} for r, o in outcomes.items() if not o.ok]
+                 "wave": wave.name, "started": o.started} for r, o in outcomes.items() if not o.ok]
 
     # -- baselines and bake ----------------------------------------------------------
 
@@ -236,19 +238,23 @@ class Engine:
     def _bake(self, wave) -> Failure | Halt | None:
         name = f"bake:{wave.name}"
         step = self.store.step(self.id, name)
+        required = wave.bake * wave.min_coverage
+        extension = wave.bake if wave.max_extension is None else wave.max_extension
         if step is None:
             start = self.clock.now()
-            self.store.start_step(self.id, name, start, {"start": start})
+            deadline = start + wave.bake + extension
+            self.store.start_step(self.id, name, start, {"start": start, "deadline": deadline})
             self.transition("baking", wave=wave.name, bake=format_duration(wave.bake))
         else:
             start = step["detail"]["start"]
+            deadline = step["detail"].get("deadline", start + wave.bake + extension)
             if self.realtime and self.resumed_at is not None:
                 # Time while halted, paused or dead gathered no evidence: it does not
                 # count as bake. The bake's start moves by that gap, durably.
                 gap = max(0.0, self.clock.now() - self.resumed_at)
                 if gap > 0:
                     start += gap
-                    self.store.update_step_detail(self.id, name, {"start": start})
+                    deadline += gap
             self.transition("baking", wave=wave.name, bake=format_duration(wave.bake), resumed=True)  # not `deploying`
         end = start + wave.bake
         regions = self.deployed_regions()
@@ -256,6 +262,13 @@ class Engine:
                       evaluator=self.evaluator, store=self.store, clock=self.clock,
                       baselines=self.store.baselines(self.id), realtime=self.realtime,
                       reset_streaks=self.resumed_from_halt)
+        if step is not None and self.resumed_from_halt:
+            # A person resumed: the evidence still missing gets its time again, plus the
+            # extension; what was covered before stays counted, nothing more.
+            missing = max(phase.lacking(required).values(), default=0.0)
+            deadline = max(deadline, self.clock.now() + missing + extension)
+        if step is not None:
+            self.store.update_step_detail(self.id, name, {"start": start, "deadline": deadline})
         extend_from = max(end, self.clock.now())
         try:
             for at, batch in phase.run(before=self._watch):
@@ -274,19 +287,26 @@ class Engine:
                                        sorted({self.rollout.wave_of(i.region).name for i in stuck} | {wave.name}))
                     return Halt(reason)
                 if phase.next_time() > end:
+                    lacking = phase.lacking(required)
                     unclean = phase.unclean()
-                    if not unclean:
+                    if not unclean and not lacking:
                         break
-                    # The bake goes on while a breach is holding or evidence is missing,
-                    # each for as long as its own check could still settle: a breach that
-                    # starts during the extension gets its whole `for:` too.
-                    overdue = [i for i in unclean if phase.next_time() > self._settle_by(phase, i, extend_from)]
+                    # The bake goes on while covered time is short of the bake (up to
+                    # `max_extension`), and while a breach is holding or evidence is
+                    # missing, each for as long as its own check could still settle: a
+                    # breach that starts during the extension gets its whole `for:` too.
+                    if lacking and phase.next_time() > deadline:
+                        return Halt("bake not covered by fresh evidence: " + "; ".join(
+                            describe(str(i), phase.coverage[i], required) for i in list(lacking)[:5]))
+                    overdue = [i for i in unclean if i not in lacking
+                               and phase.next_time() > self._settle_by(phase, i, extend_from)]
                     if overdue:
                         return Halt("bake ended without clean evidence for " + ", ".join(map(str, overdue[:5])))
         except _Interrupted as interrupted:
             return interrupted.result
-        self.store.finish_step(self.id, name, True, self.clock.now(), {"start": start})
-        self.journal.emit("bake.passed", wave=wave.name, regions=regions)
+        self.store.finish_step(self.id, name, True, self.clock.now(), {"start": start, "deadline": deadline})
+        self.journal.emit("bake.passed", wave=wave.name, regions=regions,
+                          covered={str(i): c.covered for i, c in phase.coverage.items() if c.applies})
         return None
 
     def _settle_by(self, phase: Phase, item: Item, extend_from: float) -> float:
@@ -329,7 +349,7 @@ class Engine:
         targets = self._rollback_targets(failure)
         incident = IncidentTracker(self.journal, self.rollout, self.notifier, failure, targets)
         incident.record()  # "investigating", in the store only
-        self.transition("rolling_back", regions=targets)
+        self.transition("rolling_back", regions=targets, reason=failure.reason)
         incident.identified()  # queued: delivered in the background while the rollback runs
         broken = [r for r in targets if not self._rollback_region(r).ok]
         if broken:  # a rollback tool killed by the same Ctrl-C failed for that reason: retried on resume
@@ -339,11 +359,11 @@ class Engine:
             self.transition("rollback_failed", outcome="rollback_failed", reason=reason, finished=True)
             self.lease.keep(f"rollback failed for rollout {self.id}")
             return "rollback_failed"
-        self.transition("rolled_back", regions=targets)
+        self.transition("rolled_back", regions=targets, reason=failure.reason)
         self.interruption.check(f"rolled back {', '.join(targets)}, before the remediation actions")
         actions = self._actions("failure", self.rollout.on_failure.actions, targets)
         incident.monitoring(actions)
-        self.transition("verifying_recovery", regions=targets,
+        self.transition("verifying_recovery", regions=targets, reason=failure.reason,
                         **{"for": format_duration(self.rollout.verify_recovery.for_)})
         recovered, detail = verify_recovery(self.journal, self.rollout, self.evaluator, failure, targets, incident,
                                              realtime=self.realtime, renew=self._renew)

@@ -18,7 +18,7 @@ from typing import Any
 from guardrail.state.protocol import Store
 
 _NUMBERED = {"events": "seq", "ticks": "id", "deliveries": "id"}
-_BY_ROLLOUT = ("events", "steps", "ticks", "baselines")
+_BY_ROLLOUT = ("events", "steps", "ticks", "coverage", "baselines")
 
 
 @dataclass

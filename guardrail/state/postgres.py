@@ -212,23 +212,48 @@ class PostgresStore(PostgresOutbox):
 
     # -- measurements and baselines ------------------------------------------------------
 
-    def add_ticks(self, rollout_id: str, ticks: list[tuple[str, str, int, float, list[list]]]) -> None:
+    def add_ticks(self, rollout_id: str, ticks: list[tuple[str, str, int, float, list[list]]],
+                  coverage: list[tuple] = ()) -> None:
         """As ``SQLiteStore.add_ticks``. A tick already stored gains only the evaluations
-        (by region and check) it lacks, so a retried call adds nothing twice."""
+        (by region and check) it lacks, so a retried call adds nothing twice; the covered
+        time is written in the same transaction."""
         if self.redactor.active:
             redact = self.redactor.redact
-            reason_at, evidence_at = PACKED.index("reason"), PACKED.index("evidence")
+            reason_at, evidence_at, query_at = PACKED.index("reason"), PACKED.index("evidence"), PACKED.index("query")
+            queries: dict[Any, Any] = {}  # a rendered query (an http URL may hold a secret) repeats every tick
             for *_, evaluations in ticks:
                 for evaluation in evaluations:
                     evaluation[reason_at] = redact(evaluation[reason_at])
                     evaluation[evidence_at] = redact(evaluation[evidence_at])
+                    query = evaluation[query_at]
+                    if isinstance(query, str):
+                        if query not in queries:
+                            queries[query] = redact(query)
+                        evaluation[query_at] = queries[query]
         rows = [(rollout_id, phase, policy, tick, at, _json_text(evaluations))
                 for phase, policy, tick, at, evaluations in ticks]
-        if rows:
-            self.db.run(lambda conn: self._insert_ticks(conn, rows, ticks))
+        covered = [(rollout_id, phase, region, policy, check, c, u, json.dumps(spans), int(applies))
+                   for phase, region, policy, check, c, u, spans, applies in coverage]
+        if rows or covered:
+            self.db.run(lambda conn: self._insert_ticks(conn, rows, ticks, covered))
+
+    def coverage(self, rollout_id: str, phase: str | None = None) -> list[dict[str, Any]]:
+        """Covered time per phase, region, policy and check (``judging.coverage``)."""
+        sql, args = "SELECT * FROM coverage WHERE rollout_id = %s", [rollout_id]
+        if phase is not None:
+            sql, args = sql + " AND phase = %s", args + [phase]
+        return [dict(r) | {"check": r["check_name"], "spans": json.loads(r["spans"]), "applies": bool(r["applies"])}
+                for r in self._read(sql + " ORDER BY phase, region, policy, check_name", args)]
 
     @staticmethod
-    def _insert_ticks(conn: psycopg.Connection, rows: list[tuple], ticks: list[tuple]) -> None:
+    def _insert_ticks(conn: psycopg.Connection, rows: list[tuple], ticks: list[tuple], covered: list[tuple]) -> None:
+        if covered:
+            conn.cursor().executemany(
+                "INSERT INTO coverage VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (rollout_id, phase, region,"
+                " policy, check_name) DO UPDATE SET covered = excluded.covered, uncovered = excluded.uncovered,"
+                " spans = excluded.spans, applies = excluded.applies", covered)
+        if not rows:
+            return
         cur = conn.cursor()
         cur.executemany("INSERT INTO ticks (rollout_id, phase, policy, tick, at, evaluations)"
                         " VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING RETURNING id", rows, returning=True)
@@ -287,11 +312,6 @@ class PostgresStore(PostgresOutbox):
         rows = self.db.tuples("SELECT SUM(jsonb_array_length(evaluations::jsonb)) FROM ticks WHERE rollout_id = %s",
                               (rollout_id,))
         return int(rows[0][0] or 0)
-
-    def measurement_statuses(self, rollout_id: str, phase_like: str) -> list[tuple[str, str]]:
-        rows = self.db.tuples("SELECT DISTINCT region, status FROM measurements WHERE rollout_id = %s"
-                              " AND phase LIKE %s", (rollout_id, phase_like))
-        return [(r[0], r[1]) for r in rows]
 
     def verdict_groups(self, rollout_id: str) -> list[tuple]:
         return self.db.tuples(_GROUPS, (rollout_id,))

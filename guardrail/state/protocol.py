@@ -105,9 +105,14 @@ class Store(Protocol):
 
     # -- measurements and baselines ---------------------------------------------------------
 
-    def add_ticks(self, rollout_id: str, ticks: list[TickRow]) -> None:
+    def add_ticks(self, rollout_id: str, ticks: list[TickRow], coverage: list[tuple] = ()) -> None:
         """Store evaluation ticks in one transaction; a tick already stored gains the
-        evaluations (by region and check) it lacked."""
+        evaluations (by region and check) it lacked. ``coverage``: the covered time after
+        these ticks, ``(phase, region, policy, check, covered, uncovered, spans, applies)``,
+        written in the same transaction."""
+
+    def coverage(self, rollout_id: str, phase: str | None = None) -> list[Row]:
+        """Covered time per phase, region, policy and check (``judging.coverage``)."""
 
     def add_measurements(self, rollout_id: str, rows: list[tuple]) -> None:
         """``add_ticks`` for rows in the order of ``MEASUREMENT_COLUMNS``."""
@@ -119,9 +124,6 @@ class Store(Protocol):
     def measurements_by_id(self, ids: Iterable[int]) -> dict[int, Row]: ...
 
     def measurement_count(self, rollout_id: str) -> int: ...
-
-    def measurement_statuses(self, rollout_id: str, phase_like: str) -> list[tuple[str, str]]:
-        """Distinct (region, status) pairs in phases matching a SQL LIKE pattern."""
 
     def verdict_groups(self, rollout_id: str) -> list[tuple]:
         """Per (phase, region, policy, check): ``(phase, region, policy, check, count, first_at,

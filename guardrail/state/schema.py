@@ -3,8 +3,9 @@
 import json
 import sqlite3
 
-SCHEMA_VERSION = 2
-"""1: a row per evaluation in ``measurements``; 2: packed in ``ticks`` (see ``migrate``)."""
+SCHEMA_VERSION = 3
+"""1: a row per evaluation in ``measurements``; 2: packed in ``ticks``; 3: ``coverage``
+(see ``migrate``)."""
 
 PACKED = ("region", "check_name", "status", "value", "threshold", "reference", "comparison", "pending", "reason",
           "query", "evidence", "breach_since", "first_breach_at", "streak", "evaluations", "failures",
@@ -42,6 +43,15 @@ CREATE TABLE IF NOT EXISTS ticks (
     tick INTEGER NOT NULL, at REAL NOT NULL, evaluations TEXT NOT NULL,
     UNIQUE (rollout_id, phase, policy, tick)
 );
+-- Covered bake time per phase, check and region (guardrail.judging.coverage), written
+-- with each tick: seconds covered by clean passes on fresh data, seconds evaluated
+-- without such evidence, and the latest spans of those ([[from, to], ...]).
+CREATE TABLE IF NOT EXISTS coverage (
+    rollout_id TEXT NOT NULL, phase TEXT NOT NULL, region TEXT NOT NULL, policy TEXT NOT NULL,
+    check_name TEXT NOT NULL, covered REAL NOT NULL, uncovered REAL NOT NULL, spans TEXT NOT NULL,
+    applies INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (rollout_id, phase, region, policy, check_name)
+);
 CREATE TABLE IF NOT EXISTS baselines (
     rollout_id TEXT NOT NULL, region TEXT NOT NULL, policy TEXT NOT NULL, check_name TEXT NOT NULL,
     value REAL, window_start REAL NOT NULL, window_end REAL NOT NULL, evidence TEXT,
@@ -71,6 +81,8 @@ CREATE TABLE IF NOT EXISTS locks (
 );
 """
 
+SCHEMA_COVERAGE = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS coverage"):SCHEMA.index("CREATE TABLE IF NOT EXISTS baselines")]
+
 _FIELDS = ",\n       ".join(f"json_extract(e.value, '$[{i}]') AS {name}" for i, name in enumerate(PACKED))
 VIEW = f"""
 CREATE VIEW IF NOT EXISTS measurements AS
@@ -88,6 +100,8 @@ def migrate(db: sqlite3.Connection, found: int) -> None:
         if found < 2 and _is_table(db, "measurements"):
             _pack_measurements(db)
         db.execute(VIEW)
+        if found < 3:
+            _count_coverage(db)
         db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         db.execute("COMMIT")
     except BaseException:
@@ -180,7 +194,39 @@ FROM ticks t, jsonb_array_elements(t.evaluations::jsonb) WITH ORDINALITY AS e(v,
 
 POSTGRES_MIGRATIONS: dict[int, str] = {
     2: POSTGRES_SCHEMA + POSTGRES_VIEW,
+    3: _for_postgres(SCHEMA_COVERAGE),  # covered bake time (a database created at 2 gains the table)
 }
 """DDL that brings a PostgreSQL database from the version before to this version, in
 order. A database starts at version 2 (the first PostgreSQL schema has SQLite's packed
 ticks). Each runs in one transaction with the version it writes."""
+
+
+def _count_coverage(db: sqlite3.Connection) -> None:
+    """Schema 2 to 3: the covered time of the ticks already stored, by the rule of
+    ``guardrail.judging.coverage`` (a tick after the first covers its interval when it
+    is a pass on a measured value); the interval is the ticks' spacing."""
+    db.execute(SCHEMA_COVERAGE)
+    rows = db.execute("SELECT rollout_id, phase, policy, tick, at, evaluations FROM ticks ORDER BY id").fetchall()
+    first: dict[tuple, float] = {}
+    counts: dict[tuple, list] = {}
+    at_of = {n: i for i, n in enumerate(PACKED)}
+    for rollout_id, phase, policy, tick, at, evaluations in rows:
+        key = (rollout_id, phase, policy)
+        if tick == 0:
+            first[key] = at
+        if tick <= 0 or key not in first:
+            continue
+        interval = (at - first[key]) / tick
+        for ev in json.loads(evaluations):
+            entry = counts.setdefault(key + (ev[at_of["region"]], ev[at_of["check_name"]]), [0.0, 0.0, []])
+            if ev[at_of["status"]] == "pass" and ev[at_of["value"]] is not None:
+                entry[0] += interval
+            else:
+                entry[1] += interval
+                if entry[2] and abs(entry[2][-1][1] - (at - interval)) < 1e-6:
+                    entry[2][-1][1] = at
+                else:
+                    entry[2].append([at - interval, at])
+    db.executemany("INSERT OR REPLACE INTO coverage VALUES (?,?,?,?,?,?,?,?,1)",
+                   [(r, ph, region, policy, check, c, u, json.dumps(spans[-20:]))
+                    for (r, ph, policy, region, check), (c, u, spans) in counts.items()])

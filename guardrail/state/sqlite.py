@@ -166,9 +166,11 @@ class SQLiteStore(OutboxStore):
 
     def set_state(self, rollout_id: str, state: str, *, outcome: str | None = None, reason: str | None = None,
                   finished: bool = False) -> None:
+        """The rollout's state now, with the outcome and reason of *this* decision: a
+        promotion after a halt has no reason left over from the halt."""
         now = time.time()
         self._write(
-            "UPDATE rollouts SET state = ?, outcome = COALESCE(?, outcome), reason = COALESCE(?, reason),"
+            "UPDATE rollouts SET state = ?, outcome = ?, reason = ?,"
             " updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
             (state, outcome, self.redactor.redact(reason), now, finished, now, rollout_id),
         )
@@ -250,12 +252,15 @@ class SQLiteStore(OutboxStore):
 
     MEASUREMENT_COLUMNS = MEASUREMENT_COLUMNS
 
-    def add_ticks(self, rollout_id: str, ticks: list[tuple[str, str, int, float, list[list]]]) -> None:
+    def add_ticks(self, rollout_id: str, ticks: list[tuple[str, str, int, float, list[list]]],
+                  coverage: list[tuple] = ()) -> None:
         """Store evaluation ticks in one transaction: ``(phase, policy, tick, at, evaluations)``,
         each evaluation a list in the order of ``store_schema.PACKED`` (``evidence`` a dict
         or None). Evaluations of a tick already stored are appended to it when it lacks
         them (by region and check): a phase resumed with more items (a plan changed before
-        an abort) completes its stored ticks, and a repeated call adds nothing."""
+        an abort) completes its stored ticks, and a repeated call adds nothing.
+        ``coverage``: the covered time after these ticks, ``(phase, region, policy, check,
+        covered, uncovered, spans, applies)``, in the same transaction."""
         if self.redactor.active:
             redact = self.redactor.redact
             reason_at, evidence_at, query_at = PACKED.index("reason"), PACKED.index("evidence"), PACKED.index("query")
@@ -269,14 +274,29 @@ class SQLiteStore(OutboxStore):
                         if query not in queries:
                             queries[query] = redact(query)
                         evaluation[query_at] = queries[query]
-        self._many("INSERT INTO ticks (rollout_id, phase, policy, tick, at, evaluations) VALUES (?,?,?,?,?,?)"
-                   " ON CONFLICT (rollout_id, phase, policy, tick) DO UPDATE SET evaluations = ("
-                   "SELECT json_group_array(json(v)) FROM (SELECT a.value AS v FROM json_each(ticks.evaluations) a"
-                   " UNION ALL SELECT b.value FROM json_each(excluded.evaluations) b WHERE NOT EXISTS ("
-                   "SELECT 1 FROM json_each(ticks.evaluations) c WHERE json_extract(c.value, '$[0]') ="
-                   " json_extract(b.value, '$[0]') AND json_extract(c.value, '$[1]') = json_extract(b.value, '$[1]'))))",
-                   [(rollout_id, phase, policy, tick, at, _json_text(evaluations))
-                    for phase, policy, tick, at, evaluations in ticks])
+        with self._transaction() as db:
+            db.executemany("INSERT INTO ticks (rollout_id, phase, policy, tick, at, evaluations) VALUES (?,?,?,?,?,?)"
+                           " ON CONFLICT (rollout_id, phase, policy, tick) DO UPDATE SET evaluations = ("
+                           "SELECT json_group_array(json(v)) FROM (SELECT a.value AS v FROM json_each(ticks.evaluations) a"
+                           " UNION ALL SELECT b.value FROM json_each(excluded.evaluations) b WHERE NOT EXISTS ("
+                           "SELECT 1 FROM json_each(ticks.evaluations) c WHERE json_extract(c.value, '$[0]') ="
+                           " json_extract(b.value, '$[0]') AND json_extract(c.value, '$[1]') ="
+                           " json_extract(b.value, '$[1]'))))",
+                           [(rollout_id, phase, policy, tick, at, _json_text(evaluations))
+                            for phase, policy, tick, at, evaluations in ticks])
+            if coverage:
+                db.executemany("INSERT OR REPLACE INTO coverage VALUES (?,?,?,?,?,?,?,?,?)",
+                               [(rollout_id, phase, region, policy, check, covered, uncovered, json.dumps(spans),
+                                 int(applies)) for phase, region, policy, check, covered, uncovered, spans, applies
+                                in coverage])
+
+    def coverage(self, rollout_id: str, phase: str | None = None) -> list[dict[str, Any]]:
+        """Covered time per phase, region, policy and check (``judging.coverage``)."""
+        sql, args = "SELECT * FROM coverage WHERE rollout_id = ?", [rollout_id]
+        if phase is not None:
+            sql, args = sql + " AND phase = ?", args + [phase]
+        return [dict(r) | {"check": r["check_name"], "spans": json.loads(r["spans"]), "applies": bool(r["applies"])}
+                for r in self._read(sql + " ORDER BY phase, region, policy, check_name", args)]
 
     def add_measurements(self, rollout_id: str, rows: list[tuple]) -> None:
         """``add_ticks`` for rows in the order of ``MEASUREMENT_COLUMNS``, grouped by phase,
@@ -325,12 +345,6 @@ class SQLiteStore(OutboxStore):
     def measurement_count(self, rollout_id: str) -> int:
         row = self._read("SELECT SUM(json_array_length(evaluations)) FROM ticks WHERE rollout_id = ?", (rollout_id,))
         return row[0][0] or 0
-
-    def measurement_statuses(self, rollout_id: str, phase_like: str) -> list[tuple[str, str]]:
-        """(region, status) pairs present in phases matching a LIKE pattern."""
-        rows = self._read("SELECT DISTINCT region, status FROM measurements WHERE rollout_id = ? AND phase LIKE ?",
-                          (rollout_id, phase_like))
-        return [(r[0], r[1]) for r in rows]
 
     def verdict_groups(self, rollout_id: str) -> list[tuple]:
         return [tuple(r) for r in self._read(_GROUPS, (rollout_id,))]
