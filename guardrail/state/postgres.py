@@ -137,9 +137,10 @@ class PostgresStore(PostgresOutbox):
 
     def set_state(self, rollout_id: str, state: str, *, outcome: str | None = None, reason: str | None = None,
                   finished: bool = False) -> None:
+        """As ``SQLiteStore.set_state``: the outcome and reason of *this* decision."""
         now = time.time()
         self._write(
-            "UPDATE rollouts SET state = %s, outcome = COALESCE(%s, outcome), reason = COALESCE(%s, reason),"
+            "UPDATE rollouts SET state = %s, outcome = %s, reason = %s,"
             " updated_at = %s, finished_at = CASE WHEN %s THEN %s ELSE finished_at END WHERE id = %s",
             (state, outcome, self.redactor.redact(reason), now, finished, now, rollout_id))
 
