@@ -22,7 +22,7 @@ from guardrail.rollout.preflight import failing_now
 from guardrail.errors import OUTCOME_EXIT, ExitCode, GuardrailError, StateError, UsageError
 from guardrail.plugin.interfaces import PluginContext
 from guardrail.language.loader import Plan, load_plan
-from guardrail.state.locks import Lease, check_resumable
+from guardrail.state.locks import Lease, Takeover, check_resumable
 from guardrail.plugin.manager import GuardrailPluginManager, get_plugin_manager
 from guardrail.state.sqlite import SQLiteStore
 from guardrail.state.ids import new_rollout_id
@@ -30,6 +30,8 @@ from guardrail.language.windows import frozen_by
 
 LEASE_ENV = "GUARDRAIL_LOCK_LEASE"
 DEFAULT_LEASE = 120.0
+RUNNER_REPLACED = "runner-replaced"
+"""Why a lock passed to a new runner of the same rollout (see ``Guardrail.resume``)."""
 
 
 @dataclass
@@ -43,6 +45,11 @@ class RolloutResult:
     @property
     def exit_code(self) -> ExitCode:
         return OUTCOME_EXIT[self.outcome]
+
+
+def plan_digest(plan: Plan) -> str:
+    """The digest of a plan and its policies: a rollout resumes only with the same ones."""
+    return _digest(plan)
 
 
 def _digest(plan: Plan) -> str:
@@ -87,8 +94,11 @@ class Guardrail:
     # -- commands --------------------------------------------------------------------
 
     def rollout(self, plan_path: str | Path, *, override_window: str | None = None,
-                clock_start: float | None = None) -> RolloutResult:
-        """Run a plan from the start. Raises ``LockedError`` (exit 5) when the service is busy."""
+                clock_start: float | None = None, rollout_id: str | None = None) -> RolloutResult:
+        """Run a plan from the start. Raises ``LockedError`` (exit 5) when the service is busy.
+
+        ``rollout_id``: the id to give the rollout, chosen by whoever submitted it (a
+        runtime that must name it before it runs); default a new one."""
         plan = self.load(plan_path)
         rollout = plan.rollout
         now = time.time()
@@ -99,7 +109,7 @@ class Guardrail:
             clock: Any = VirtualClock(clock_start if clock_start is not None else math.floor(now / 60) * 60)
         else:
             clock = SystemClock()
-        rollout_id = new_rollout_id(now)
+        rollout_id = rollout_id or new_rollout_id(now)
         # The lock comes first: a refused second rollout leaves no trace. A crash from
         # here on leaves the lock to lease expiry (or the dead-process check) and the
         # store as it was, for `guardrail resume`.
@@ -138,8 +148,14 @@ class Guardrail:
                 return "preflight: policies already fail before any deploy: " + "; ".join(failing)
         return None
 
-    def resume(self, rollout_id: str, *, allow_changed_plan: bool = False) -> RolloutResult:
-        """Continue a rollout that was halted, paused or killed."""
+    def resume(self, rollout_id: str, *, allow_changed_plan: bool = False,
+               takeover_by: str | None = None) -> RolloutResult:
+        """Continue a rollout that was halted, paused or killed.
+
+        ``takeover_by``: a runtime that knows the process running this rollout is gone (a
+        retried Temporal activity) names the new runner. The lock passes to it whatever
+        the old lease says, recorded as ``lock.taken_over`` (why: ``runner-replaced``);
+        requests a person made (pause) stay pending for the engine to honour."""
         row = self.store.rollout(rollout_id)
         rollout_id = row["id"]
         if row["finished_at"] and row["state"] != "rollback_failed":  # a failed rollback may be retried
@@ -149,7 +165,9 @@ class Guardrail:
         if changed and not allow_changed_plan:
             raise StateError(f"the plan or its policies changed since rollout {rollout_id} started; restore them "
                              f"to resume, or roll back with the plan as it is now: `guardrail abort {rollout_id}`")
-        check_resumable(self.store, row["service"], rollout_id)
+        if takeover_by is None:
+            check_resumable(self.store, row["service"], rollout_id)
+        own = self.store.lock(row["service"])
         clock: Any
         if row["clock"] == "virtual":
             # Simulated time continues from the last thing that happened.
@@ -158,15 +176,19 @@ class Guardrail:
             clock = SystemClock()
         lease = Lease(self.store, row["service"], rollout_id, duration=self.lease)
         lease.acquire(takeover_own=True)
+        if takeover_by is not None and lease.took_over is None and own is not None \
+                and own["rollout_id"] == rollout_id and own["holder"] != lease.holder and own["pid"] != 0:
+            lease.took_over = Takeover.of(row["service"], own, RUNNER_REPLACED)
         was_halted = row["state"] == "halted"
         engine = self._engine(plan, rollout_id, clock, lease, resumed_from_halt=was_halted,
                               resumed_at=self.store.last_time(rollout_id))
         if changed:
             engine.journal.emit("plan.changed", detail="rolling back with the plan and policies as they are now")
-        if row["requests"].get("pause"):
+        if row["requests"].get("pause") and takeover_by is None:
             self.store.request(rollout_id, "pause", None)
             self.store.request(rollout_id, "pause_honoured", None)
-        engine.journal.emit("rollout.resumed", previous_state=row["state"])
+        engine.journal.emit("rollout.resumed", previous_state=row["state"],
+                            **({"runner": takeover_by} if takeover_by else {}))
         lease.record_takeover(engine.journal.emit)
         engine.run()
         return self._result(rollout_id)

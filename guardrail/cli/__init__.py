@@ -40,7 +40,7 @@ class _Group(TyperGroup):
 
 def create_app(*, with_plugins: bool = True) -> typer.Typer:
     from guardrail.cli import (check_command, config_commands, incident_commands, prove_commands, report_commands,
-                   rollout_commands)
+                   rollout_commands, temporal_commands)
 
     app = typer.Typer(
         cls=_Group,
@@ -52,7 +52,7 @@ def create_app(*, with_plugins: bool = True) -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     for commands in (config_commands, rollout_commands, check_command, prove_commands, report_commands,
-                     incident_commands):
+                     incident_commands, temporal_commands):
         commands.register(app)
     if with_plugins:
         from guardrail.plugin.manager import get_plugin_manager

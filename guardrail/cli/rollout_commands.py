@@ -15,6 +15,7 @@ from rich.table import Table
 from guardrail.errors import ExitCode, LockedError
 from guardrail.cli.options import JsonOption, StateOption, state_path
 from guardrail.cli.report_commands import JunitOption, ReportOption, publish
+from guardrail.cli.temporal_options import DetachOption, NamespaceOption, TaskQueueOption, TemporalOption
 
 
 class Output(str, Enum):
@@ -82,6 +83,10 @@ def rollout(
     start_at: Annotated[str | None, typer.Option(
         "--start-at", help="with clock: virtual, when simulated time starts (ISO 8601 UTC or epoch seconds; "
                            "default: the current minute): the same start replays the same simulated run")] = None,
+    temporal: TemporalOption = None,
+    namespace: NamespaceOption = None,
+    task_queue: TaskQueueOption = None,
+    detach: DetachOption = False,
 ) -> None:
     """Deploy a change wave by wave, bake, and roll back on failure.
 
@@ -91,20 +96,29 @@ def rollout(
     from guardrail.cli.check_command import parse_time
 
     clock_start = parse_time(start_at, "--start-at")
+    if temporal:  # submitted to Temporal workers, followed from here
+        from guardrail.cli.temporal_commands import rollout_on_temporal
+
+        return rollout_on_temporal(plan, state, output, temporal, namespace, task_queue, detach, override_window,
+                                   clock_start, report, junit)
     _run(state, output, lambda api: api.rollout(plan, override_window=override_window, clock_start=clock_start),
          report, junit)
 
 
 def resume(rollout_id: IdArgument, state: StateOption = None, output: OutputOption = Output.text,
-           report: ReportOption = None, junit: JunitOption = None) -> None:
-    """Continue a rollout that was halted, paused, or killed."""
+           report: ReportOption = None, junit: JunitOption = None, temporal: TemporalOption = None) -> None:
+    """Continue a rollout that was halted, paused, or killed (on Temporal workers with --temporal)."""
+    if temporal:
+        from guardrail.cli.temporal_commands import resume_on_temporal
+
+        return _run(state, output, lambda api: resume_on_temporal(api, rollout_id, output, temporal), report, junit)
     _run(state, output, lambda api: api.resume(rollout_id), report, junit)
 
 
 def abort(rollout_id: IdArgument, state: StateOption = None, output: OutputOption = Output.text,
           reason: Annotated[str, typer.Option(help="recorded with the rollout")] = "aborted by a person",
-          report: ReportOption = None, junit: JunitOption = None) -> None:
-    """Roll back every region that runs the new version.
+          report: ReportOption = None, junit: JunitOption = None, temporal: TemporalOption = None) -> None:
+    """Roll back every region that runs the new version (on Temporal workers with --temporal).
 
     If another process is running the rollout, it is asked to roll back at its next
     evaluation and reports the outcome itself; this command then exits 0.
@@ -125,15 +139,26 @@ def abort(rollout_id: IdArgument, state: StateOption = None, output: OutputOptio
             return
     finally:
         api.close()
+    if temporal:  # the rollback runs on the workers
+        from guardrail.cli.temporal_commands import resume_on_temporal
+
+        return _run(state, output, lambda api: resume_on_temporal(api, rollout_id, output, temporal,
+                                                                  allow_changed_plan=True), report, junit)
     _run(state, output, lambda api: api.abort(rollout_id, reason), report, junit)
 
 
 def approve(rollout_id: IdArgument, state: StateOption = None, output: OutputOption = Output.text,
             wave: Annotated[str | None, typer.Option(help="the wave to approve (default: the one waiting)")] = None,
-            report: ReportOption = None, junit: JunitOption = None) -> None:
-    """Approve a wave that declares approval: manual, and continue the rollout."""
+            report: ReportOption = None, junit: JunitOption = None, temporal: TemporalOption = None) -> None:
+    """Approve a wave that declares approval: manual, and continue the rollout (on Temporal
+    workers with --temporal)."""
 
     def call(api):
+        if temporal and api.store.rollout(rollout_id)["state"] == "halted":
+            from guardrail.cli.temporal_commands import resume_on_temporal
+
+            api.approve(rollout_id, wave, resume=False)
+            return resume_on_temporal(api, rollout_id, output, temporal)
         result = api.approve(rollout_id, wave)
         return result if result is not None else api._result(api.store.rollout(rollout_id)["id"])
 
