@@ -5,6 +5,7 @@ Only here does a ``GuardrailError`` become a red one-line message and an exit co
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -71,6 +72,15 @@ def main() -> None:
     except GuardrailError as exc:  # raised while building the app
         report_error(exc)
         sys.exit(int(exc.exit_code))
+    except SystemExit as done:
+        if "temporalio.client" in sys.modules:
+            # The Temporal SDK's native threads may abort the interpreter's teardown
+            # ("PyGILState_Release", temporalio/sdk-python#300): end without it.
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        raise
 
 
 __all__ = ["create_app", "main", "ExitCode"]

@@ -77,9 +77,8 @@ async def _submit(api, job, address: str, namespace: str, task_queue: str, outpu
     client = await connect(address, namespace)
     handle, rollout_id, attached = await submit(client, job, task_queue, workflow=workflow)
     if detach:
-        typer.echo(json.dumps({"rollout_id": rollout_id, "workflow_id": handle.id, "attached": attached,
-                               "temporal": address, "namespace": namespace, "task_queue": task_queue}))
-        raise typer.Exit(0)
+        return {"rollout_id": rollout_id, "workflow_id": handle.id, "attached": attached, "temporal": address,
+                "namespace": namespace, "task_queue": task_queue}
     if attached:
         _announce(output, f"attached to rollout {rollout_id}, already running on Temporal (workflow {handle.id})")
     else:
@@ -110,8 +109,12 @@ def rollout_on_temporal(plan: Path, state: Path | None, output: Output, address:
                          waves=[{"name": w.name, "regions": w.regions, "bake": w.bake} for w in rollout.waves],
                          override_window=override_window, clock_start=clock_start,
                          heartbeat_timeout=_heartbeat_timeout(), requested_by=person())
-        return asyncio.run(_submit(api, job, address, namespace or DEFAULT_NAMESPACE,
-                                   task_queue or DEFAULT_TASK_QUEUE, output, detach))
+        result = asyncio.run(_submit(api, job, address, namespace or DEFAULT_NAMESPACE,
+                                     task_queue or DEFAULT_TASK_QUEUE, output, detach))
+        if detach:  # out of the event loop first: the client's threads end with it
+            typer.echo(json.dumps(result))
+            raise typer.Exit(0)
+        return result
 
     _run(state, output, call, report, junit)
 

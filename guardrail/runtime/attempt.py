@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import getpass
 import socket
-import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from guardrail import hookimpl
 from guardrail.api import Guardrail, RolloutResult, plan_digest
@@ -56,15 +56,18 @@ class Runner:
                 "run_id": self.run_id, "namespace": self.namespace, "task_queue": self.task_queue}
 
 
-class _RecordOnStart:
-    """Records the attempt right after ``rollout.started`` of a new rollout, at its time."""
+class _RecordAttempt:
+    """Records the attempt right after the rollout's first event of this run
+    (``rollout.started`` or ``rollout.resumed``), at its time: recorded earlier, it would
+    count as the rollout's latest activity, and hide the gap of a takeover."""
 
-    def __init__(self, store: Any, rollout_id: str, facts: dict[str, Any]):
-        self.store, self.rollout_id, self.facts = store, rollout_id, facts
+    def __init__(self, store: Any, rollout_id: str, kind: str, facts: dict[str, Any]):
+        self.store, self.rollout_id, self.kind, self.facts = store, rollout_id, kind, facts
 
     @hookimpl
     def guardrail_on_event(self, event: dict) -> None:
-        if event.get("kind") == "rollout.started" and event.get("rollout_id") == self.rollout_id:
+        if event.get("kind") == self.kind and event.get("rollout_id") == self.rollout_id:
+            self.kind = None  # once
             self.store.add_event(self.rollout_id, event["at"], ATTEMPT_EVENT, self.facts)
 
 
@@ -79,32 +82,37 @@ def run_attempt(api: Guardrail, job: RolloutJob, runner: Runner) -> AttemptResul
     if row is None:
         if job.mode == RESUME:
             raise StateError(f"no rollout {job.rollout_id} in {api.state_path} to resume")
-        recorder = _RecordOnStart(api.store, job.rollout_id, {**facts, "previous": None})
-        api.pm.register(recorder)
-        try:
+        with _recording(api, _RecordAttempt(api.store, job.rollout_id, "rollout.started", {**facts, "previous": None})):
             result = api.rollout(job.plan, override_window=job.override_window, clock_start=job.clock_start,
                                  rollout_id=job.rollout_id)
-        finally:
-            api.pm.unregister(recorder)
         return _result(result, runner)
-    earlier = [e for e in api.store.events(job.rollout_id, ATTEMPT_EVENT)
-               if e.get("run_id") == runner.run_id and e.get("attempt", 0) < runner.attempt]
+    attempts = api.store.events(job.rollout_id, ATTEMPT_EVENT)
+    earlier = [e for e in attempts if e.get("run_id") == runner.run_id and e.get("attempt", 0) < runner.attempt]
     asked = job.mode == RESUME and not earlier
     """A person's resume that no attempt of this run has acted on yet."""
     finished = row["finished_at"] and not (asked and row["state"] == "rollback_failed")
     if finished or (row["state"] == "halted" and not asked):
         return _result(api._result(job.rollout_id), runner)
-    previous = api.store.events(job.rollout_id, ATTEMPT_EVENT)
-    at = time.time() if row["clock"] != "virtual" else (api.store.last_time(job.rollout_id) or row["clock_start"])
-    api.store.add_event(job.rollout_id, at, ATTEMPT_EVENT, {
-        **facts, "previous": _previous(previous[-1]) if previous else None,
-        # On the real clock, nobody watched between these two times (see Guardrail.resume).
-        "unwatched": [api.store.last_time(job.rollout_id), at] if row["clock"] != "virtual" and not asked else None})
-    if asked:
-        result = api.resume(job.rollout_id, allow_changed_plan=job.allow_changed_plan)
-    else:
-        result = api.resume(job.rollout_id, takeover_by=f"{runner.worker} (attempt {runner.attempt})")
+    # On the real clock nobody watched from the last thing recorded until this takeover:
+    # Guardrail.resume does not count that gap as bake.
+    last = api.store.last_time(job.rollout_id) if row["clock"] != "virtual" and not asked else None
+    recorder = _RecordAttempt(api.store, job.rollout_id, "rollout.resumed", {
+        **facts, "previous": _previous(attempts[-1]) if attempts else None, "unwatched_since": last})
+    with _recording(api, recorder):
+        if asked:
+            result = api.resume(job.rollout_id, allow_changed_plan=job.allow_changed_plan)
+        else:
+            result = api.resume(job.rollout_id, takeover_by=f"{runner.worker} (attempt {runner.attempt})")
     return _result(result, runner)
+
+
+@contextmanager
+def _recording(api: Guardrail, recorder: _RecordAttempt) -> Iterator[None]:
+    api.pm.register(recorder)
+    try:
+        yield
+    finally:
+        api.pm.unregister(recorder)
 
 
 def _row(api: Guardrail, rollout_id: str) -> dict[str, Any] | None:
