@@ -175,6 +175,48 @@ def test_a_worker_killed_mid_bake_is_a_non_event(temporal_server, tmp_path):
     # The follower printed the whole story, as a local run does, with the move.
     assert f"run by worker {survivor} (attempt 2" in out and f"after worker {victim} (attempt 1)" in out
     assert "promoted: every wave passed" in out
+    _assert_visible(temporal_server, attempts[0]["workflow_id"], rollout_id, survivor)
+
+
+def _assert_visible(server, workflow_id: str, rollout_id: str, last_worker: str) -> None:
+    """What Temporal's UI and visibility queries show of a finished rollout."""
+    from guardrail.runtime.workflow import KEYS
+
+    async def check():
+        client = await server.connect()
+        handle = client.get_workflow_handle(workflow_id)
+        described = await handle.describe()
+        assert described.workflow_type == "rollout"
+        assert await described.static_summary() == "rollout temporal-test 2.0"
+        memo = await described.memo()
+        assert (memo["rollout_id"], memo["service"], memo["version"], memo["outcome"]) == \
+            (rollout_id, "temporal-test", "2.0", "promoted")
+        attributes = described.typed_search_attributes
+        assert [attributes.get(KEYS[name]) for name in ("GuardrailService", "GuardrailVersion", "GuardrailRollout",
+                                                        "GuardrailWave", "GuardrailRegions", "GuardrailOutcome")] \
+            == ["temporal-test", "2.0", rollout_id, "main", ["r1", "r2"], "promoted"]
+        history = await handle.fetch_history()
+        scheduled = [e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
+        assert [e.activity_task_scheduled_event_attributes.activity_type.name for e in scheduled] == \
+            ["guardrail.rollout"]
+        assert await client.data_converter.decode([scheduled[0].user_metadata.summary]) == \
+            ["run temporal-test 2.0: canary r3 (8s) → main r1, r2 (3s)"]
+        started = [e.activity_task_started_event_attributes for e in history.events
+                   if e.HasField("activity_task_started_event_attributes")]
+        assert [(s.attempt, s.identity) for s in started] == [(2, last_worker)]  # the last attempt is recorded
+        signals = [e for e in history.events if e.HasField("workflow_execution_signaled_event_attributes")]
+        assert len(signals) >= 4  # progress: deploying, baking, deploying, baking, promoted
+
+        async def listed():   # visibility is eventually consistent
+            query = f'GuardrailService = "temporal-test" AND GuardrailOutcome = "promoted"'
+            return [execution.id async for execution in client.list_workflows(query)]
+
+        deadline = time.monotonic() + 20
+        while workflow_id not in await listed():
+            assert time.monotonic() < deadline, "not listed by its search attributes"
+            await asyncio.sleep(0.2)
+
+    asyncio.run(check())
 
 
 # -- the same rollout submitted twice -------------------------------------------------------
