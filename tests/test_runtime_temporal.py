@@ -253,8 +253,10 @@ def test_the_same_plan_submitted_twice_is_one_workflow(temporal_server, tmp_path
                 return [w.run_id async for w in client.list_workflows(f'WorkflowId = "{one["workflow_id"]}"')]
 
             assert len(asyncio.run(runs())) == 1
+            # With GUARDRAIL_TEMPORAL set, abort reaches the workflow and follows it too.
             aborted = guardrail(env, "abort", one["rollout_id"], "--reason", "test over")
-            assert aborted.returncode == 0, aborted.stdout + aborted.stderr
+            assert aborted.returncode == 1, aborted.stdout + aborted.stderr
+            assert f"attached to rollout {one['rollout_id']}" in aborted.stdout
             out, err = second.communicate(timeout=120)
             assert second.returncode == 1, out + err
             assert json.loads(out)["rollout_id"] == one["rollout_id"]
@@ -286,8 +288,10 @@ def test_detach_then_pause_resume_approve_abort_from_other_processes(temporal_se
                 probe.__name__ = f"state_is_{name}"
                 return probe
 
+            # pause and abort from processes that know only the state: requests the engine honours.
+            plain = {k: v for k, v in env.items() if k != "GUARDRAIL_TEMPORAL"}
             _wait_for(state("baking"))
-            paused = guardrail(env, "pause", rollout_id, "--reason", "hold for the release call")
+            paused = guardrail(plain, "pause", rollout_id, "--reason", "hold for the release call")
             assert paused.returncode == 0, paused.stdout + paused.stderr
             waited = guardrail(env, "wait", rollout_id, "--output", "json")
             assert waited.returncode == 3, waited.stdout + waited.stderr
@@ -302,7 +306,7 @@ def test_detach_then_pause_resume_approve_abort_from_other_processes(temporal_se
                                          temporal_server.address, "--output", "json"], env=env, cwd=REPO,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             _wait_for(lambda: len(store.events(rollout_id, "state.baking")) >= 3)  # canary, canary again, main
-            aborted = guardrail(env, "abort", rollout_id, "--reason", "call it off")
+            aborted = guardrail(plain, "abort", rollout_id, "--reason", "call it off")
             assert aborted.returncode == 0 and "abort requested" in aborted.stdout, aborted.stdout + aborted.stderr
             out, err = approver.communicate(timeout=120)
             assert approver.returncode == 1, out + err
@@ -347,3 +351,42 @@ def test_without_the_sdk_temporal_commands_name_the_extra_to_install(tmp_path):
     submitted = run("rollout", str(REPO / "examples" / "scenarios" / "r3-sender-restarts" / "rollout.yaml"))
     assert submitted.returncode == 2 and f"pip install '{DISTRIBUTION}[temporal]'" in submitted.stderr
     assert run("rollout", "--help").returncode == 0
+
+
+@pytest.mark.slow
+def test_a_cancelled_workflow_stops_its_rollout_and_abort_rolls_it_back_on_the_workers(temporal_server, tmp_path):
+    env = environment(tmp_path, temporal_server)
+    plan = plan_variant(tmp_path, {"service: temporal-test": "service: cancelled", "bake: 8s": "bake: 60s"})
+    queue = _queue("cancel")
+    store = _store(tmp_path)
+    with workers(env, ["worker-a"], queue, tmp_path / "logs"):
+        try:
+            detached = guardrail(env, "rollout", str(plan), "--task-queue", queue, "--detach")
+            submitted = json.loads(detached.stdout)
+            rollout_id = submitted["rollout_id"]
+            _wait_for(lambda: len(store.measurements(rollout_id, "bake:canary")) >= 2)
+
+            async def cancel():
+                client = await temporal_server.connect()
+                await client.get_workflow_handle(submitted["workflow_id"]).cancel()
+
+            asyncio.run(cancel())
+            waited = guardrail(env, "wait", rollout_id)
+            assert waited.returncode == 3, waited.stdout + waited.stderr
+            # Stopped: no more evaluations, the lock kept for the rollout with no process.
+            ticks = len(store.measurements(rollout_id, "bake:canary"))
+            time.sleep(2.5)
+            assert len(store.measurements(rollout_id, "bake:canary")) == ticks
+            lock = store.lock("cancelled")
+            assert (lock["rollout_id"], lock["pid"]) == (rollout_id, 0) and "cancelled" in lock["holder"]
+            assert [e["worker"] for e in store.events(rollout_id, "runner.stopped")] == ["worker-a"]
+
+            aborted = guardrail(env, "abort", rollout_id, "--temporal", temporal_server.address,
+                                "--reason", "cancelled: roll it back")
+            assert aborted.returncode == 1, aborted.stdout + aborted.stderr
+            assert "ABORTED: aborted: cancelled: roll it back" in aborted.stdout
+            assert store.lock("cancelled") is None
+        finally:
+            store.close()
+    calls = _deploy_log(tmp_path)
+    assert [(c["action"], c["region"]) for c in calls] == [("deploy", "r3"), ("rollback", "r3"), ("action", "r3")]

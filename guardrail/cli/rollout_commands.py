@@ -126,6 +126,11 @@ def abort(rollout_id: IdArgument, state: StateOption = None, output: OutputOptio
     from guardrail.api import Guardrail
     from guardrail.cli import out_console
 
+    if temporal:  # the rollback runs on the workers: the attempt running it, or a new run
+        from guardrail.cli.temporal_commands import abort_on_temporal
+
+        return _run(state, output, lambda api: abort_on_temporal(api, rollout_id, reason, output, temporal),
+                    report, junit)
     api = Guardrail(state_path(state))
     try:
         row = api.store.rollout(rollout_id)
@@ -139,11 +144,6 @@ def abort(rollout_id: IdArgument, state: StateOption = None, output: OutputOptio
             return
     finally:
         api.close()
-    if temporal:  # the rollback runs on the workers
-        from guardrail.cli.temporal_commands import resume_on_temporal
-
-        return _run(state, output, lambda api: resume_on_temporal(api, rollout_id, output, temporal,
-                                                                  allow_changed_plan=True), report, junit)
     _run(state, output, lambda api: api.abort(rollout_id, reason), report, junit)
 
 

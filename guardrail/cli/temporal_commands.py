@@ -141,6 +141,13 @@ def resume_on_temporal(api, rollout_id: str, output: Output, address: str, names
     return asyncio.run(_submit(api, job, address, namespace, task_queue, output, False, workflow))
 
 
+def abort_on_temporal(api, rollout_id: str, reason: str, output: Output, address: str):
+    """Record the abort, then follow the workflow run that rolls back: the one running the
+    rollout (it honours the request at its next evaluation), else a new one."""
+    api.abort_requested_of_running(rollout_id, reason)
+    return resume_on_temporal(api, rollout_id, output, address, allow_changed_plan=True)
+
+
 def wait(rollout_id: IdArgument, temporal: TemporalOption = None, namespace: NamespaceOption = None,
          state: StateOption = None, output: OutputOption = Output.text, report: ReportOption = None,
          junit: JunitOption = None) -> None:

@@ -68,6 +68,8 @@ def describe(e: dict[str, Any]) -> str | None:
         if e.get("unwatched_since") and e.get("at"):
             text += f"; nobody watched for {e['at'] - e['unwatched_since']:.0f}s, not counted as bake"
         return text
+    if kind == "runner.stopped":
+        return f"STOPPED: {e.get('why')}; `guardrail resume` or `guardrail abort` continues it"
     if kind == "lock.lost":
         why = _why_taken(e, whose="this rollout's")
         return f"lock of {e.get('service')} taken over at {_when(e.get('taken_at'))} by rollout " \

@@ -19,6 +19,7 @@ import asyncio
 import os
 import socket
 import threading
+import time
 from datetime import timedelta
 from typing import Any, Callable
 
@@ -97,6 +98,16 @@ class RolloutActivities:
                 note = await asyncio.wait_for(notes.get(), timeout=beat)
             except asyncio.TimeoutError:
                 continue
+            except asyncio.CancelledError:
+                # Cancelled (the workflow was, the worker shuts down, or Temporal gave this
+                # attempt up): the engine stops before its next step or tick, and leaves
+                # the lock for the rollout's next runner (or its expiry).
+                api = outcome.get("api")
+                if api is not None:
+                    why = f"runner {self.identity} (attempt {info.attempt}) cancelled"
+                    await asyncio.to_thread(api.stop, why)
+                    await asyncio.to_thread(_record_stop, api, job.rollout_id, runner, why)
+                raise
             if note is _DONE:
                 break
             try:
@@ -108,11 +119,36 @@ class RolloutActivities:
         return outcome["result"]
 
 
+def _record_stop(api: Any, rollout_id: str, runner: Runner, why: str) -> None:
+    try:
+        row = api.store.rollout(rollout_id)
+        at = api.store.last_time(rollout_id) if row["clock"] == "virtual" else time.time()
+        api.store.add_event(rollout_id, at or time.time(), "runner.stopped", {**runner.facts(), "why": why})
+    except GuardrailError:  # not created yet
+        pass
+
+
 def _open_api(state: str, *plugins: Any):
     from guardrail.api import Guardrail
     from guardrail.plugin.manager import get_plugin_manager
 
-    return Guardrail(state, pm=get_plugin_manager(extra_plugins=list(plugins)))
+    class _Stoppable(Guardrail):
+        """Knows the lease of the rollout it runs, so a cancelled attempt can stop it."""
+
+        lease = None
+
+        def _engine(self, plan, rollout_id, clock, lease, **kw):
+            self.lease = lease
+            return super()._engine(plan, rollout_id, clock, lease, **kw)
+
+        def stop(self, why: str) -> None:
+            """The engine stops before its next step or tick; the lock stays with the rollout
+            as a halted one's does (no process), for a person to resume or abort at once."""
+            if self.lease is not None:
+                self.lease.keep(why)
+                self.lease.lost.set()
+
+    return _Stoppable(state, pm=get_plugin_manager(extra_plugins=list(plugins)))
 
 
 def _as_activity_error(exc: BaseException) -> BaseException:

@@ -69,6 +69,8 @@ class RolloutWorkflow:
             result: AttemptResult = await workflow.execute_activity(
                 ACTIVITY, job, result_type=AttemptResult, start_to_close_timeout=ATTEMPT_TIMEOUT,
                 heartbeat_timeout=timedelta(seconds=job.heartbeat_timeout), retry_policy=retry_policy(),
+                # A cancelled workflow ends once its rollout has stopped, not before.
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 summary=f"{'resume' if job.mode == 'resume' else 'run'} {job.service} {job.version}: "
                         f"{describe_waves(job.waves)}")
         except Exception:
