@@ -390,3 +390,16 @@ def test_a_cancelled_workflow_stops_its_rollout_and_abort_rolls_it_back_on_the_w
             store.close()
     calls = _deploy_log(tmp_path)
     assert [(c["action"], c["region"]) for c in calls] == [("deploy", "r3"), ("rollback", "r3"), ("action", "r3")]
+
+
+@pytest.mark.slow
+def test_a_follower_on_another_state_than_the_workers_is_told_so(temporal_server, tmp_path):
+    env = environment(tmp_path, temporal_server)
+    plan = plan_variant(tmp_path, {"service: temporal-test": "service: elsewhere", "bake: 8s": "bake: 1s",
+                                   "bake: 3s": "bake: 1s"})
+    queue = _queue("elsewhere")
+    with workers(env, ["worker-a"], queue, tmp_path / "logs"):
+        done = guardrail(env, "rollout", str(plan), "--task-queue", queue, "--state", str(tmp_path / "other.db"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "ended on the workers (promoted) but is not in" in done.stderr and "the workers' --state" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -53,14 +53,20 @@ def _where(api, rollout_id: str, namespace: str | None, task_queue: str | None) 
             task_queue or last.get("task_queue") or DEFAULT_TASK_QUEUE)
 
 
-async def _follow(api, handle, rollout_id: str, output: Output):
+async def _follow(api, handle, rollout_id: str, output: Output, since: int = 0):
+    from guardrail.errors import NotFound, StateError
     from guardrail.runtime.follow import Follower, follow
     from guardrail.runtime.temporal import outcome
 
     listener = _listener(api) if output is Output.text else None
     follower = Follower(api.store, rollout_id, listener.guardrail_on_event if listener else lambda event: None)
-    await follow(follower, outcome(handle))
-    return api._result(rollout_id)
+    follower.seen = since
+    ended = await follow(follower, outcome(handle))
+    try:
+        return api._result(api.store.rollout(rollout_id)["id"])
+    except NotFound:
+        raise StateError(f"rollout {rollout_id} ended on the workers ({ended.outcome}) but is not in "
+                         f"{api.state_path}: give this command the workers' --state") from None
 
 
 def _announce(output: Output, text: str) -> None:
@@ -71,7 +77,7 @@ def _announce(output: Output, text: str) -> None:
 
 
 async def _submit(api, job, address: str, namespace: str, task_queue: str, output: Output, detach: bool,
-                  workflow: str | None = None):
+                  workflow: str | None = None, since: int = 0):
     from guardrail.runtime.temporal import connect, submit
 
     client = await connect(address, namespace)
@@ -84,7 +90,7 @@ async def _submit(api, job, address: str, namespace: str, task_queue: str, outpu
     else:
         _announce(output, f"submitted rollout {rollout_id} to Temporal (workflow {handle.id}, "
                           f"task queue {task_queue})")
-    return await _follow(api, handle, rollout_id, output)
+    return await _follow(api, handle, rollout_id, output, since)
 
 
 def rollout_on_temporal(plan: Path, state: Path | None, output: Output, address: str, namespace: str | None,
@@ -138,7 +144,9 @@ def resume_on_temporal(api, rollout_id: str, output: Output, address: str, names
                      plan_digest=plan_digest(plan), mode=RESUME, waves=waves, heartbeat_timeout=_heartbeat_timeout(),
                      allow_changed_plan=allow_changed_plan, requested_by=person())
     workflow = workflow_id(row["service"], row["version"], row["plan_digest"])
-    return asyncio.run(_submit(api, job, address, namespace, task_queue, output, False, workflow))
+    events = api.store.events(row["id"])  # shown already: only what happens from now on is
+    return asyncio.run(_submit(api, job, address, namespace, task_queue, output, False, workflow,
+                               events[-1]["seq"] if events else 0))
 
 
 def abort_on_temporal(api, rollout_id: str, reason: str, output: Output, address: str):
