@@ -26,7 +26,7 @@ from guardrail.rollout.takeover import refuse_over_stale, refuse_superseded
 from guardrail.state import people
 from guardrail.plugin.interfaces import PluginContext
 from guardrail.language.loader import Plan, load_plan
-from guardrail.state.locks import Lease, check_resumable
+from guardrail.state.locks import Lease, Takeover, check_resumable
 from guardrail.plugin.manager import GuardrailPluginManager, get_plugin_manager
 from guardrail.state.open import is_url, open_store
 from guardrail.state.protocol import Store
@@ -35,6 +35,8 @@ from guardrail.language.windows import frozen_by
 
 LEASE_ENV = "GUARDRAIL_LOCK_LEASE"
 DEFAULT_LEASE = 120.0
+RUNNER_REPLACED = "runner-replaced"
+"""Why a lock passed to a new runner of the same rollout (see ``Guardrail.resume``)."""
 
 
 @dataclass
@@ -50,6 +52,11 @@ class RolloutResult:
     @property
     def exit_code(self) -> ExitCode:
         return OUTCOME_EXIT[self.outcome]
+
+
+def plan_digest(plan: Plan) -> str:
+    """The digest of a plan and its policies: a rollout resumes only with the same ones."""
+    return _digest(plan)
 
 
 def _digest(plan: Plan) -> str:
@@ -103,10 +110,13 @@ class Guardrail:
 
     def rollout(self, plan_path: str | Path, *, override_window: str | None = None,
                 clock_start: float | None = None, by: str | None = None,
-                take_over: str | None = None) -> RolloutResult:
+                take_over: str | None = None, rollout_id: str | None = None) -> RolloutResult:
         """Run a plan from the start. Raises ``LockedError`` (exit 5) when the service is busy,
         ``InterruptedRolloutError`` (exit 5) when an interrupted or dead rollout of it holds
-        the service, unless ``take_over`` gives a person's reason to start over it."""
+        the service, unless ``take_over`` gives a person's reason to start over it.
+
+        ``rollout_id``: the id to give the rollout, chosen by whoever submitted it (a
+        runtime that must name it before it runs); default a new one."""
         plan = self.load(plan_path)
         rollout = plan.rollout
         now = time.time()
@@ -118,7 +128,7 @@ class Guardrail:
         else:
             clock = SystemClock()
         check_ready(plan, self.pm.registry, self._context(plan, clock))  # exit 2 before anything happens
-        rollout_id = new_rollout_id(now)
+        rollout_id = rollout_id or new_rollout_id(now)
         # The lock comes first: a refused second rollout leaves no trace. A crash from
         # here on leaves the lock to lease expiry (or the dead-process check) and the
         # store as it was, for `guardrail resume`.
@@ -166,11 +176,17 @@ class Guardrail:
         return None
 
     def resume(self, rollout_id: str, *, allow_changed_plan: bool = False, by: str | None = None,
-               reason: str | None = None, take_over: str | None = None, record: bool = True) -> RolloutResult:
+               reason: str | None = None, take_over: str | None = None, record: bool = True,
+               takeover_by: str | None = None) -> RolloutResult:
         """Continue a rollout that was halted, paused or killed. A finished rollout is not
         run again: its result is returned (``earlier`` set). A superseded rollout (another
         rollout took its lock over) raises ``SupersededError`` (exit 5) unless
-        ``take_over`` gives a person's reason to take the service back."""
+        ``take_over`` gives a person's reason to take the service back.
+
+        ``takeover_by``: a runtime that knows the process running this rollout is gone (a
+        retried Temporal activity) names the new runner. The lock passes to it whatever
+        the old lease says, recorded as ``lock.taken_over`` (why: ``runner-replaced``);
+        requests a person made (pause) stay pending for the engine to honour."""
         row = self.store.rollout(rollout_id)
         rollout_id = row["id"]
         if row["finished_at"] and row["state"] != "rollback_failed":  # a failed rollback may be retried
@@ -184,7 +200,9 @@ class Guardrail:
         if changed and not allow_changed_plan:
             raise StateError(f"the plan or its policies changed since rollout {rollout_id} started; restore them "
                              f"to resume, or roll back with the plan as it is now: `guardrail abort {rollout_id}`")
-        check_resumable(self.store, row["service"], rollout_id)
+        if takeover_by is None:
+            check_resumable(self.store, row["service"], rollout_id)
+        own = self.store.lock(row["service"])
         clock: Any
         if row["clock"] == "virtual":
             # Simulated time continues from the last thing that happened.
@@ -193,19 +211,23 @@ class Guardrail:
             clock = SystemClock()
         lease = Lease(self.store, row["service"], rollout_id, duration=self.lease)
         lease.acquire(takeover_own=True, take_over=take_over)
+        if takeover_by is not None and lease.took_over is None and own is not None \
+                and own["rollout_id"] == rollout_id and own["holder"] != lease.holder and own["pid"] != 0:
+            lease.took_over = Takeover.of(row["service"], own, RUNNER_REPLACED)
         if take_over:
             people.record(self.store, rollout_id, people.act("take-over", by, take_over, environ=self.environ))
-        elif record:
+        elif record and takeover_by is None:
             people.record(self.store, rollout_id, people.act("resume", by, reason, environ=self.environ))
         was_halted = row["state"] == "halted"
         engine = self._engine(plan, rollout_id, clock, lease, resumed_from_halt=was_halted,
                               resumed_at=self.store.last_time(rollout_id))
         if changed:
             engine.journal.emit("plan.changed", detail="rolling back with the plan and policies as they are now")
-        if row["requests"].get("pause"):
+        if row["requests"].get("pause") and takeover_by is None:
             self.store.request(rollout_id, "pause", None)
             self.store.request(rollout_id, "pause_honoured", None)
-        engine.journal.emit("rollout.resumed", previous_state=row["state"])
+        engine.journal.emit("rollout.resumed", previous_state=row["state"],
+                            **({"runner": takeover_by} if takeover_by else {}))
         lease.record_takeover(engine.journal.emit)
         engine.run()
         return self.result(rollout_id)

@@ -5,6 +5,7 @@ Only here does a ``GuardrailError`` become a red one-line message and an exit co
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -39,7 +40,7 @@ class _Group(TyperGroup):
 
 def create_app(*, with_plugins: bool = True) -> typer.Typer:
     from guardrail.cli import (check_command, config_commands, incident_commands, prove_commands, report_commands,
-                   rollout_commands, state_commands)
+                   rollout_commands, state_commands, temporal_commands)
 
     forget_plugin_manager()  # each run of the command line builds its own, once
     app = typer.Typer(
@@ -52,7 +53,7 @@ def create_app(*, with_plugins: bool = True) -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     for commands in (config_commands, rollout_commands, check_command, prove_commands, report_commands,
-                     incident_commands, state_commands):
+                     incident_commands, state_commands, temporal_commands):
         commands.register(app)
     if with_plugins:
         from guardrail.cli.options import plugin_manager
@@ -76,6 +77,15 @@ def main() -> None:
 
         err_console.print(crash_message(exc, write_log(exc)), style="bold red", markup=False)
         sys.exit(int(ExitCode.INTERNAL))
+    except SystemExit as done:
+        if "temporalio.client" in sys.modules:
+            # The Temporal SDK's native threads may abort the interpreter's teardown
+            # ("PyGILState_Release", temporalio/sdk-python#300): end without it.
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        raise
 
 
 __all__ = ["create_app", "main", "ExitCode", "err_console", "out_console", "report_error"]

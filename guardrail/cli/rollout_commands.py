@@ -16,6 +16,7 @@ from guardrail.errors import ExitCode, LockedError
 from guardrail.state.people import sentence
 from guardrail.cli.options import JsonOption, StateOption, state_path
 from guardrail.cli.report_commands import JunitOption, ReportOption, publish
+from guardrail.cli.temporal_options import DetachOption, NamespaceOption, TaskQueueOption, TemporalOption
 
 
 class Output(str, Enum):
@@ -109,6 +110,10 @@ def rollout(
                            "default: the current minute): the same start replays the same simulated run")] = None,
     take_over: TakeOverOption = None,
     by: ByOption = None,
+    temporal: TemporalOption = None,
+    namespace: NamespaceOption = None,
+    task_queue: TaskQueueOption = None,
+    detach: DetachOption = False,
 ) -> None:
     """Deploy a change wave by wave, bake, and roll back on failure.
 
@@ -119,19 +124,29 @@ def rollout(
     from guardrail.cli.check_command import parse_time
 
     clock_start = parse_time(start_at, "--start-at")
+    if temporal:  # submitted to Temporal workers, followed from here
+        from guardrail.cli.temporal_commands import rollout_on_temporal
+
+        return rollout_on_temporal(plan, state, output, temporal, namespace, task_queue, detach, override_window,
+                                   clock_start, report, junit)
     _run(state, output, lambda api: api.rollout(plan, override_window=override_window, clock_start=clock_start,
                                                 by=by, take_over=take_over), report, junit)
 
 
 def resume(rollout_id: IdArgument, state: StateOption = None, output: OutputOption = Output.text,
            report: ReportOption = None, junit: JunitOption = None, by: ByOption = None,
-           reason: ReasonOption = None, take_over: TakeOverOption = None) -> None:
-    """Continue a rollout that was halted, paused, interrupted or killed.
+           reason: ReasonOption = None, take_over: TakeOverOption = None, temporal: TemporalOption = None) -> None:
+    """Continue a rollout that was halted, paused, interrupted or killed (on Temporal workers
+    with --temporal).
 
     A finished rollout is not run again: its result is shown with its exit code. A
     superseded rollout (another rollout took its lock over) is refused (exit 5) unless
     --take-over "reason".
     """
+    if temporal:
+        from guardrail.cli.temporal_commands import resume_on_temporal
+
+        return _run(state, output, lambda api: resume_on_temporal(api, rollout_id, output, temporal), report, junit)
     _run(state, output, lambda api: api.resume(rollout_id, by=by, reason=reason, take_over=take_over),
          report, junit)
 
@@ -141,8 +156,9 @@ def abort(rollout_id: IdArgument, state: StateOption = None, output: OutputOptio
           report: ReportOption = None, junit: JunitOption = None, by: ByOption = None,
           detach: Annotated[bool, typer.Option(
               "--detach", help="only record the request and return at once: the process running the rollout, "
-                               "or a later `guardrail resume`, carries it out")] = False) -> None:
-    """Roll back every region that runs the new version.
+                               "or a later `guardrail resume`, carries it out")] = False,
+          temporal: TemporalOption = None) -> None:
+    """Roll back every region that runs the new version (on Temporal workers with --temporal).
 
     If another process is running the rollout, it is asked to roll back at its next
     evaluation and reports the outcome itself; this command then exits 0 (so it does
@@ -151,6 +167,11 @@ def abort(rollout_id: IdArgument, state: StateOption = None, output: OutputOptio
     from guardrail.api import Guardrail
     from guardrail.cli.options import plugin_manager
 
+    if temporal:  # the rollback runs on the workers: the attempt running it, or a new run
+        from guardrail.cli.temporal_commands import abort_on_temporal
+
+        return _run(state, output, lambda api: abort_on_temporal(api, rollout_id, reason, output, temporal),
+                    report, junit)
     api = Guardrail(state_path(state), pm=plugin_manager())
     try:
         row = api.store.rollout(rollout_id)
@@ -188,10 +209,16 @@ def rollback(rollout_id: IdArgument, state: StateOption = None, output: OutputOp
 def approve(rollout_id: IdArgument, state: StateOption = None, output: OutputOption = Output.text,
             wave: Annotated[str | None, typer.Option(help="the wave to approve (default: the one waiting)")] = None,
             report: ReportOption = None, junit: JunitOption = None, by: ByOption = None,
-            reason: ReasonOption = None) -> None:
-    """Approve a wave that declares approval: manual, and continue the rollout."""
+            reason: ReasonOption = None, temporal: TemporalOption = None) -> None:
+    """Approve a wave that declares approval: manual, and continue the rollout (on Temporal
+    workers with --temporal)."""
 
     def call(api):
+        if temporal and api.store.rollout(rollout_id)["state"] == "halted":
+            from guardrail.cli.temporal_commands import resume_on_temporal
+
+            api.approve(rollout_id, wave, resume=False, by=by, reason=reason)
+            return resume_on_temporal(api, rollout_id, output, temporal)
         result = api.approve(rollout_id, wave, by=by, reason=reason)
         return result if result is not None else api.result(api.store.rollout(rollout_id)["id"])
 

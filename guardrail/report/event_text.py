@@ -66,6 +66,16 @@ def describe(e: dict[str, Any]) -> str | None:
             return f"took over this rollout's lock from its earlier process ({held}): {_why_taken(e)}"
         return f"took over the lock of {e.get('service')} from rollout {e.get('previous_rollout')} ({held}): " \
                f"{_why_taken(e)}"
+    if kind == "runner.attempt":
+        text = f"run by worker {e.get('worker')} (attempt {e.get('attempt')} of workflow {e.get('workflow_id')})"
+        previous = e.get("previous") or {}
+        if previous.get("worker"):
+            text += f", after worker {previous['worker']} (attempt {previous.get('attempt')})"
+        if e.get("unwatched_since") and e.get("at"):
+            text += f"; nobody watched for {e['at'] - e['unwatched_since']:.0f}s, not counted as bake"
+        return text
+    if kind == "runner.stopped":
+        return f"STOPPED: {e.get('why')}; `guardrail resume` or `guardrail abort` continues it"
     if kind == "lock.lost":
         why = _why_taken(e, whose="this rollout's")
         return f"lock of {e.get('service')} taken over at {_when(e.get('taken_at'))} by rollout " \
@@ -103,6 +113,8 @@ def _why_taken(e: dict[str, Any], whose: str = "its") -> str:
     """Why a lock's holder could no longer hold it (``guardrail.state.locks.stale_reason``)."""
     if e.get("why") == "taken-over":
         return f"a person took it over: {e.get('reason')}"
+    if e.get("why") == "runner-replaced":
+        return f"{whose} runner {e.get('holder')} was replaced: Temporal gave the rollout to another worker"
     if e.get("why") == "process-gone":
         return f"{whose} process {e.get('pid')} is gone from {e.get('host')}"
     why = f"{whose} lease expired at {_when(e.get('lease_expires_at'))}"
