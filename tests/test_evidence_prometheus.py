@@ -79,7 +79,7 @@ def test_a_counter_window_over_a_gap_is_not_fresh_evidence(sources):
     reading = prom.measure(Probe("c", "r3", {"query": RESTARTS}), after)
     assert reading.error is None and reading.series and reading.series[0].value == 0
     assert staleness(check(RESTARTS), reading, after) == \
-        "stale: samples cover 37% of the query's window (min_window_coverage 90%)"
+        "stale: samples cover 37% of the query's window (min_window_coverage 50%)"
 
 
 def test_every_reading_is_as_fresh_on_prometheus_as_on_the_sim(sources):
@@ -131,7 +131,7 @@ def test_a_gap_mid_bake_is_never_covered_and_decided_as_on_the_sim(server, tmp_p
         finally:
             g.close()
     ticks, coverage, passed = runs["prometheus"]
-    assert coverage["latency"][1] >= 10 * MINUTE - 30 and coverage["restarts"][1] >= 20 * MINUTE
+    assert coverage["latency"][1] >= 10 * MINUTE - 30 and coverage["restarts"][1] >= 15 * MINUTE
     assert passed >= 30 * MINUTE + coverage["restarts"][1]
     assert not [t for t in ticks if START + 10 * MINUTE + 30 <= START + t[0] * 30 < START + 20 * MINUTE
                 and t[2] == "pass"], "a tick of the gap passed"
