@@ -380,3 +380,52 @@ def test_a_deploy_program_gone_at_run_time_is_recorded_as_never_started_and_not_
         assert verdicts["r1"] == "deploy_not_started" and verdicts["r3"] == "rolled_back"
     finally:
         g.close()
+
+
+class _PauseWhenBaking:
+    """A person who runs `guardrail pause` as soon as the canary bakes."""
+
+    def __init__(self):
+        self.guardrail = None
+
+    from guardrail import hookimpl
+
+    @hookimpl
+    def guardrail_on_event(self, event):
+        if event["kind"] == "state.baking" and self.guardrail is not None:
+            self.guardrail.pause(event["rollout_id"], "a person looks")
+            self.guardrail = None
+
+
+def test_paused_aborted_and_approved_rollouts_say_so(work):
+    from guardrail.plugin.manager import get_plugin_manager
+
+    pm = get_plugin_manager()
+    person = _PauseWhenBaking()
+    pm.register(person)
+    g = Guardrail(work / "state.db", pm=pm)
+    person.guardrail = g
+    try:
+        paused = g.rollout(plan(work, "pause-me"), clock_start=START)
+        assert (paused.outcome, paused.reason) == ("halted", "paused: a person looks")
+        status = g.status(paused.rollout_id)
+        assert [r["verdict"] for w in status["waves"] for r in w["regions"]] == ["paused", "not_deployed",
+                                                                                 "not_deployed"]
+        aborted = g.abort(paused.rollout_id, "wrong day")
+        assert aborted.reason == "aborted: wrong day"
+        status = g.status(aborted.rollout_id)
+        assert [r["verdict"] for w in status["waves"] for r in w["regions"]][:1] == ["aborted"]
+        assert status["reason"] == "aborted: wrong day"
+
+        waves = [{"name": "canary", "regions": ["r3"], "bake": "10m"},
+                 {"name": "main", "regions": ["r1", "r2"], "bake": "10m", "approval": "manual"}]
+        waiting = g.rollout(plan(work, "approve-me", waves=waves), clock_start=START + 3 * 3600)
+        assert waiting.reason.startswith("wave 'main' waits for approval")
+        assert [r["verdict"] for w in g.status(waiting.rollout_id)["waves"] for r in w["regions"]] == \
+            ["pass", "not_deployed", "not_deployed"]
+        done = g.approve(waiting.rollout_id)
+        assert (done.outcome, done.reason) == ("promoted", None)  # no reason left over from the wait
+        status = g.status(done.rollout_id)
+        assert status["reason"] is None and {r["verdict"] for w in status["waves"] for r in w["regions"]} == {"pass"}
+    finally:
+        g.close()
