@@ -1,6 +1,7 @@
-"""Freshness against a real Prometheus holding the evidence scenario's history (promtool
-backfill, r3 on version 2.0-gap: every series stops for 10 minutes, 10 minutes after the
-deploy): the same stale readings and the same decisions as on the simulated fleet."""
+"""Freshness against a real Prometheus (promtool backfill) and a real VictoriaMetrics
+(imported samples) holding the evidence scenario's history (r3 on version 2.0-gap:
+every series stops for 10 minutes, 10 minutes after the deploy): the same stale
+readings and the same decisions as on the simulated fleet, on both."""
 
 from __future__ import annotations
 
@@ -30,24 +31,41 @@ RESTARTS = 'sum(increase(restarts_total{region="r3"}[15m]))'
 pytestmark = pytest.mark.prometheus
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from support.prometheus import PrometheusServer, backfill
+class Backend:
+    def __init__(self, name: str, server):
+        self.name, self.server, self.url = name, server, server.url
 
-    base = tmp_path_factory.mktemp("evidence-prometheus")
+    @property
+    def settings(self) -> dict:
+        """The source settings: VictoriaMetrics has no global scrape_interval to learn."""
+        return {"url": self.url} | ({"scrape_interval": "15s"} if self.name == "victoria-metrics" else {})
+
+
+@pytest.fixture(scope="module", params=["prometheus", "victoria-metrics"])
+def server(request, tmp_path_factory):
+    base = tmp_path_factory.mktemp(f"evidence-{request.param}")
     log = FleetLog(base / "fleet.jsonl")
     log.record("r3", "2.0-gap", "deploy", "backfill", START)
     store = open_store(DATA / "scenario.yaml", fleet=log)
-    backfill(store, START - store.scenario.history, START + 3 * 3600, base / "tsdb")
-    with PrometheusServer(base, tsdb=base / "tsdb", global_interval="15s") as prometheus:
-        yield prometheus
+    if request.param == "prometheus":
+        from support.prometheus import PrometheusServer, backfill
+
+        backfill(store, START - store.scenario.history, START + 3 * 3600, base / "tsdb")
+        with PrometheusServer(base, tsdb=base / "tsdb", global_interval="15s") as prometheus:
+            yield Backend(request.param, prometheus)
+    else:
+        from support.victoria import VictoriaMetricsServer, load
+
+        with VictoriaMetricsServer(base) as victoria:
+            load(victoria, store, START - store.scenario.history, START + 3 * 3600)
+            yield Backend(request.param, victoria)
 
 
 @pytest.fixture
 def sources(server, tmp_path):
     context = PluginContext(clock=VirtualClock(START), state_dir=tmp_path, base_dir=DATA, service="evidence")
     FleetLog(tmp_path / "sim-fleet-evidence.jsonl").record("r3", "2.0-gap", "deploy", "test", START)
-    prom = PrometheusSource(PrometheusSource.Settings(url=server.url), context)
+    prom = PrometheusSource(PrometheusSource.Settings(**server.settings), context)
     sim = SimSource(SimSource.Settings(scenario="scenario.yaml"), context)
     yield prom, sim
     prom.close()
@@ -57,9 +75,9 @@ def check(query: str) -> Check:
     return Check.model_validate({"name": "c", "source": "prometheus", "query": query, "fail_if": "> 10"})
 
 
-def test_the_source_learns_the_scrape_interval(sources):
+def test_the_source_learns_or_is_told_the_scrape_interval(sources):
     prom, _ = sources
-    assert prom.scrape_interval() == 15.0
+    assert prom.scrape_interval() == 15.0  # learnt from Prometheus, told for VictoriaMetrics
 
 
 def test_a_frozen_gauge_is_stale_after_its_bound(sources):
@@ -73,31 +91,38 @@ def test_a_frozen_gauge_is_stale_after_its_bound(sources):
     assert staleness(check(LATENCY), prom.measure(Probe("c", "r3", {"query": LATENCY}), fresh), fresh) is None
 
 
-def test_a_counter_window_over_a_gap_is_not_fresh_evidence(sources):
+def test_a_counter_window_over_a_gap_is_not_fresh_evidence(sources, server):
     prom, _ = sources
     after = START + 25 * MINUTE
     reading = prom.measure(Probe("c", "r3", {"query": RESTARTS}), after)
     assert reading.error is None and reading.series and reading.series[0].value == 0
     assert staleness(check(RESTARTS), reading, after) == \
-        "stale: samples cover 37% of the query's window (min_window_coverage 90%)"
+        "stale: samples cover 37% of the query's window (min_window_coverage 50%)"
 
 
-def test_every_reading_is_as_fresh_on_prometheus_as_on_the_sim(sources):
+def test_every_reading_is_as_fresh_on_prometheus_as_on_the_sim(sources, server):
+    """Prometheus counts a window's samples on [t - w, t], VictoriaMetrics on (t - w, t]:
+    the reasons may differ by a sample, the decisions do not."""
     prom, sim = sources
     for query in (LATENCY, RESTARTS, 'sum(rate(restarts_total{region="r3"}[5m])) + max(latency_seconds)'):
         for offset in range(0, 40 * 60, 45):
             at = START + offset
             a, b = (source.measure(Probe("c", "r3", {"query": query}), at) for source in (prom, sim))
             assert bool(a.series) == bool(b.series), (query, offset)
-            assert staleness(check(query), a, at) == staleness(check(query), b, at), (query, offset)
+            mine, theirs = staleness(check(query), a, at), staleness(check(query), b, at)
+            if server.name == "prometheus":
+                assert mine == theirs, (query, offset)
+            else:
+                assert (mine is None) == (theirs is None), (query, offset, mine, theirs)
 
 
-def test_a_scalar_query_is_measured_with_its_companion_apart(sources):
+def test_a_scalar_query_is_measured_with_its_companion_apart(sources, server):
     prom, _ = sources
     query = 'scalar(max(latency_seconds{region="r3"}))'
     late = START + 10 * MINUTE + 45
     reading = prom.measure(Probe("c", "r3", {"query": query}), late)
-    assert reading.series and query in prom._separate
+    # Prometheus refuses `scalar or vector`, so the companion is asked apart; VictoriaMetrics joins them.
+    assert reading.series and (query in prom._separate) == (server.name == "prometheus")
     assert staleness(check(query), reading, late).startswith("stale: the newest sample is 1m old")
 
 
@@ -115,7 +140,7 @@ def _plan(directory: Path, sources: dict, deploy: dict) -> Path:
 def test_a_gap_mid_bake_is_never_covered_and_decided_as_on_the_sim(server, tmp_path):
     runs = {}
     for name, sources, deploy in [
-        ("prometheus", {"prometheus": {"url": server.url}}, {"plugin": "noop"}),
+        ("prometheus", {"prometheus": server.settings}, {"plugin": "noop"}),
         ("sim", {"prometheus": {"plugin": "sim", "scenario": "scenario.yaml"}},
          {"plugin": "sim", "with": {"scenario": "scenario.yaml"}}),
     ]:
@@ -131,7 +156,7 @@ def test_a_gap_mid_bake_is_never_covered_and_decided_as_on_the_sim(server, tmp_p
         finally:
             g.close()
     ticks, coverage, passed = runs["prometheus"]
-    assert coverage["latency"][1] >= 10 * MINUTE - 30 and coverage["restarts"][1] >= 20 * MINUTE
+    assert coverage["latency"][1] >= 10 * MINUTE - 30 and coverage["restarts"][1] >= 15 * MINUTE
     assert passed >= 30 * MINUTE + coverage["restarts"][1]
     assert not [t for t in ticks if START + 10 * MINUTE + 30 <= START + t[0] * 30 < START + 20 * MINUTE
                 and t[2] == "pass"], "a tick of the gap passed"

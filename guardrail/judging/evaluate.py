@@ -39,8 +39,9 @@ NO_CONTROL = "no control region left: every region of the plan runs the new vers
 DEFAULT_SAMPLE_INTERVAL = 60.0
 """Seconds between samples when a source reports sample times but no interval
 (Prometheus's default scrape interval)."""
-DEFAULT_MIN_WINDOW_COVERAGE = 0.9
-"""The share of a range window that must hold samples, for a check that names none."""
+DEFAULT_MIN_WINDOW_COVERAGE = 0.5
+"""The share of a range window that must hold samples, for a check that names none:
+past half a window missing, a window function's value is mostly extrapolation."""
 
 
 def max_age(check: Check, reading: Reading) -> float:

@@ -131,7 +131,10 @@ def judge(check: Check, reading: Reading, *, at: float, state: CheckState, on_no
     if needs_reference and reference is None:
         return _inconclusive(state, threshold, reference, "no baseline: the query had no data before the change")
     if stale is not None:
-        return _no_data(check, on_no_data, state, at, threshold, reference, stale)
+        # No data, as on_no_data says; but samples that are late are not a source that
+        # cannot answer: they do not count toward inconclusive_limit. They cover no bake
+        # time, so the bake extends while they last and halts when its extension runs out.
+        return _no_data(check, on_no_data, state, at, threshold, reference, stale, streak=False)
     try:
         value, holds, note = _measure(check, reading, reference)
     except _Inconclusive as exc:
@@ -145,23 +148,23 @@ def judge(check: Check, reading: Reading, *, at: float, state: CheckState, on_no
 
 
 def _inconclusive(state: CheckState, threshold: float | None, reference: float | None,
-                  reason: str) -> tuple[Verdict, CheckState]:
+                  reason: str, streak: bool = True) -> tuple[Verdict, CheckState]:
     verdict = Verdict("inconclusive", None, threshold, reference, reason)
-    return verdict, CheckState(state.breach_since, state.first_breach_at, state.inconclusive_streak + 1,
+    return verdict, CheckState(state.breach_since, state.first_breach_at, state.inconclusive_streak + streak,
                                state.evaluations + 1, state.failures, state.inconclusives + 1, verdict)
 
 
 def _no_data(check: Check, on_no_data: str, state: CheckState, at: float, threshold: float | None,
-             reference: float | None, what: str) -> tuple[Verdict, CheckState]:
+             reference: float | None, what: str, streak: bool = True) -> tuple[Verdict, CheckState]:
     """No data follows the check's (or the policy's) explicit ``on_no_data``."""
     no_data = check.on_no_data or on_no_data
     if no_data == "inconclusive":
-        return _inconclusive(state, threshold, reference, what)
+        return _inconclusive(state, threshold, reference, what, streak)
     failed = no_data == "fail"
     verdict = Verdict("fail" if failed else "pass", None, threshold, reference, f"{what} (on_no_data: {no_data})")
     first = state.first_breach_at if state.first_breach_at is not None or not failed else at
-    return verdict, CheckState(state.breach_since, first, 0, state.evaluations + 1, state.failures + failed,
-                               state.inconclusives, verdict)
+    return verdict, CheckState(state.breach_since, first, 0 if streak else state.inconclusive_streak,
+                               state.evaluations + 1, state.failures + failed, state.inconclusives, verdict)
 
 
 def _settle(check: Check, holds: bool, value: float, threshold: float | None, reference: float | None,

@@ -44,7 +44,7 @@ class Check(BaseModel):
     max_age: Duration | None = Field(None, gt=0, description="a reading whose newest input sample is older is stale"
                                      " (no data); default: twice the source's sample interval")
     min_window_coverage: float | None = Field(None, gt=0, le=1, description="the share of a range window"
-                                              " ([5m]) that must hold samples; default 0.9")
+                                              " ([5m]) that must hold samples; default 0.5")
     on_no_control: Literal["baseline", "inconclusive", "skip"] = Field(
         "baseline", description="compare: control in a wave with no control region left: compare with the"
         " region's own window before the change, be inconclusive, or skip the check")

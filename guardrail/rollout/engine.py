@@ -298,8 +298,9 @@ class Engine:
                     if lacking and phase.next_time() > deadline:
                         return Halt("bake not covered by fresh evidence: " + "; ".join(
                             describe(str(i), phase.coverage[i], required) for i in list(lacking)[:5]))
-                    overdue = [i for i in unclean if i not in lacking
-                               and phase.next_time() > self._settle_by(phase, i, extend_from)]
+                    overdue = [i for i in unclean if i not in lacking and phase.next_time() > (
+                        deadline if phase.states[i].last is not None and phase.states[i].last.status == "inconclusive"
+                        else self._settle_by(phase, i, extend_from))]
                     if overdue:
                         return Halt("bake ended without clean evidence for " + ", ".join(map(str, overdue[:5])))
         except _Interrupted as interrupted:
