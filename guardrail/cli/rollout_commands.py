@@ -87,6 +87,9 @@ def _run(state: Path | None, output: Output, call: Callable[[Any], Any], report:
             result = call(api)
     except LockedError as exc:
         if output is Output.json:
+            from guardrail.cli import report_error
+
+            report_error(exc)  # the story, for the job log; stdout stays one JSON document
             typer.echo(json.dumps({"outcome": "locked", "service": exc.service, "holder": exc.holder,
                                    "rollout_id": exc.rollout_id, "exit_code": int(ExitCode.LOCKED)}, indent=2))
             raise typer.Exit(int(ExitCode.LOCKED)) from None
