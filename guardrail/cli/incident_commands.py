@@ -24,9 +24,7 @@ IncidentArgument = Annotated[str, typer.Argument(help="incident id (INC-...) or 
 def _api(state):
     from guardrail.api import Guardrail
 
-    api = Guardrail(state_path(state))
-    _close_with_command(api)
-    return api
+    return Guardrail(state_path(state))
 
 
 @incidents_app.command("list")
@@ -105,15 +103,6 @@ def flush(incident: Annotated[str | None, typer.Argument(help="only this inciden
         out_console.print(f"{len(results)} attempted, {len(left)} not delivered" if results or left
                           else "nothing to deliver")
     raise typer.Exit(1 if left else 0)
-
-
-def _close_with_command(api) -> None:
-    """A database's connection pool closes when the command ends, whichever way."""
-    import click
-
-    context = click.get_current_context(silent=True)
-    if context is not None:
-        context.call_on_close(api.close)
 
 
 def register(app: typer.Typer) -> None:

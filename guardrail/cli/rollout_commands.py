@@ -34,9 +34,7 @@ def _guardrail(state: Path | None, progress: bool):
 
     listener = Progress(out_console) if progress else None
     pm = get_plugin_manager(extra_plugins=[listener] if listener else [])
-    api = Guardrail(state_path(state), pm=pm)
-    _close_with_command(api)
-    return api, listener
+    return Guardrail(state_path(state), pm=pm), listener
 
 
 def _finish(api, result, output: Output, listener, report: Path | None = None, junit: Path | None = None) -> None:
@@ -220,15 +218,6 @@ def _print_summary(s: dict) -> None:
     if s.get("incident"):
         out_console.print(f"incident {s['incident']['id']}: {s['incident']['status']}")
     out_console.print(f"[dim]details: guardrail status {s['rollout_id']}[/dim]")
-
-
-def _close_with_command(api) -> None:
-    """A database's connection pool closes when the command ends, whichever way."""
-    import click
-
-    context = click.get_current_context(silent=True)
-    if context is not None:
-        context.call_on_close(api.close)
 
 
 def register(app: typer.Typer) -> None:
