@@ -25,9 +25,7 @@ def _api(state):
     from guardrail.api import Guardrail
     from guardrail.cli.options import plugin_manager
 
-    api = Guardrail(state_path(state), pm=plugin_manager())
-    _close_with_command(api)
-    return api
+    return Guardrail(state_path(state), pm=plugin_manager())
 
 
 @incidents_app.command("list")
@@ -104,15 +102,6 @@ def flush(incident: Annotated[str | None, typer.Argument(help="only this inciden
         out_console.print(f"{len(results)} attempted, {len(left)} not delivered" if results or left
                           else "nothing to deliver")
     raise typer.Exit(1 if left else 0)
-
-
-def _close_with_command(api) -> None:
-    """A database's connection pool closes when the command ends, whichever way."""
-    import click
-
-    context = click.get_current_context(silent=True)
-    if context is not None:
-        context.call_on_close(api.close)
 
 
 def register(app: typer.Typer) -> None:

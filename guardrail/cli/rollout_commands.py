@@ -50,7 +50,6 @@ def _guardrail(state: Path | None, progress: bool):
         pm.register(listener)
     api = Guardrail(state_path(state), pm=pm, interruption=Interruption())
     watch(api.store.redactor)  # a crash log masks the plan's secrets too
-    _close_with_command(api)
     return api, listener
 
 
@@ -321,15 +320,6 @@ def _print_summary(s: dict) -> None:
     if s.get("incident"):
         out_console.print(f"incident {shown(s['incident']['id'])}: {shown(s['incident']['status'])}")
     out_console.print(f"[dim]details: guardrail status {s['rollout_id']}[/dim]")
-
-
-def _close_with_command(api) -> None:
-    """A database's connection pool closes when the command ends, whichever way."""
-    import click
-
-    context = click.get_current_context(silent=True)
-    if context is not None:
-        context.call_on_close(api.close)
 
 
 def register(app: typer.Typer) -> None:

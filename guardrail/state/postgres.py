@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -52,6 +53,10 @@ class PostgresStore(PostgresOutbox):
                  migrate: bool = True, retry_for: float | None = None, timeout: float | None = None):
         self.redactor = redactor or Redactor()
         self.db = Database(url, self.redactor, environ=environ, retry_for=retry_for, timeout=timeout)
+        # A store dropped without close() closes its pool here, in the thread that dropped
+        # it: left to the garbage collector, the pool may be finalised in one of its own
+        # worker threads, which cannot join themselves.
+        self._closer = weakref.finalize(self, self.db.close)
         self.location = self.db.location
         env = os.environ if environ is None else environ
         self.state_dir = Path(env.get("GUARDRAIL_STATE_DIR") or Path.cwd()).absolute()
@@ -71,7 +76,7 @@ class PostgresStore(PostgresOutbox):
         return self.location
 
     def close(self) -> None:
-        self.db.close()
+        self._closer()
 
     # -- schema ------------------------------------------------------------------------
 
