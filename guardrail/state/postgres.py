@@ -36,7 +36,6 @@ from guardrail.state.postgres_outbox import PostgresOutbox
 from guardrail.state.schema import PACKED, POSTGRES_MIGRATIONS, ROW_SPAN, SCHEMA_VERSION
 from guardrail.state.sqlite import MEASUREMENT_COLUMNS, _dumps, _json_text
 
-_PACK = tuple(MEASUREMENT_COLUMNS.index(f) for f in PACKED)
 _REGION, _CHECK = PACKED.index("region"), PACKED.index("check_name")
 _NOW = "extract(epoch from clock_timestamp())::float8"
 MIGRATION_LOCK = 0x67726472  # "grdr": the advisory lock key schema changes are made under
@@ -278,12 +277,6 @@ class PostgresStore(PostgresOutbox):
             new = [e for e in ticks[i][4] if (e[_REGION], e[_CHECK]) not in seen]
             if new:
                 conn.execute("UPDATE ticks SET evaluations = %s WHERE id = %s", (_json_text(have + new), tick_id))
-
-    def add_measurements(self, rollout_id: str, rows: list[tuple]) -> None:
-        ticks: dict[tuple, list[list]] = {}
-        for row in rows:
-            ticks.setdefault((row[0], row[4], row[1], row[2]), []).append([row[i] for i in _PACK])
-        self.add_ticks(rollout_id, [(*key, evaluations) for key, evaluations in ticks.items()])
 
     def measurements(self, rollout_id: str, phase: str | None = None, *, region: str | None = None,
                      check: str | None = None) -> list[dict[str, Any]]:
