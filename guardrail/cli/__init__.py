@@ -38,6 +38,19 @@ class _Group(TyperGroup):
             raise typer.Exit(int(exc.exit_code)) from None
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from guardrail.version import DISTRIBUTION, __version__
+
+        typer.echo(f"guardrail {__version__} ({DISTRIBUTION})")
+        raise typer.Exit()
+
+
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print the installed version and exit.")) -> None:
+    """Staged, region-by-region rollouts that bake, judge, roll back and explain."""
+
+
 def create_app(*, with_plugins: bool = True) -> typer.Typer:
     from guardrail.cli import (check_command, config_commands, incident_commands, prove_commands, report_commands,
                    rollout_commands)
@@ -51,6 +64,7 @@ def create_app(*, with_plugins: bool = True) -> typer.Typer:
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
+    app.callback()(_root)
     for commands in (config_commands, rollout_commands, check_command, prove_commands, report_commands,
                      incident_commands):
         commands.register(app)
