@@ -138,8 +138,10 @@ class Guardrail:
                 return "preflight: policies already fail before any deploy: " + "; ".join(failing)
         return None
 
-    def resume(self, rollout_id: str, *, allow_changed_plan: bool = False) -> RolloutResult:
-        """Continue a rollout that was halted, paused or killed."""
+    def resume(self, rollout_id: str, *, allow_changed_plan: bool = False,
+               override_window: str | None = None) -> RolloutResult:
+        """Continue a rollout that was halted, paused or killed; ``override_window``: the
+        reason to deploy inside the change freeze in force now (recorded)."""
         row = self.store.rollout(rollout_id)
         rollout_id = row["id"]
         if row["finished_at"] and row["state"] != "rollback_failed":  # a failed rollback may be retried
@@ -167,6 +169,9 @@ class Guardrail:
             self.store.request(rollout_id, "pause", None)
             self.store.request(rollout_id, "pause_honoured", None)
         engine.journal.emit("rollout.resumed", previous_state=row["state"])
+        frozen = frozen_by(plan.rollout.windows.deny, plan.rollout.windows.timezone, clock.now())
+        if frozen and override_window:
+            engine.journal.emit("window.overridden", window=frozen, reason=override_window)
         lease.record_takeover(engine.journal.emit)
         engine.run()
         return self._result(rollout_id)
@@ -238,7 +243,10 @@ class Guardrail:
 
     def _result(self, rollout_id: str) -> RolloutResult:
         row = self.store.rollout(rollout_id)
-        return RolloutResult(rollout_id, row["service"], row["outcome"] or "halted", row["state"], row["reason"])
+        from guardrail.state.states import outcome_of
+
+        return RolloutResult(rollout_id, row["service"], outcome_of(row["state"]) or "halted", row["state"],
+                             row["reason"])
 
 
 __all__ = ["Guardrail", "RolloutResult", "GuardrailError"]

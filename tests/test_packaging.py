@@ -122,7 +122,9 @@ def test_the_environment_is_fresh(installed):
 
 def test_plugins_json_from_the_installed_wheel(installed):
     result = _check(installed.run(installed.bin("guardrail"), "plugins", "--json"))
-    infos = {entry["name"]: entry for entry in json.loads(result.stdout)}
+    listed = json.loads(result.stdout)
+    assert (listed["version"], listed["distribution"]) == (VERSION, DISTRIBUTION)
+    infos = {entry["name"]: entry for entry in listed["plugins"]}
     for name in BUILTINS:
         assert infos[name]["origin"] == "builtin", infos[name]
         assert infos[name]["module"] == f"guardrail_plugins.{name}"
@@ -131,7 +133,7 @@ def test_plugins_json_from_the_installed_wheel(installed):
     assert "journal" in infos["journal"]["registers"]["incident_sinks"]
     disabled = _check(installed.run(installed.bin("guardrail"), "plugins", "--json",
                                     env={"GUARDRAIL_DISABLE_PLUGIN_AUTOLOAD": "1"}))
-    assert BUILTINS <= {entry["name"] for entry in json.loads(disabled.stdout)}
+    assert BUILTINS <= {entry["name"] for entry in json.loads(disabled.stdout)["plugins"]}
 
 
 def test_validate_from_the_installed_wheel(installed):

@@ -13,7 +13,7 @@ from guardrail.errors import ConfigError, ExitCode
 from guardrail.language.loader import validate_paths
 from guardrail.language.model import Policy, Rollout
 from guardrail.plugin.manager import get_plugin_manager, plugin_infos
-from guardrail.cli.options import JsonOption
+from guardrail.cli.options import JsonOption, Output, OutputOption, emit, wants_json
 
 
 class SchemaKind(str, Enum):
@@ -21,6 +21,7 @@ class SchemaKind(str, Enum):
     policy = "policy"
     policytest = "policytest"
     scenario = "scenario"
+    output = "output"
 
 
 def validate(
@@ -28,6 +29,8 @@ def validate(
     live: Annotated[bool, typer.Option("--live", help="also ask Prometheus to parse every check's query")] = False,
     prometheus: Annotated[str | None, typer.Option("--prometheus", metavar="URL",
                                                    help="the Prometheus for --live (default: the plan's)")] = None,
+    output: OutputOption = Output.text,
+    as_json: JsonOption = False,
 ) -> None:
     """Check YAML files; print every problem as FILE:LINE:COL: KEY.PATH: message (exit 2)."""
     from guardrail.cli import out_console
@@ -44,11 +47,20 @@ def validate(
         problems = live_problems(paths, registry, prometheus_url=prometheus)
         if problems:
             raise ConfigError(problems)
+    if wants_json(output, as_json):
+        emit({"outcome": "valid", "files": checked})
+        return
     out_console.print(f"[green]ok[/green]: {checked} file{'s' if checked != 1 else ''} valid")
 
 
 def schema(kind: Annotated[SchemaKind, typer.Argument(help="which document kind")]) -> None:
-    """Print the JSON Schema of a document kind, for editor completion."""
+    """Print the JSON Schema of a document kind, for editor completion; `output`: of every
+    command's --output json."""
+    if kind is SchemaKind.output:
+        from guardrail.report.output import output_schema
+
+        typer.echo(json.dumps(output_schema(), indent=2))
+        return
     model = _schema_model(kind)
     document = model.model_json_schema(by_alias=True)
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -68,15 +80,17 @@ def _schema_model(kind: SchemaKind):
     return Rollout if kind is SchemaKind.rollout else Policy
 
 
-def plugins(as_json: JsonOption = False) -> None:
+def plugins(output: OutputOption = Output.text, as_json: JsonOption = False) -> None:
     """List loaded plugins: name, version, origin and what each registers."""
     from rich.table import Table
 
     from guardrail.cli import out_console
+    from guardrail.version import DISTRIBUTION, __version__
 
     infos = plugin_infos(get_plugin_manager())
-    if as_json:
-        typer.echo(json.dumps([info.__dict__ for info in infos], indent=2))
+    if wants_json(output, as_json):
+        emit({"outcome": "listed", "version": __version__, "distribution": DISTRIBUTION,
+              "plugins": [info.__dict__ for info in infos]})
         return
     table = Table("plugin", "version", "origin", "registers", box=None)
     for info in infos:

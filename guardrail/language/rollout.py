@@ -69,7 +69,9 @@ class VerifyRecovery(_Strict):
 
 
 class Windows(_Strict):
-    deny: list[str] = Field(default_factory=list, description='change freezes: "Fri 15:00-Mon 08:00", "2026-12-24-2026-12-27"')
+    deny: list[str] = Field(default_factory=list, description=(
+        'change freezes, checked before every wave: "Fri 15:00-Mon 08:00", "Mon-Fri 22:00-23:00", '
+        '"2026-12-24 00:00 - 2026-12-27 00:00"'))
     timezone: str = "UTC"
 
 

@@ -14,6 +14,7 @@ from guardrail.errors import NotFound
 from guardrail.report.event_text import describe
 from guardrail.text import iso
 from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.states import outcome_of
 
 OUTCOMES = ("promoted", "rolled_back", "halted", "rollback_failed", "locked")
 NOTICES = ("lock.taken_over", "lock.lost", "window.overridden", "plan.changed")
@@ -49,7 +50,7 @@ def summarize(store: SQLiteStore, rollout_id: str) -> dict[str, Any]:
         incident = store.incident(rollout_id)
     except NotFound:
         incident = None
-    outcome = row["outcome"] or ("halted" if row["state"] == "halted" else None)
+    outcome = outcome_of(row["state"])  # never the stored column: a resumed rollout keeps its old value there
     return {
         "rollout_id": rollout_id,
         "service": row["service"],

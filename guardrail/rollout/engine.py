@@ -27,6 +27,7 @@ from guardrail.state.locks import Lease
 from guardrail.language.model import Wave
 from guardrail.language.types import format_duration, template_names
 from guardrail.plugin.manager import Registry
+from guardrail.rollout.freeze import freeze_before_wave
 from guardrail.rollout.recovery import verify_recovery
 from guardrail.state.sqlite import SQLiteStore
 from guardrail.rollout.ticks import Phase
@@ -104,6 +105,11 @@ class Engine:
             if wave.approval == "manual" and wave.name not in approvals:
                 return self._halt(f"wave {wave.name!r} waits for approval: run `guardrail approve {self.id}`",
                                   waiting_for=wave.name)
+            if not all(self.journal.done(f"deploy:{r}") for r in wave.regions):  # a freeze stops deploys only
+                freeze = freeze_before_wave(self.rollout, self.id, wave.name, self.clock.now(),
+                                            self.store.events(self.id, "window.overridden"))
+                if freeze is not None:
+                    return self._halt(freeze.reason, window=freeze.window, wave=wave.name)
             self._capture_baselines(wave)
             self.transition("deploying", wave=wave.name, regions=wave.regions)
             failures = self._deploy_wave(wave)
