@@ -173,9 +173,16 @@ def unlock(service: Annotated[str, typer.Argument(help="the service whose lock t
 
 
 def status(rollout_id: Annotated[str | None, typer.Argument(help="rollout id; default: the latest")] = None,
-           state: StateOption = None, output: OutputOption = Output.text, as_json: JsonOption = False) -> None:
+           state: StateOption = None, output: OutputOption = Output.text, as_json: JsonOption = False,
+           watch: Annotated[bool, typer.Option(
+               "--watch", "-w", help="follow it live from the store until it ends (exit: its outcome's code)")] = False,
+           interval: Annotated[float, typer.Option(help="with --watch: seconds between two reads", min=0.1)] = 2.0,
+           ) -> None:
     """Show a rollout: regions, verdicts, failing checks, incident."""
     api, _ = _guardrail(state, progress=False, existing=True)
+    if watch:
+        _watch(api, rollout_id, interval, wants_json(output, as_json))
+        return
     summary = api.status(rollout_id)
     if wants_json(output, as_json):
         emit(summary)
@@ -239,6 +246,21 @@ def _print_summary(s: dict, state: Path | None = None) -> None:
     if s.get("incident"):
         out_console.print(f"incident {s['incident']['id']}: {s['incident']['status']}")
     out_console.print(f"[dim]details: {escape(status_command(s['rollout_id'], state))}[/dim]")
+
+
+def _watch(api, rollout_id: str | None, interval: float, as_json: bool) -> None:
+    from guardrail.cli import err_console, out_console
+    from guardrail.cli.watch import watch
+    from guardrail.report.live import live_view
+    from guardrail.state.states import exit_code_of
+
+    rid = api.status(rollout_id)["rollout_id"]
+    view = watch(lambda: live_view(api.store, rid), err_console if as_json else out_console, interval)
+    if as_json:
+        emit(api.status(rid), exit_code=exit_code_of(view["state"]) or 0)
+    else:
+        _print_summary(api.status(rid), api.state_path)
+    raise typer.Exit(exit_code_of(view["state"]) or 0)
 
 
 def _short_time(text: str | None, day: str) -> str:
