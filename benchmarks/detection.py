@@ -1,5 +1,6 @@
-"""Detection benchmark (issue 6): does the policy library catch the seed incidents, how
-fast, with how much exposure, and how often does it cry wolf?
+"""Detection benchmark: does the policy library catch the seed incidents (and the
+failure classes beyond them), how fast, with how much exposure, how often does it cry
+wolf, and does it hold when evidence goes missing?
 
     python benchmarks/detection.py                         # 10 seeds per failure, 100 per healthy scenario
     python benchmarks/detection.py --failure-seeds 3 --healthy-runs 10 --jobs 2
@@ -52,6 +53,12 @@ REPORTED = {
 }
 """The seed reports' own figures, side by side with the benchmark's."""
 
+NEW_FAILURES = {
+    "second-wave-regression": "a regression only a second-wave region (r1) shows",
+    "late-canary-failure": "a failure in the canary 45 minutes after its deploy, 15 after its bake ended",
+}
+"""Failure classes beyond the seed reports: caught in the same table as the seeds'."""
+
 
 def _library():
     spec = importlib.util.spec_from_file_location("scenario_library", SCENARIOS / "run.py")
@@ -92,8 +99,10 @@ def task(name: str, seed: int, policy: str) -> dict[str, Any]:
         out: dict[str, Any] = {"name": name, "seed": seed, "policy": policy, "outcome": result.outcome,
                                "reason": result.reason, "start": result.start, "decided_at": result.decided_at,
                                "findings": [f"{f['region']} {f['check']}" for f in result.findings]}
-        if not lib.healthy(name):
+        if not lib.healthy(name) and not lib.gap(name):
             out.update(_failure_measures(lib, result))
+        if lib.gap(name):
+            out["covered"] = _covered(result)
         return out
     finally:
         out_wall = time.perf_counter() - began
@@ -123,6 +132,21 @@ def _failure_measures(lib, result) -> dict[str, Any]:
     if result.relapsed_at is not None and out["rolled_back_at"] is not None:
         out["relapse_after_rollback"] = result.relapsed_at - out["rolled_back_at"]
     return out
+
+
+def _covered(result) -> bool:
+    """Whether every bake the run passed was covered by fresh evidence (from the store)."""
+    from guardrail.state.sqlite import SQLiteStore
+
+    store = SQLiteStore(result.state)
+    try:
+        started = store.events(result.rollout_id, "rollout.started")[0]["waves"]
+        bakes = {f"bake:{w['name']}": w["bake"] for w in started}
+        passed = {s["key"] for s in store.steps(result.rollout_id, "bake:") if s["status"] == "done"}
+        rows = [r for r in store.coverage(result.rollout_id) if r["phase"] in passed and r["applies"]]
+        return all(r["covered"] >= bakes[r["phase"]] - 1e-6 for r in rows)
+    finally:
+        store.close()
 
 
 def _held_since(lib, result, finding: dict[str, Any]) -> float | None:
@@ -188,7 +212,7 @@ def _median(values: list[float]) -> float | None:
 
 def failure_rows(runs: list[dict[str, Any]], policy: str) -> tuple[list[list[str]], list[float], int, int]:
     rows, latencies, detected, total = [], [], 0, 0
-    for name in REPORTED:
+    for name in [*REPORTED, *NEW_FAILURES]:
         mine = [r for r in runs if r["name"] == name and r["policy"] == policy]
         if not mine:
             continue
@@ -232,6 +256,23 @@ def healthy_rows(runs: list[dict[str, Any]]) -> tuple[list[list[str]], dict[str,
     return rows, {k: (v[0], v[1]) for k, v in totals.items()}
 
 
+def gap_rows(runs: list[dict[str, Any]]) -> tuple[list[list[str]], tuple[int, int, int, int]]:
+    rows, wrong = [], {"guardrail": [0, 0], "naive": [0, 0]}
+    for name in sorted({r["name"] for r in runs if r["name"].startswith("gap-")}):
+        row = [name]
+        for policy in ("guardrail", "naive"):
+            mine = [r for r in runs if r["name"] == name and r["policy"] == policy]
+            bad = [r for r in mine if r["outcome"] in ("rolled_back", "rollback_failed")
+                   or (r["outcome"] == "promoted" and not r.get("covered"))]
+            wrong[policy][0] += len(bad)
+            wrong[policy][1] += len(mine)
+            kinds = Counter(r["outcome"] + ("" if r["outcome"] != "promoted" else
+                                            " (covered)" if r.get("covered") else " (NOT covered)") for r in mine)
+            row += [f"{len(bad)}/{len(mine)} wrong", ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))]
+        rows.append(row)
+    return rows, (*wrong["guardrail"], *wrong["naive"])
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
     line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
@@ -252,15 +293,21 @@ def report(runs: list[dict[str, Any]], *, seeds: int, healthy_runs: int, wall: f
         if policy == "guardrail":
             summary = (detected, total, _median(latencies), max(latencies, default=None))
     out += ["The seed reports' own figures:", "", table(["scenario", "reported"], [[k, v] for k, v in REPORTED.items()]), ""]
+    out += ["The new failure classes:", "", table(["scenario", "what"], [[k, v] for k, v in NEW_FAILURES.items()]), ""]
     rows, totals = healthy_rows(runs)
     out += ["Healthy scenarios, false positives (any rollout not promoted):", "",
             table(["scenario", "policy library", "how", "naive policy", "how"], rows), ""]
+    gap_table, wrong = gap_rows(runs)
+    out += ["Data gaps: a healthy change whose evidence goes missing (wrong: rolled back, or promoted with a bake"
+            " not covered by fresh evidence):", "",
+            table(["scenario", "policy library", "outcomes", "naive policy", "outcomes"], gap_table), ""]
     detected, total, median, worst = summary
     fp, runs_healthy = totals["guardrail"]
     nfp, nruns = totals["naive"]
     out.append(f"naive policy: false positives {nfp}/{nruns}")
     out.append(f"every detection within one evaluation interval (30s) past its hold: "
                f"{'yes' if worst is not None and worst <= 30.0 + 1e-6 else 'NO'} (worst {_duration(worst)})")
+    out.append(f"data gaps: wrong decisions {wrong[0]}/{wrong[1]} (naive policy {wrong[2]}/{wrong[3]})")
     out.append(f"detected {detected}/{total} failures, false positives {fp}/{runs_healthy}, "
                f"median latency past hold {median if median is not None else float('nan'):.0f}s")
     return "\n".join(out)
@@ -278,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in lib.names():
         if args.only and name not in args.only:
             continue
-        count = args.healthy_runs if lib.healthy(name) else args.failure_seeds
+        count = args.healthy_runs if lib.healthy(name) else args.failure_seeds  # gap classes: as failures
         tasks += [(name, seed, policy) for seed in range(1, count + 1) for policy in ("guardrail", "naive")]
     began = time.perf_counter()
     if args.jobs > 1:

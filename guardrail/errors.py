@@ -14,7 +14,12 @@ Tree::
     ├── NotFound                    a rollout id (or incident) that the store does not hold
     ├── LockedError                 another rollout of the service holds the lock (exit 5)
     ├── LockLostError               a running rollout's lock was taken over: it stopped (exit 5)
+    ├── SupersededError             a rollout whose lock another rollout took over acts no more (exit 5)
+    ├── InterruptedRolloutError     a new rollout over an interrupted or dead one, without --take-over (exit 5)
     └── StateError                  a command that the rollout's state does not allow
+
+Anything else that escapes the CLI is a bug: exit 70 (``ExitCode.INTERNAL``), one line
+naming a log file, the traceback in that file.
 
 Outcomes of a rollout (promoted, rolled back, halted...) are not errors: the engine
 returns them and the CLI maps them to exit codes with ``ExitCode``.
@@ -24,6 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+
+from guardrail.text import printable
 
 
 class ExitCode(IntEnum):
@@ -40,7 +47,10 @@ class ExitCode(IntEnum):
     ROLLBACK_FAILED = 4
     """A rollback failed or recovery was not achieved: a person is needed now."""
     LOCKED = 5
-    """Another rollout of this service is in progress."""
+    """Another rollout of this service is in progress (or the rollout was superseded)."""
+    INTERNAL = 70
+    """Internal error: guardrail itself failed (a bug, not a verdict); a person is needed.
+    The traceback is in a log file beside the state file."""
 
 
 OUTCOME_EXIT = {  # a rollout's outcome -> its exit code
@@ -63,8 +73,11 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        # One line whatever the file name, keys or values hold: a key with a newline
+        # cannot print a line of its own that looks like another problem.
+        where = f"{printable(self.file)}:{self.line}:{self.column}"
+        message = printable(self.message)
+        return f"{where}: {printable(self.path)}: {message}" if self.path else f"{where}: {message}"
 
 
 class GuardrailError(Exception):
@@ -130,3 +143,26 @@ class LockedError(GuardrailError):
             f"service {service!r} is locked by rollout {rollout_id} ({holder}); "
             f"wait for it, or run `guardrail unlock {service}` if that process is gone"
         )
+
+
+class SupersededError(LockedError):
+    """A rollout whose lock another rollout took over: it can never act again unless a
+    person takes the service back with a recorded ``--take-over "reason"``."""
+
+    def __init__(self, service: str, rollout_id: str, by_rollout: str, holder: str, now: str):
+        self.superseded = rollout_id
+        GuardrailError.__init__(
+            self,
+            f"rollout {rollout_id} was superseded: rollout {by_rollout} took over the lock of service {service!r}"
+            f" ({now}); it changes nothing more. To act on it anyway, a person takes the service back:"
+            f" `guardrail resume {rollout_id} --take-over \"reason\"`")
+        self.service, self.holder, self.rollout_id = service, holder, by_rollout
+
+
+class InterruptedRolloutError(LockedError):
+    """The service's lock belongs to a rollout that was interrupted or whose process died:
+    its regions may be half-way; a new rollout starts over it only with ``--take-over``."""
+
+    def __init__(self, service: str, holder: str, rollout_id: str, story: str, hint: str):
+        GuardrailError.__init__(self, f"service {service!r} is held by rollout {rollout_id}: {story}. {hint}")
+        self.service, self.holder, self.rollout_id = service, holder, rollout_id

@@ -12,6 +12,9 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
+MAX_DURATION = 30 * 86400.0
+"""The longest duration any setting accepts (30 days): longer is a typo, and every
+duration then stays a finite number of seconds that clocks and sleeps accept."""
 
 
 def parse_duration(value: Any) -> float:
@@ -23,9 +26,20 @@ def parse_duration(value: Any) -> float:
             return 0.0
         raise ValueError(f'expected a duration with a unit like "{value}s" or "{value}m", got {value!r}')
     text = str(value).strip()
+    shown = long_text(value)
     if not _DURATION.match(text):
-        raise ValueError(f'expected a duration like "30s", "5m", "2h" or "1d", got {value!r}')
-    return float(sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text)))
+        raise ValueError(f'expected a duration like "30s", "5m", "2h" or "1d", got {shown}')
+    seconds = float(sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text)))
+    if not seconds <= MAX_DURATION:  # also false for an overflow to infinity
+        raise ValueError(f"a duration may be at most {format_duration(MAX_DURATION)}, got {shown}")
+    return seconds
+
+
+def long_text(value: Any, limit: int = 100) -> str:
+    """``repr(value)`` for a message, or only its length when it is long. Never a cut
+    value: a secret interpolated into it is redacted whole, so half of one would show."""
+    text = repr(value)
+    return text if len(text) <= limit else f"a text of {len(str(value)):,} characters"
 
 
 def format_duration(seconds: float) -> str:
@@ -44,6 +58,26 @@ def format_duration(seconds: float) -> str:
     return out
 
 
+# C0 and C1 controls, DEL, and the characters that move or reorder text on a terminal:
+# line/paragraph separators and the bidirectional overrides ("Trojan Source").
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def printable(value: Any) -> str:
+    """Text from a user's files or a server, safe to show on one line: control characters,
+    newlines and text-reordering characters become escapes (``\\n``, ``\\x1b``,
+    ``\\u202e``), so no value can start a line of its own, colour a terminal or forge an
+    annotation. Ordinary text, accents and emoji are kept as they are."""
+    text = str(value)
+    return _UNPRINTABLE.sub(_escaped, text) if _UNPRINTABLE.search(text) else text
+
+
 def iso(epoch: float | None) -> str | None:
     """An instant as ISO 8601 in UTC (``2026-11-22T20:19:00Z``); None stays None."""
     if epoch is None:
@@ -51,10 +85,13 @@ def iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def number(value: float | None) -> str:
-    """A measured value: four significant digits, ``-`` for none, NaN and infinities as such."""
+def number(value: Any) -> str:
+    """A measured value as people read it in evidence, the same in the terminal, reports
+    and incidents: four significant digits; ``-`` for none; NaN and infinities as such."""
     if value is None:
         return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return str(value)
     return f"{value:.4g}"

@@ -19,10 +19,8 @@ import time
 
 from pydantic import Field
 
-from guardrail import hookimpl
-from guardrail.plugin.incident_text import check_line, headline, plain_text, status_sentence
-from guardrail.language.types import Duration
-from guardrail.plugin.sink_http import HttpSettings, HttpSink, clip
+from guardrail import (Duration, HttpSettings, HttpSink, check_line, clip, headline, hookimpl, plain_text,
+                       status_sentence)
 
 DESCRIPTION_LIMIT = 8000
 

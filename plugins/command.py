@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail import hookimpl
-from guardrail.plugin.interfaces import Action, ActionRun, Deployer, Outcome, Target
-from guardrail.language.types import Duration, Template, render_value
-from guardrail.plugin.process import run_argv
+from guardrail import (Action, ActionRun, Deployer, Duration, Outcome, Readiness, Target, Template, hookimpl,
+                       program_problem, render_value, run_argv)
 
 
 class _Base(BaseModel):
@@ -21,6 +19,26 @@ class _Base(BaseModel):
     timeout: Duration = Field(600.0, gt=0, description="kill the program after this long")
     env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
     cwd: str | None = Field(None, description="working directory, relative to the plan")
+
+
+def _programs(settings: _Base, context, keys: tuple[str, ...], regions: list[dict]) -> Readiness:
+    """Each argv's program, rendered for every region, exists and is executable."""
+    cwd = context.base_dir / settings.cwd if settings.cwd else context.base_dir
+    problems: Readiness = []
+    for key in keys:
+        seen = set()
+        for variables in regions or [{}]:
+            try:
+                program = str(_argv(getattr(settings, key)[:1], {"idempotency_key": "-", **variables})[0])
+            except (KeyError, IndexError):
+                continue  # a template the plan validation already reported
+            if program in seen:
+                continue
+            seen.add(program)
+            problem = program_problem(program, cwd=cwd, env=settings.env)
+            if problem:
+                problems.append(((key, 0), problem))
+    return problems
 
 
 def _argv(template: list[str], variables: dict) -> list[str]:
@@ -50,6 +68,9 @@ class CommandDeployer(Deployer):
     def rollback(self, target: Target) -> Outcome:
         return self._run(self.settings.rollback, target)
 
+    def validate_ready(self, regions: list[dict]) -> Readiness:
+        return _programs(self.settings, self.context, ("deploy", "rollback"), regions)
+
 
 class CommandAction(Action):
     class Settings(_Base):
@@ -57,6 +78,9 @@ class CommandAction(Action):
 
     def templates(self) -> list[str]:
         return list(self.settings.run)
+
+    def validate_ready(self, regions: list[dict]) -> Readiness:
+        return _programs(self.settings, self.context, ("run",), regions)
 
     def run(self, run: ActionRun) -> Outcome:
         variables = {**run.vars, "service": run.service, "rollout_id": run.rollout_id, "idempotency_key": run.key}

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from guardrail import hookimpl
-from guardrail.plugin.incident_text import markdown, update_markdown
-from guardrail.plugin.sink_http import HttpSettings, HttpSink, clip
+from guardrail import HttpSettings, HttpSink, clip, hookimpl, markdown, update_markdown
 
 BODY_LIMIT = 65536
 

@@ -32,15 +32,14 @@ import json
 import math
 import re
 import time
-from typing import Any, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from typing import Any, Callable, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from guardrail import hookimpl
-from guardrail.plugin.interfaces import Probe, Reading, Source
-from guardrail.language.types import Duration, Template, format_duration
+from guardrail import Duration, Probe, Reading, Source, Template, format_duration, hookimpl
+from guardrail.plugin.templates import url_segment
 
 PAST_TOLERANCE = 60.0
 """How far before the wall clock ``at`` may be and still count as *now*."""
@@ -91,8 +90,8 @@ def _number(value: Any) -> float | None:
 
 
 def escape_url_component(value: str) -> str:
-    """A template value becomes exactly one URL component."""
-    return quote(value, safe="")
+    """A template value becomes exactly one URL component (``..`` included)."""
+    return url_segment(value)
 
 
 def redact_url(url: str) -> str:
@@ -211,7 +210,7 @@ class HttpSource(Source):
                 return Reading.of(0, **detail, reason=cause)
             return Reading.failed(f"http {params.method} {shown}: {cause}", **detail)
         detail.update(status=response.status_code, latency=round(time.perf_counter() - started, 6))
-        value, cause = _value(params, response, detail["latency"])
+        value, cause = _value(params, response, detail["latency"], lambda text: redact(self.context.redact(text)))
         if cause is not None:
             cause = redact(cause)
             if params.measure == "up":
@@ -234,7 +233,8 @@ def _transport_cause(exc: httpx.HTTPError, timeout: float) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _value(params: HttpSource.Params, response: httpx.Response, latency: float) -> tuple[float | None, str | None]:
+def _value(params: HttpSource.Params, response: httpx.Response, latency: float,
+           redact: Callable[[str], str]) -> tuple[float | None, str | None]:
     """(value, None), or (value for ``up`` or None, why the response is not the signal)."""
     status = response.status_code
     unexpected = None if params.expected(status) else f"HTTP {status}, expected {params.expected_text()}"
@@ -250,7 +250,7 @@ def _value(params: HttpSource.Params, response: httpx.Response, latency: float) 
         document = response.json()
     except ValueError:
         kind = response.headers.get("content-type", "no content-type")
-        return None, f"response is not JSON ({kind}): {response.text[:80].strip()!r}"
+        return None, f"response is not JSON ({kind}): {redact(response.text)[:80].strip()!r}"
     try:
         value = _number(lookup(document, parse_json_path(params.json_path)))
     except KeyError as exc:

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail import hookimpl
-from guardrail.plugin.interfaces import IncidentSink
+from guardrail import IncidentSink, hookimpl
 
 
 class JournalSink(IncidentSink):

@@ -1,7 +1,6 @@
 """``noop`` deployer: deploys nothing, succeeds. For dry runs of a plan's policies."""
 
-from guardrail import hookimpl
-from guardrail.plugin.interfaces import Deployer, Outcome, Target
+from guardrail import Deployer, Outcome, Target, hookimpl
 
 
 class NoopDeployer(Deployer):

@@ -15,9 +15,7 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from guardrail import hookimpl
-from guardrail.plugin.incident_text import headline, plain_text, status_sentence
-from guardrail.plugin.sink_http import HttpSettings, HttpSink, clip
+from guardrail import HttpSettings, HttpSink, clip, headline, hookimpl, plain_text, status_sentence
 
 Priority = Literal["P1", "P2", "P3", "P4", "P5"]
 PRIORITY = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}

@@ -18,9 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from guardrail import hookimpl
-from guardrail.plugin.incident_text import action_line, check_line, headline, status_sentence
-from guardrail.plugin.sink_http import HttpSettings, HttpSink, clip
+from guardrail import HttpSettings, HttpSink, action_line, check_line, clip, headline, hookimpl, status_sentence
 
 Severity = Literal["critical", "error", "warning", "info"]
 SUMMARY_LIMIT = 1024

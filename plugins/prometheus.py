@@ -19,6 +19,16 @@ left of one ``timeout`` budget, so a reading never takes longer than ``timeout``
 budget is also sent as Prometheus's own ``timeout`` parameter, so the server stops
 evaluating when we stop waiting.
 
+Freshness. A value alone cannot say it rests on old samples (Prometheus serves a series'
+last sample for 5 minutes, and ``increase(x[15m])`` over a gap uses the samples left).
+A companion query asks for the inputs' newest sample times and window sample counts
+(``prometheus_freshness``), joined to the check's own query with ``or`` so a reading
+stays one request (a scalar query, which ``or`` cannot join, costs a second one); the
+reading carries them and the judgement decides (``max_age``, ``min_window_coverage``).
+Prometheus evaluates both parts: the cost is in benchmarks/RESULTS.md. ``scrape_interval`` (the basis of the
+default ``max_age`` and of window coverage) is learnt once from
+``/api/v1/status/config`` (``global.scrape_interval``) unless given, else 1m.
+
 Concurrency. The evaluator calls one instance from several threads. The
 ``requests.Session`` is configured once and never mutated afterwards; urllib3's
 connection pool is thread-safe, and its size (``connections``) should be at least the
@@ -30,6 +40,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,9 +49,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from guardrail import hookimpl
-from guardrail.plugin.interfaces import Probe, RangeReading, Reading, Series, Source
-from guardrail.language.types import Duration, Template
+from guardrail import Duration, Probe, RangeReading, Reading, Series, Source, Template, hookimpl
 
 from .prometheus_failures import (
     RETRY_STATUS,
@@ -49,10 +58,12 @@ from .prometheus_failures import (
     Unexpected,
     api_error,
     describe,
+    rejected,
     retryable,
     timed_out,
     without_credentials,
 )
+from .prometheus_freshness import TAG, companion_query, freshness, inputs
 from .prometheus_templates import escape_promql, templates_after_backslash, templates_outside_double_quotes
 
 __all__ = ["PrometheusSource", "escape_promql", "templates_outside_double_quotes"]
@@ -75,7 +86,11 @@ class PrometheusSource(Source):
         verify_tls: bool = True
         ca_file: str | None = Field(None, description="CA bundle for TLS verification, relative to the plan")
         retries: int = Field(2, ge=0, le=5, description="retries after a refused connection or a 502/503/504")
-        connections: int = Field(32, ge=1, description="HTTP connections kept open; at least guardrail's concurrency")
+        connections: int = Field(32, ge=1, le=1024, description="HTTP connections kept open; at least guardrail's concurrency")
+        scrape_interval: Duration | None = Field(None, gt=0, description="seconds between samples of the inputs;"
+                                                 " default: Prometheus's global scrape_interval, else 1m")
+        freshness: bool = Field(True, description="check the age of the samples behind each reading (one more"
+                                " request per reading); off: every reading counts as fresh")
 
         @field_validator("url")
         @classmethod
@@ -138,11 +153,34 @@ class PrometheusSource(Source):
         session.mount(self.url, HTTPAdapter(max_retries=no_retry, pool_connections=1,
                                             pool_maxsize=settings.connections))
         self._session, self._headers, self._auth = session, headers, auth
+        self._interval: float | None = settings.scrape_interval
+        self._interval_lock = threading.Lock()
+        self._separate: set[str] = set()
+        """Queries that cannot be joined with their companion query (``measure``)."""
 
     # -- readings ----------------------------------------------------------------------
 
     def measure(self, probe: Probe, at: float) -> Reading:
         query = probe.params["query"]
+        selectors = inputs(query) if self.settings.freshness else None
+        companion = companion_query(selectors) if selectors else None
+        if companion is not None and query not in self._separate:
+            # One request: the query and its companion side by side, told apart by the
+            # companion's label. A query `or` cannot join (a scalar) is asked alone,
+            # then its companion, from then on.
+            merged = f"({query}) or ({companion})"
+            try:
+                result = self._call(query, lambda left: self._prom.custom_query(
+                    merged, params={"time": _num(at), "timeout": _num(left)}, timeout=left))
+                mine, theirs = _split(result)
+                return Reading(series=_instant_series(mine), detail={"query": query}).with_freshness(
+                    freshness(selectors, _answer(theirs), self.scrape_interval()))
+            except Failed as failed:
+                if not rejected(failed.__cause__):  # down, slow, refused: the query alone would be too
+                    return Reading.failed(failed.reason, query=query)
+                self._separate.add(query)
+            except Unexpected:
+                self._separate.add(query)
         try:
             result = self._call(query, lambda left: self._prom.custom_query(
                 query, params={"time": _num(at), "timeout": _num(left)}, timeout=left))
@@ -151,7 +189,37 @@ class PrometheusSource(Source):
             return Reading.failed(failed.reason, query=query)
         except Unexpected as odd:
             return Reading.failed(self._reason(query, str(odd)), query=query)
-        return Reading(series=series, detail={"query": query})
+        reading = Reading(series=series, detail={"query": query})
+        if not series or companion is None:
+            return reading
+        try:
+            result = self._call(companion, lambda left: self._prom.custom_query(
+                companion, params={"time": _num(at), "timeout": _num(left)}, timeout=left))
+        except Failed as failed:
+            return Reading.failed(failed.reason, query=query)
+        return reading.with_freshness(freshness(selectors, _answer(_split(result)[1]), self.scrape_interval()))
+
+    def scrape_interval(self) -> float:
+        """Seconds between two samples: as set, else learnt once from Prometheus's global
+        ``scrape_interval``, else 1m (its default)."""
+        with self._interval_lock:
+            if self._interval is None:
+                self._interval = self._learn_interval() or 60.0
+            return self._interval
+
+    def _learn_interval(self) -> float | None:
+        import yaml
+
+        from guardrail.text import parse_duration
+
+        try:
+            response = self._session.get(f"{self.url}/api/v1/status/config", headers=self._headers, auth=self._auth,
+                                         timeout=self.settings.timeout)
+            text = response.json()["data"]["yaml"] if response.status_code == 200 else ""
+            value = (yaml.safe_load(text) or {}).get("global", {}).get("scrape_interval")
+            return parse_duration(str(value)) if value else None
+        except Exception:  # not Prometheus (another implementation of its API), or no access
+            return None
 
     def measure_range(self, probe: Probe, start: float, end: float, step: float) -> RangeReading:
         """Points at ``start + k * step`` up to ``end``, as the base class defines them
@@ -192,7 +260,7 @@ class PrometheusSource(Source):
             response = self._call(query, ask("/api/v1/query", {"query": query, "time": "0"}), raw=True)
         if response.status_code == 200:
             return None
-        error = api_error(response.status_code, response.content)
+        error = api_error(response.status_code, response.content, self.context.redact)
         if response.status_code in (400, 422):
             return error.split(": ", 1)[1] if error.startswith("invalid parameter \"query\": ") else error
         raise Failed(self._reason(query, f"HTTP {response.status_code}: {error}"))
@@ -215,13 +283,13 @@ class PrometheusSource(Source):
                 cause = Status(answer)
             except Exception as exc:
                 if timed_out(exc):  # the budget is spent: no retry
-                    raise Failed(self._reason(query, describe(exc, self.settings.timeout))) from exc
+                    raise Failed(self._reason(query, describe(exc, self.settings.timeout, self.context.redact))) from exc
                 cause = exc
             pause = BACKOFF * 2 ** attempt
             if (attempt >= self.settings.retries or not retryable(cause)
                     or deadline - time.monotonic() < pause + 0.05):
                 tries = f" (after {attempt + 1} attempts)" if attempt else ""
-                raise Failed(self._reason(query, describe(cause, self.settings.timeout) + tries)) from cause
+                raise Failed(self._reason(query, describe(cause, self.settings.timeout, self.context.redact) + tries)) from cause
             time.sleep(pause)
             attempt += 1
 
@@ -230,6 +298,24 @@ class PrometheusSource(Source):
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+def _split(result: Any) -> tuple[Any, list[dict]]:
+    """(the query's own result, the companion's series) of a joined answer."""
+    if not isinstance(result, list) or not all(isinstance(item, dict) for item in result):
+        return result, []
+    tagged = [item for item in result if TAG in (item.get("metric") or {})]
+    return [item for item in result if TAG not in (item.get("metric") or {})], tagged
+
+
+def _answer(tagged: list[dict]) -> dict[str, float]:
+    """The companion's values by tag (``prometheus_freshness.freshness``)."""
+    answer = {}
+    for item in tagged:
+        value = _float((item.get("value") or (0, ""))[1])
+        if value is not None:
+            answer[item["metric"][TAG]] = value
+    return answer
 
 
 def _instant_series(result: Any) -> tuple[Series, ...]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 RETRY_STATUS = frozenset({502, 503, 504})
@@ -45,13 +45,14 @@ class Status(Exception):
         self.response = response
 
 
-def describe(exc: Exception, timeout: float) -> str:
-    """The cause of a failed request, as a reading reports it."""
+def describe(exc: Exception, timeout: float, redact: Callable[[str], str] = lambda text: text) -> str:
+    """The cause of a failed request, as a reading reports it (a quoted reply ``redact``-ed
+    before it is shortened: ``PluginContext.redact``)."""
     import requests
 
     limit = f"{timeout:g}s"
     if isinstance(exc, Status):
-        return f"HTTP {exc.response.status_code}: {api_error(exc.response.status_code, exc.response.content)}"
+        return f"HTTP {exc.response.status_code}: {api_error(exc.response.status_code, exc.response.content, redact)}"
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return f"cannot connect within {limit}"
     if timed_out(exc):
@@ -69,7 +70,7 @@ def describe(exc: Exception, timeout: float) -> str:
             body = ast.literal_eval(match.group(2))
         except (ValueError, SyntaxError):
             body = match.group(2).encode()
-        return f"HTTP {match.group(1)}: {api_error(int(match.group(1)), body)}"
+        return f"HTTP {match.group(1)}: {api_error(int(match.group(1)), body, redact)}"
     if isinstance(exc, (ValueError, KeyError, TypeError)):  # a 200 that is not Prometheus JSON
         return f"the answer is not Prometheus API JSON ({type(exc).__name__})"
     return f"{type(exc).__name__}: {exc}"
@@ -97,9 +98,15 @@ def retryable(exc: Exception) -> bool:
     return bool(match) and int(match.group(1)) in RETRY_STATUS
 
 
-def api_error(status: int, body: bytes) -> str:
+def rejected(exc: BaseException | None) -> bool:
+    """Prometheus refused the query itself (HTTP 400 or 422: a parse or type error)."""
+    match = _API_ERROR.match(str(exc)) if exc is not None else None
+    return bool(match) and int(match.group(1)) in (400, 422)
+
+
+def api_error(status: int, body: bytes, redact: Callable[[str], str] = lambda text: text) -> str:
     """Prometheus's ``errorType: error`` from an error body, else the body's start."""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    text = redact(body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body))
     try:
         data = json.loads(text)
     except ValueError:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from guardrail import hookimpl
-from guardrail.plugin.incident_text import action_line, headline, observed_values, status_sentence
-from guardrail.plugin.sink_http import HttpSettings, HttpSink, clip
+from guardrail import HttpSettings, HttpSink, action_line, clip, headline, hookimpl, observed_values, status_sentence
 
 ICON = {"investigating": ":mag:", "identified": ":rotating_light:", "monitoring": ":eyes:",
         "resolved": ":white_check_mark:"}

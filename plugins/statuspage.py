@@ -17,9 +17,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from guardrail import hookimpl
-from guardrail.plugin.incident_text import plain_text, public_text
-from guardrail.plugin.sink_http import HttpSettings, HttpSink, clip
+from guardrail import HttpSettings, HttpSink, clip, hookimpl, plain_text, public_text
 
 IMPACT = {"critical": "critical", "error": "major", "warning": "minor", "info": "minor"}
 

@@ -22,9 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from guardrail import hookimpl
-from guardrail.plugin.interfaces import Probe, Reading, Source
-from guardrail.language.types import Duration, format_duration
+from guardrail import Duration, Probe, Reading, Source, format_duration, hookimpl
 
 PAST_TOLERANCE = 60.0
 """How far before the wall clock ``at`` may be and still count as *now* (evaluation

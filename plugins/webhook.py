@@ -15,11 +15,9 @@ import json
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail import hookimpl
-from guardrail.plugin.http import post_json
-from guardrail.plugin.interfaces import Action, ActionRun, Deployer, Outcome, Target
-from guardrail.language.types import Duration, Template, render_value
-from guardrail.plugin.sink_http import HttpSettings, HttpSink
+from guardrail import (Action, ActionRun, Deployer, Duration, HttpSettings, HttpSink, Outcome, Readiness, Target,
+                       Template, hookimpl, post_json, render_value)
+from guardrail.plugin.templates import escape_url
 
 
 class Settings(BaseModel):
@@ -31,11 +29,33 @@ class Settings(BaseModel):
     body: dict | None = Field(None, description="extra JSON fields; templates allowed")
 
 
-def _post(settings: Settings, variables: dict, payload: dict) -> Outcome:
-    url = render_value(settings.url, variables)
+def _post(settings: Settings, variables: dict, payload: dict, redact) -> Outcome:
+    try:
+        url = render_value(settings.url, variables, escape_url)  # the body is JSON: its values need no escaping
+    except ValueError as exc:
+        return Outcome(False, f"url: {exc}")
     extra = render_value(settings.body or {}, variables)
     return post_json(url, {**payload, **extra}, headers=settings.headers, timeout=settings.timeout,
-                     retries=settings.retries)
+                     retries=settings.retries, redact=redact)
+
+
+def _url_problems(settings: Settings, regions: list[dict]) -> Readiness:
+    """The URL, rendered for every region, is an http(s) URL with a host."""
+    from urllib.parse import urlsplit
+
+    problems: Readiness = []
+    for variables in regions or [{}]:
+        try:
+            url = str(render_value(settings.url, {"service": "-", "rollout_id": "-", **variables}))
+            parts = urlsplit(url)
+            port_ok = parts.port is None or parts.port > 0
+        except (KeyError, ValueError) as exc:
+            problems.append((("url",), f"not a URL: {exc}"))
+            break
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+            problems.append((("url",), "expected an http:// or https:// URL with a host"))
+            break
+    return problems
 
 
 class WebhookDeployer(Deployer):
@@ -47,10 +67,13 @@ class WebhookDeployer(Deployer):
         payload = {"action": target.action, "service": target.service, "region": target.region,
                    "version": target.version if target.action == "deploy" else target.previous,
                    "idempotency_key": target.key}
-        return _post(self.settings, variables, payload)
+        return _post(self.settings, variables, payload, self.context.redact)
 
     deploy = _call
     rollback = _call
+
+    def validate_ready(self, regions: list[dict]) -> Readiness:
+        return _url_problems(self.settings, regions)
 
 
 class WebhookAction(Action):
@@ -59,13 +82,16 @@ class WebhookAction(Action):
     def templates(self) -> list[str]:
         return [self.settings.url]
 
+    def validate_ready(self, regions: list[dict]) -> Readiness:
+        return _url_problems(self.settings, regions)
+
     def run(self, run: ActionRun) -> Outcome:
         variables = {**run.vars, "service": run.service, "rollout_id": run.rollout_id}
         if run.region is not None:
             variables["region"] = run.region
         payload = {"phase": run.phase, "service": run.service, "region": run.region,
                    "rollout_id": run.rollout_id, "idempotency_key": run.key}
-        return _post(self.settings, variables, payload)
+        return _post(self.settings, variables, payload, self.context.redact)
 
 
 class WebhookSink(HttpSink):

@@ -110,3 +110,17 @@ def temporal_server(tmp_path_factory):
 
     with TemporalServer(tmp_path_factory.mktemp("temporal")) as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request, tmp_path, monkeypatch):
+    """Each store backend in turn (tests/support/stores.py): the conformance suite runs
+    every test that takes this fixture on SQLite and on a real PostgreSQL. Plugins keep
+    their local files (the simulated fleet, the journal) in ``tmp_path/state`` either way."""
+    from support.stores import PostgresBackend, SQLiteBackend
+
+    if request.param == "sqlite":
+        return SQLiteBackend(tmp_path)
+    (tmp_path / "state").mkdir(exist_ok=True)
+    monkeypatch.setenv("GUARDRAIL_STATE_DIR", str(tmp_path / "state"))
+    return PostgresBackend(request.getfixturevalue("postgres_url"))

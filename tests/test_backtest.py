@@ -173,7 +173,7 @@ def prometheus(runs, tmp_path_factory):
     for run in runs.values():
         store = lib.store_of(run, before=run.decided_at)
         backfill(store, store.history_start_ms / 1000.0, run.start + 2 * 3600, base / "tsdb")
-    with PrometheusServer(base, tsdb=base / "tsdb") as server:
+    with PrometheusServer(base, tsdb=base / "tsdb", global_interval="15s") as server:  # the scenarios' step
         yield server
 
 

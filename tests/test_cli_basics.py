@@ -39,7 +39,7 @@ def test_python_dash_m_guardrail_runs():
 
 def test_exit_codes_match_the_design():
     assert {code.name: int(code) for code in ExitCode} == {
-        "PROMOTED": 0, "ROLLED_BACK": 1, "USAGE": 2, "HALTED": 3, "ROLLBACK_FAILED": 4, "LOCKED": 5,
+        "PROMOTED": 0, "ROLLED_BACK": 1, "USAGE": 2, "HALTED": 3, "ROLLBACK_FAILED": 4, "LOCKED": 5, "INTERNAL": 70,
     }
     assert GuardrailError.exit_code is ExitCode.USAGE
     assert LockedError.exit_code is ExitCode.LOCKED

@@ -108,7 +108,8 @@ def test_a_thirty_percent_delivery_drop_fails_the_control_comparison(prometheus,
 
 
 @pytest.mark.prometheus
-def test_a_healthy_change_is_promoted_and_the_last_wave_skips_the_comparison(prometheus, guardrail, tmp_path):
+def test_a_healthy_change_is_promoted_and_the_last_wave_is_judged_against_the_baseline(prometheus, guardrail,
+                                                                                       tmp_path):
     plan = write_plan(tmp_path, prometheus.url, DELIVERY_POLICY)
     result = guardrail.rollout(plan, clock_start=prometheus.start + 125 * MINUTE)  # after every incident
     assert (result.outcome, result.exit_code) == ("promoted", ExitCode.PROMOTED), result.reason
@@ -117,7 +118,11 @@ def test_a_healthy_change_is_promoted_and_the_last_wave_skips_the_comparison(pro
     assert judged and all(r["status"] == "pass" and r["reason"].startswith("no significant decrease") for r in judged)
     main = rows(guardrail, result.rollout_id, "bake:main", "delivery-vs-control")
     assert {r["region"] for r in main} == {"r3", "r1", "r2"}
-    for row in main:
-        assert row["status"] == "pass" and not row["pending"]
-        assert row["reason"] == "skipped: no control region left: every region of the plan runs the new version"
-        assert row["evidence"]["skipped"] and row["evidence"]["controls"] == []
+    judged = [r for r in main if not r["pending"]]
+    assert {r["region"] for r in judged} == {"r3", "r1", "r2"}
+    for row in judged:  # no region is left on the old version: each is compared with its own past
+        assert row["status"] == "pass", row["reason"]
+        assert row["reason"].endswith("against the region's own window before the change (on_no_control: baseline)")
+        assert row["evidence"]["judged_against"] == \
+            "the region's own window before the change (on_no_control: baseline)"
+        assert row["evidence"]["controls"] == ["before the change"]

@@ -143,5 +143,49 @@ def test_a_killed_rollout_keeps_its_lock_until_resumed(tmp_path):
     resumed = _guardrail(tmp_path, "resume", history[0]["id"], "--output", "json")
     assert resumed.returncode == 1, resumed.stderr
     assert json.loads(resumed.stdout)["outcome"] == "rolled_back"
-    again = _guardrail(tmp_path, "resume", history[0]["id"])
-    assert again.returncode == 2 and "finished" in again.stderr
+    again = _guardrail(tmp_path, "resume", history[0]["id"])  # finished: its result, with its exit code
+    assert again.returncode == 1 and "finished earlier (done); nothing was run" in again.stdout, again.stderr
+
+
+def _raw_calls(workdir: Path) -> list[str]:
+    """Every call the deploy tool saw, repeats included."""
+    return (workdir / "deploy.jsonl").read_text().splitlines()
+
+
+@pytest.mark.slow
+def test_a_rollout_superseded_after_kill_9_never_acts_again(tmp_path):
+    """kill -9, a new rollout of the service takes over (a person says why), then the old
+    one's resume, abort and approve all refuse, and the deploy tool sees no extra call."""
+    killed = _guardrail(tmp_path, "rollout", str(PLAN), KILLPOINT_AT="state.baking#2")  # r1 and r2 deployed
+    assert killed.returncode == -signal.SIGKILL
+    old = _rollout_id(tmp_path)
+
+    refused = _guardrail(tmp_path, "rollout", str(PLAN))
+    assert refused.returncode == 5, refused.stdout + refused.stderr
+    assert f"held by rollout {old}" in refused.stderr and "no process has driven it since" in refused.stderr
+
+    new = _guardrail(tmp_path, "rollout", str(PLAN), "--output", "json", "--take-over", "runner lost; start over",
+                     "--by", "frank")
+    assert new.returncode == 1, new.stdout + new.stderr  # the plan's late failure, rolled back
+    new_id = json.loads(new.stdout)["rollout_id"]
+    calls = _raw_calls(tmp_path)
+
+    for command in (["resume", old], ["abort", old], ["resume", old, "--output", "json"]):
+        again = _guardrail(tmp_path, *command)
+        assert again.returncode == 5, f"{command}: {again.returncode}\n{again.stdout}{again.stderr}"
+        if "json" in command:
+            assert json.loads(again.stdout)["rollout_id"] == new_id
+        else:
+            assert f"rollout {old} was superseded: rollout {new_id} took over the lock" in " ".join(again.stderr.split())
+            assert "--take-over" in again.stderr
+    assert _raw_calls(tmp_path) == calls  # nothing deployed, rolled back or acted on by the superseded rollout
+
+    store = SQLiteStore(tmp_path / "state.db")
+    try:
+        [lost] = store.events(old, "lock.lost")
+        assert lost["by_rollout"] == new_id and lost["reason"] == "runner lost; start over"
+        [person] = store.events(new_id, "person.acted")
+        assert (person["action"], person["by"], person["previous_rollout"]) == ("take-over", "frank", old)
+        assert summarize(store, old)["driver"]["condition"] == "superseded"
+    finally:
+        store.close()

@@ -51,11 +51,12 @@ def test_a_small_run_prints_the_tables_and_the_summary_line(capsys):
                            r"median latency past hold (\d+)s", lines[-1])
     assert summary, lines[-1]
     detected, failures, positives, healthy, median = map(int, summary.groups())
-    assert (detected, failures) == (10, 10)
-    assert (positives, healthy) == (0, 12)
+    assert (detected, failures) == (14, 14)  # 5 seed failures and 2 later classes, 2 seeds each
+    assert (positives, healthy) == (0, 15)
+    assert "data gaps: wrong decisions 0/2" in out
     assert 0 <= median <= 30
     assert "every detection within one evaluation interval (30s) past its hold: yes" in out
     for heading in ("Failures, policy library", "Failures, naive policy", "The seed reports' own figures",
-                    "Healthy scenarios, false positives"):
+                    "Healthy scenarios, false positives", "The new failure classes", "Data gaps"):
         assert heading in out
     assert "4h45m" in out  # the R3 report's onset-to-detection, next to ours

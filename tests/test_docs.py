@@ -132,3 +132,17 @@ def test_the_worked_example_plugin_works(tmp_path, monkeypatch):
     assert source.measure(probe, 0).series[0].value == 4200
     (tmp_path / "queues" / "queue-r1.txt").write_text("lots")
     assert "not a number" in source.measure(probe, 0).error
+
+
+def test_the_plugin_guide_names_the_whole_public_kit_and_imports_only_from_it():
+    import re
+
+    import guardrail
+
+    guide = (REPO / "docs" / "plugins.md").read_text()
+    missing = [name for name in guardrail.__all__ if name != "__version__" and f"`{name}`" not in guide]
+    assert not missing, f"public names the plugin guide does not list: {missing}"
+    imports = re.findall(r"^from (guardrail[\w.]*) import", guide, re.M)
+    assert imports and set(imports) == {"guardrail"}, imports
+    for name in guardrail.__all__:
+        getattr(guardrail, name)  # every advertised name resolves

@@ -127,12 +127,17 @@ def test_a_scrape_gap_shorter_than_the_inconclusive_limit_does_not_halt(work, st
             assert rows[-1]["status"] == "pass"
 
 
-def test_on_no_data_pass_is_honoured_and_recorded(work, state):
+def test_on_no_data_pass_is_honoured_and_recorded_but_never_covers_the_bake(work, state):
+    """A pass on no data keeps the bake going, but it is not evidence: the bake runs its
+    extension, then halts naming the check that covered nothing."""
     policy = write_policy(work, "absent", "absent-pass", on_no_data="pass")
-    doc = rollout(write_plan(work, "absent-pass", policies=[policy], **canary_only()), state, 0)
+    doc = rollout(write_plan(work, "absent-pass", policies=[policy], **canary_only()), state, 3)
+    assert doc["reason"].startswith("bake not covered by fresh evidence: r3/absent/missing-metric: 0s of 30m covered; 1h without fresh evidence at ")
     with closing(SQLiteStore(state)) as store:
         bake = store.measurements(doc["rollout_id"], "bake:canary")
         assert {(m["status"], m["reason"]) for m in bake} == {("pass", "no data (on_no_data: pass)")}
+        [covered] = store.coverage(doc["rollout_id"], "bake:canary")
+        assert covered["covered"] == 0 and covered["uncovered"] > 0
 
 
 def test_on_no_data_fail_for_a_metric_that_never_existed_cannot_verify_recovery(work, state):
@@ -184,13 +189,16 @@ def test_a_change_freeze_refuses_unless_overridden_with_a_reason(work, state):
         assert store.lock(SERVICE) is None  # a refusal leaves nothing to clean up
     assert fleet(state) == []
 
-    done = rollout(plan, state, 0, "--override-window", "hotfix for INC-42, approved by the CAB")
+    done = rollout(plan, state, 0, "--override-window", "hotfix for INC-42, approved by the CAB", "--by", "carol")
     with closing(SQLiteStore(state)) as store:
         events = [e["kind"] for e in store.events(done["rollout_id"])]
-        assert events[:3] == ["rollout.started", "window.overridden", "state.deploying"]
+        assert events[:4] == ["rollout.started", "window.overridden", "person.acted", "state.deploying"]
         [overridden] = store.events(done["rollout_id"], "window.overridden")
         assert overridden["reason"] == "hotfix for INC-42, approved by the CAB"
-        assert overridden["window"] == "2000-01-01-2999-12-31"
+        assert overridden["window"] == "2000-01-01-2999-12-31" and overridden["by"] == "carol"
+    [person] = done["people"]  # on the record
+    assert (person["action"], person["by"], person["reason"]) == ("override-window", "carol",
+                                                                  "hotfix for INC-42, approved by the CAB")
     assert fleet(state) == [("deploy", "r3", "2.0")]
 
 
@@ -321,7 +329,18 @@ def test_the_lock_of_a_killed_rollout_is_taken_over_at_once_and_both_rollouts_sa
         last = store.last_time(killed)
 
     report = tmp_path / "report.html"
-    result = run("rollout", write_plan(work, "next", **canary_only()), "--state", state, "--report", report)
+    nextplan = write_plan(work, "next", **canary_only())
+    dead = json.loads(run("status", killed, "--state", state, "--json").stdout)["driver"]
+    assert (dead["condition"], dead["pid"], dead["host"], dead["why"]) == ("dead", pid, HOST, "process-gone")
+    assert dead["story"].startswith("no process has driven it since ") and f"(pid {pid} on host {HOST}, gone)" in dead["story"]
+    refused = run("rollout", nextplan, "--state", state)  # its regions may be half-way: a person decides
+    assert refused.exit_code == 5, refused.output
+    story = " ".join(refused.stderr.split())
+    assert f"held by rollout {killed}: deploying (2.0), no process has driven it since" in story
+    assert f"(pid {pid} on host {HOST}, gone)" in story and "--take-over" in story
+    assert f"guardrail resume {killed}" in story and f"guardrail abort {killed}" in story
+    result = run("rollout", nextplan, "--state", state, "--report", report, "--take-over", "r3 checked by hand",
+                 "--by", "dave")
     assert result.exit_code == 0, result.output  # at once: the lease had not expired
     sentence = (f"took over the lock of {SERVICE} from rollout {killed} ({HOST}:{pid}, held since "
                 f"{_iso(left['acquired_at'])}): its process {pid} is gone from {HOST}")
@@ -333,7 +352,10 @@ def test_the_lock_of_a_killed_rollout_is_taken_over_at_once_and_both_rollouts_sa
                          "previous_rollout": killed, "previous_holder": f"{HOST}:{pid}", "own": False,
                          "why": "process-gone", "host": HOST, "pid": pid, "pid_running": False,
                          "held_since": left["acquired_at"], "lease_expires_at": left["expires_at"],
-                         "taken_at": taken["taken_at"]}
+                         "taken_at": taken["taken_at"], "reason": "r3 checked by hand"}
+        [person] = store.events(new, "person.acted")
+        assert (person["action"], person["by"], person["reason"], person["previous_rollout"]) == (
+            "take-over", "dave", "r3 checked by hand", killed)
         assert left["acquired_at"] < taken["taken_at"] < left["expires_at"]
         assert [e["kind"] for e in store.events(new)][:2] == ["rollout.started", "lock.taken_over"]
 

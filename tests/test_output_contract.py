@@ -85,7 +85,7 @@ def test_the_rollout_commands_for_every_exit_code(contract, work, state):  # noq
     c(2, "rollout", gated_plan, "--state", state, "--no-such-option")
 
     assert c(3, "resume", gated["rollout_id"], "--state", state)["outcome"] == "halted"  # still waits
-    c(2, "resume", ok["rollout_id"], "--state", state)  # finished: nothing to resume
+    assert c(0, "resume", ok["rollout_id"], "--state", state)["outcome"] == "promoted"  # finished: its result
     paused = c(0, "pause", gated["rollout_id"], "--state", state)
     assert (paused["outcome"], paused["state"]) == ("pause_requested", "halted")
     c(2, "pause", ok["rollout_id"], "--state", state)
@@ -207,7 +207,7 @@ def test_status_and_history_agree_on_the_state_of_an_aborted_rollout(work, state
                                               "approval": "manual"}])
     held = json.loads(run("rollout", gated, "--state", state, "--json").stdout)
     with closing(SQLiteStore(state)) as store:  # as an abort leaves it while it verifies recovery
-        store.set_state(held["rollout_id"], "verifying_recovery")
+        store.set_state(held["rollout_id"], "verifying_recovery", outcome="halted")
         assert store.rollout(held["rollout_id"])["outcome"] == "halted"  # the column keeps the halt
     status = json.loads(run("status", "--state", state, "--json").stdout)
     [row] = json.loads(run("history", "--state", state, "--json").stdout)["rollouts"]

@@ -14,10 +14,10 @@ import pytest
 
 from guardrail.rollout import ticks
 from guardrail.errors import ConfigError
-from guardrail.tools.policytest import find_test_files, load_test, run_loaded, run_paths
-from guardrail.tools.policytest import runner
-from guardrail.tools.policytest.model import PolicyTest
-from guardrail.tools.policytest.notation import MAX_SAMPLES, compact, expand
+from guardrail_plugins.policytest import find_test_files, load_test, run_loaded, run_paths
+from guardrail_plugins.policytest import runner
+from guardrail_plugins.policytest.model import PolicyTest
+from guardrail_plugins.policytest.notation import MAX_SAMPLES, compact, expand
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = REPO / "policies"
@@ -262,11 +262,12 @@ def test_compare_control_uses_the_control_regions(tmp_path, registry):
               r3: {series: {mail_delivered: 100-0.01x19 60+0.01x40}}
               r1: {series: {mail_delivered: 100+0.01x60}}
             expect: {r3: {delivery-vs-control: {verdict: fail, first_failure: 14m30s}}}
-          - name: with nothing left waiting the check is skipped
+          - name: with nothing left waiting the region's own window before the change judges it
             deployed_at: 10m
             until: 30m
             regions:
               r3: {series: {mail_delivered: 100x19 60x40}}
+            expect: {r3: {delivery-vs-control: {verdict: fail, first_failure: 14m30s}}}
     """)
     [result] = run_paths([path], registry)
     assert result.ok, "\n".join(m.render() for m in result.mismatches)

@@ -81,12 +81,12 @@ def test_the_failing_quickstart_rolls_back_r3_and_never_touches_r1_r2(state):
     assert (doc["outcome"], doc["state"], doc["exit_code"]) == ("rolled_back", "done", 1)
     assert [w["name"] for w in doc["waves"]] == ["canary", "main"]
     regions = {r["region"]: r for w in doc["waves"] for r in w["regions"]}
-    assert set(regions["r3"]) == {"region", "deployed_at", "rolled_back_at", "verdict"}
+    assert set(regions["r3"]) == {"region", "deployed_at", "rolled_back_at", "verdict", "coverage"}
     assert regions["r3"]["verdict"] == "fail" and regions["r3"]["deployed_at"].endswith("Z")
     assert regions["r3"]["rolled_back_at"].endswith("Z")
     for region in ("r1", "r2"):
         assert regions[region] == {"region": region, "deployed_at": None, "rolled_back_at": None,
-                                   "verdict": "not_deployed"}
+                                   "verdict": "not_deployed", "coverage": []}
     [finding] = doc["failing_checks"]
     assert finding["region"] == "r3" and finding["check"] == "service-restarts"
     assert finding["query"] == 'sum(increase(service_restarts_total{region="r3"}[15m]))'
@@ -244,11 +244,18 @@ def test_abort_rolls_back_a_halted_rollout(work, state):
     assert again.exit_code == 2 and "nothing to abort" in again.stderr
 
 
-def test_resume_refuses_a_finished_rollout(work, state):
+def test_resume_of_a_finished_rollout_reports_its_result_and_runs_nothing(work, state):
     done = rollout(write_plan(work, "good", waves=MANUAL_MAIN["waves"][:1]), state, 0)
+    with closing(SQLiteStore(state)) as store:
+        before = store.events(done["rollout_id"])
     result = run("resume", done["rollout_id"], "--state", state)
-    assert result.exit_code == 2, result.output
-    assert f"rollout {done['rollout_id']} is finished (promoted); nothing to resume" in result.stderr
+    assert result.exit_code == 0, result.output  # the finished outcome's own exit code
+    assert f"rollout {done['rollout_id']} finished earlier (promoted); nothing was run" in result.output
+    assert "promoted" in result.output
+    as_json = run("resume", done["rollout_id"], "--state", state, "--output", "json")
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout)["outcome"] == "promoted"
+    with closing(SQLiteStore(state)) as store:
+        assert store.events(done["rollout_id"]) == before
 
 
 @pytest.mark.parametrize("edit", ["plan", "policy"])
@@ -404,3 +411,21 @@ def test_a_relative_state_path_keeps_the_journal_next_to_the_state_file(tmp_path
     ours = {i["id"] for i in journal}
     for elsewhere in QUICKSTART.rglob("incidents.jsonl"):  # nothing of this rollout beside the plan
         assert not ours & {json.loads(line)["id"] for line in elsewhere.open()}
+
+
+def test_a_region_name_with_escapes_and_a_newline_prints_as_text(tmp_path):
+    """Region names are the plan's keys: whatever they hold, the progress lines, the summary
+    table and ``status`` show them escaped on their own line, never a forged line or colour."""
+    from support.fakes.rollouts import run_cli, write_plan
+
+    region = "r3\x1b[31m\n00:00:00 fake: promoted"
+    plan = write_plan(tmp_path / "w", regions={region: {}, "r1": {}, "r2": {}},
+                      waves=[{"name": "canary", "regions": [region], "bake": "30m"},
+                             {"name": "main", "regions": ["r1", "r2"], "parallel": True, "bake": "1h"}])
+    state = tmp_path / "s" / "state.db"
+    done = run_cli("rollout", str(plan), "--state", str(state))
+    status = run_cli("status", "--state", str(state))
+    for output in (done.stdout + done.stderr, status.stdout + status.stderr):
+        assert "r3\\x1b[31m\\n00:00:00 fake: promoted" in output
+        assert "\x1b" not in output
+        assert not [line for line in output.splitlines() if line.startswith("00:00:00 fake")], output

@@ -18,8 +18,9 @@ MINUTE = 60.0
 
 lib = scenario_library.load()
 NAMES = lib.names()
-FAILURES = [n for n in NAMES if not lib.healthy(n)]
+FAILURES = [n for n in NAMES if not lib.healthy(n) and not lib.gap(n)]
 HEALTHY = [n for n in NAMES if lib.healthy(n)]
+GAPS = [n for n in NAMES if lib.gap(n)]
 
 # (deciding check, onset after the deploy) per seed scenario, from each scenario's header
 SEEDS = {
@@ -29,6 +30,11 @@ SEEDS = {
     "opensrs-processing-loop": ("mail-queue-latency-p95", 2 * MINUTE),
     "danaconnect-error-log-storm": ("error-log-write-growth", 5 * MINUTE),
 }
+# (deciding check, region, wave that caught it, onset after the first deploy) per class beyond the seeds
+LATER = {
+    "second-wave-regression": ("mail-process-restarts", "r1", "main", 35 * MINUTE),
+    "late-canary-failure": ("mail-process-restarts", "r3", "main", 45 * MINUTE),
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +43,10 @@ def runs(tmp_path_factory):
 
 
 def test_one_scenario_per_seed_and_the_healthy_noise():
-    assert set(FAILURES) == set(SEEDS)
-    assert set(HEALTHY) == {"healthy-diurnal", "healthy-daily-restart", "healthy-scrape-gaps", "healthy-short-spikes"}
+    assert set(FAILURES) == set(SEEDS) | set(LATER)
+    assert set(HEALTHY) == {"healthy-diurnal", "healthy-daily-restart", "healthy-scrape-gaps", "healthy-short-spikes",
+                            "healthy-load-peak"}
+    assert GAPS == ["gap-every-series"]
     assert set(lib.REPLAY_AT) == set(NAMES)
     for name in NAMES:
         assert (SCENARIOS / name / "rollout.yaml").is_file()
@@ -55,6 +63,10 @@ def test_every_plan_bakes_the_history_based_policy_library():
     for name in NAMES:
         plan = yaml.safe_load((SCENARIOS / name / "rollout.yaml").read_text())
         used = sorted(Path(p).name for p in plan["policies"])
+        if name == "healthy-load-peak":  # queue latency judged against the control regions instead
+            assert used == sorted(set(library) - singles - {"mail-delivery.yaml"}
+                                  | {"service-restarts.yaml", "latency-vs-control.yaml"}), name
+            continue
         assert used == sorted(set(library) - singles), name
         assert [w["regions"] for w in plan["waves"]] == [["r3"], ["r1", "r2"]], name
         assert plan["clock"] == "virtual"
@@ -69,7 +81,23 @@ def test_every_scenario_serves_the_whole_metric_contract():
         assert documented <= set(scenario["metrics"]), name
 
 
-@pytest.mark.parametrize("name", FAILURES)
+@pytest.mark.parametrize("name", sorted(LATER))
+def test_a_failure_the_canary_bake_cannot_see_is_caught_while_the_main_wave_bakes(runs, name):
+    run = runs[name]
+    check, region, wave, onset = LATER[name]
+    assert run.outcome == "rolled_back", run.reason
+    assert [(f["check"], f["region"], f["phase"]) for f in run.findings][:1] == [(check, region, f"bake:{wave}")]
+    assert run.start + onset < run.decided_at < run.start + onset + 5 * MINUTE
+    assert set(run.exposure) == {"r3", "r1", "r2"}, "the main wave was deployed, then rolled back"
+
+
+@pytest.mark.parametrize("name", GAPS)
+def test_a_gap_of_every_series_is_neither_promoted_nor_rolled_back(runs, name):
+    assert runs[name].outcome == "halted", runs[name].reason
+    assert runs[name].reason.startswith("no evidence: r3/")
+
+
+@pytest.mark.parametrize("name", sorted(SEEDS))
 def test_each_seed_failure_is_caught_in_the_canary_before_it_spreads(runs, name):
     run = runs[name]
     check, onset = SEEDS[name]

@@ -148,3 +148,114 @@ def _each_secret_reached_its_service(f: dict) -> None:
     assert [a["state"] for a in f["pagerduty"].alerts.values()] == ["resolved"]
     actions = [u for r in f["webhook"].requests if r.json for u in r.json["incident"]["actions"]]
     assert any(a["detail"] == "pausing r3 with token ***" for a in actions)  # the incident shows it, redacted
+
+
+# Encoded forms: a secret filled into a URL is percent-encoded, one sent as basic auth is
+# base64, one in a JSON document is escaped. None of these may be stored or printed either.
+
+def encoded_forms(secret: str, user: str = "guardrail") -> dict[str, str]:
+    """Every form a secret was seen to take on its way out (the issue's attack list)."""
+    import base64
+    import json
+    from urllib.parse import quote, quote_plus
+
+    return {
+        "literal": secret,
+        "quote": quote(secret),
+        "quote(safe='')": quote(secret, safe=""),
+        "quote_plus": quote_plus(secret),
+        "double-encoded (%25..)": quote(quote(secret, safe=""), safe=""),
+        "base64": base64.b64encode(secret.encode()).decode(),
+        "base64 user:secret (Basic)": base64.b64encode(f"{user}:{secret}".encode()).decode(),
+        "JSON-escaped": json.dumps(secret)[1:-1],
+        "JSON-escaped, ASCII only": json.dumps(secret, ensure_ascii=True)[1:-1],
+    }
+
+
+ENCODED_SECRETS = {
+    "API_KEY": 'ApiKey/SECRET+5555="quoted" é',  # a template variable in a check's URL query
+    "HTTP_PASS": "pw-Secret.9999",  # the password of the http source's base_url (basic auth)
+}
+
+
+class EchoService(FakeService):
+    """A health endpoint that answers 200 with a text body echoing the request's
+    credentials and query, as misconfigured servers and proxies do in error pages."""
+
+    def handle(self, request):
+        from urllib.parse import quote
+
+        echoed = " ".join(f"{k}={quote(v, safe='')}" for k, v in request.query.items())
+        return Reply(200, f"{request.headers.get('authorization', '-')} {echoed}")
+
+
+ECHO_POLICY = """\
+apiVersion: guardrail/v1
+kind: Policy
+name: echo
+interval: 30s
+inconclusive_limit: 1000
+checks:
+  - name: echo-depth
+    source: http
+    url: /echo?key={{api_key}}&region={{region}}
+    measure: json
+    json_path: depth
+    fail_if: "> 100"
+"""
+
+
+def test_no_secret_leaks_percent_encoded_base64_or_json_escaped(tmp_path):
+    """A check URL carrying ``${env:API_KEY}`` in its query and a source URL with a basic-auth
+    password from ``${env:HTTP_PASS}``: the server echoes both back. No form of either
+    secret reaches any output, the state file or its WAL, the journal, the reports, the
+    GitHub annotations or step summary."""
+    echo = EchoService()
+    work, state_dir = tmp_path / "work", tmp_path / "state"
+    state = state_dir / "state.db"
+    try:
+        plan = write_plan(work, vars={"api_key": "${env:API_KEY}"}, policies=["errors.yaml", "echo.yaml"],
+                          sources={"http": {"base_url": echo.url.replace("http://", "http://guardrail:${env:HTTP_PASS}@")}})
+        (work / "echo.yaml").write_text(ECHO_POLICY)
+        summary = state_dir / "step-summary.md"
+        state_dir.mkdir(parents=True)
+        env = {**ENCODED_SECRETS, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary),
+               "GITHUB_WORKSPACE": str(work)}
+        outputs = [run_cli("rollout", str(plan), "--state", str(state), "--report", str(state_dir / "report.html"),
+                           "--junit", str(state_dir / "junit.xml"), env=env)]
+        assert outputs[0].returncode == 1, outputs[0].stdout + outputs[0].stderr
+        for args in (["status", "--json"], ["status"], ["history", "--json"], ["history"], ["incidents", "list"]):
+            done = run_cli(*args, "--state", str(state), env=env)
+            assert done.returncode == 0, done.stderr
+            outputs.append(done)
+    finally:
+        echo.close()
+    # Not vacuous: the secrets went out, in the encodings this test looks for.
+    sent = [r for r in echo.requests if r.path == "/echo"]
+    assert sent and sent[0].query["key"] == ENCODED_SECRETS["API_KEY"]
+    assert sent[0].headers["authorization"] == "Basic " + encoded_forms(ENCODED_SECRETS["HTTP_PASS"])[
+        "base64 user:secret (Basic)"]
+    written = {"stdout/stderr": "".join(o.stdout + o.stderr for o in outputs)}
+    for path in sorted(state_dir.iterdir()):
+        written[str(path)] = path.read_bytes().decode("utf-8", errors="replace")
+    assert "response is not JSON (text/plain; charset=utf-8): 'Basic *** key=***" in written[str(state)]
+    assert {"state.db", "report.html", "junit.xml", "step-summary.md", "incidents.jsonl"} <= {
+        p.name for p in state_dir.iterdir()}
+    leaks = [f"{var} as {form} in {label}" for label, data in written.items()
+             for var, secret in ENCODED_SECRETS.items() for form, text in encoded_forms(secret).items()
+             if text in data]
+    assert leaks == []
+
+
+def test_the_redactor_knows_every_encoding():
+    from guardrail.secrets import MASK, Redactor
+
+    redactor = Redactor(set(ENCODED_SECRETS.values()))
+    for secret in ENCODED_SECRETS.values():
+        for form, text in encoded_forms(secret).items():
+            out = redactor.redact(f"before {text} after")
+            assert secret not in out and text not in out and MASK in out, (form, out)
+    for text in ("an ordinary line: 100% basic, a & b + c", "Basic dXNlcjpvdGhlcg==", "key=abc%2Fdef"):
+        assert redactor.redact(text) == text  # nothing else is masked
+    lower = "ApiKey%2fSECRET%2b5555%3d%22quoted%22%20%c3%a9"  # lower-case hex, as some encoders write it
+    assert redactor.redact(f"url: http://x/?key={lower}") == "url: http://x/?key=***"

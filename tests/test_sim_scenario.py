@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -84,8 +85,8 @@ def test_problems_are_located_and_say_what_is_wrong(tmp_path):
 
 
 @pytest.mark.parametrize("extra, words", [
-    ("incidents: [{metric: up, add: 1, set: 2}]", "exactly one of add, set, scale, gap, reset (got add, set)"),
-    ("incidents: [{metric: up}]", "exactly one of add, set, scale, gap, reset (got none)"),
+    ("incidents: [{metric: up, add: 1, set: 2}]", "exactly one of add, set, scale, bump, gap, reset (got add, set)"),
+    ("incidents: [{metric: up}]", "exactly one of add, set, scale, bump, gap, reset (got none)"),
     ("incidents: [{metric: up, lasting: 1m, add: 1}]", "need every"),
     ("incidents: [{metric: up, every: 1m, lasting: 50s, jitter: 20s, add: 1}]", "events do not overlap"),
     ("incidents: [{metric: up, every: 1m, ramp: 1m, add: 1}]", "ramp: cannot be combined"),
@@ -324,3 +325,49 @@ def test_a_deploy_and_its_rollback_at_one_instant_leave_no_trace(tmp_path):
     for name, before in zip(("restarts_total", "queue_depth"), untouched):
         assert np.array_equal(series(store, name, region="r1")[1], before), name
     assert store.versions()["r1"] == "1.0"
+
+
+def test_a_bump_before_the_start_and_a_gap_of_every_metric():
+    from guardrail_plugins.sim.generator import ScenarioStore
+    from guardrail_plugins.sim.promql import evaluate
+    from guardrail_plugins.sim.scenario import Scenario
+
+    scenario = Scenario.model_validate({
+        "apiVersion": "guardrail/v1", "kind": "Scenario", "regions": ["r3", "r1"], "baseline_version": "1",
+        "step": "15s", "history": "2h",
+        "metrics": {"lat": {"type": "gauge", "value": 2}, "req_total": {"type": "counter", "value": 1}},
+        "incidents": [{"metric": "lat", "before": "30m", "for": "1h", "bump": 4},  # peaks at the start
+                      {"metric": "*", "regions": ["r1"], "after": "10m", "for": "5m", "gap": True}]})
+    store = ScenarioStore(scenario, start=START)
+
+    def value(query: str, minutes: float) -> list[float]:
+        return [v for _, v in evaluate(query, store, START + minutes * 60)]
+
+    assert value("lat", -31) == [2.0, 2.0] and value("lat", 0) == [6.0, 6.0] and value("lat", 31) == [2.0, 2.0]
+    assert value("lat", -15) == pytest.approx([4.0, 4.0])  # smooth: half way up a quarter in
+    assert value('rate(req_total{region="r1"}[1m])', 12) == []  # every metric of r1 stops
+    assert value('lat{region="r1"}', 16) == value('lat{region="r3"}', 16)
+    assert value('rate(req_total{region="r3"}[1m])', 12) == [1.0]
+
+
+@pytest.mark.parametrize("effect, message", [
+    ({"metric": "lat", "bump": 3}, "bump: needs for:"),
+    ({"metric": "*", "reset": True}, '"*" (every metric) takes no reset'),
+])
+def test_bumps_and_every_metric_are_validated(effect, message):
+    from guardrail_plugins.sim.scenario import Scenario, check_scenario
+
+    doc = {"apiVersion": "guardrail/v1", "kind": "Scenario", "regions": ["r3"], "baseline_version": "1",
+           "metrics": {"lat": {"type": "gauge", "value": 2}}, "incidents": [effect]}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_scenario(Scenario.model_validate(doc))
+
+
+def test_before_is_for_incidents_only():
+    from guardrail_plugins.sim.scenario import Scenario, check_scenario
+
+    doc = {"apiVersion": "guardrail/v1", "kind": "Scenario", "regions": ["r3"], "baseline_version": "1",
+           "metrics": {"lat": {"type": "gauge", "value": 2}},
+           "versions": {"2": {"effects": [{"metric": "lat", "before": "5m", "add": 1}]}}}
+    with pytest.raises(ValueError, match="before: applies to incidents"):
+        check_scenario(Scenario.model_validate(doc))

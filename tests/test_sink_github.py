@@ -14,7 +14,7 @@ import pytest
 
 from guardrail.clock import SystemClock
 from guardrail.plugin.interfaces import PluginContext
-from guardrail.plugin.sink_http import SinkError
+from guardrail.plugin.interfaces import SinkError
 from guardrail_plugins.github import GitHubSink
 from support.fakes import FakeGitHub
 from support.fakes.github import validation_failed

@@ -11,7 +11,7 @@ import pytest
 
 from guardrail.clock import SystemClock
 from guardrail.plugin.interfaces import PluginContext
-from guardrail.plugin.sink_http import SinkError
+from guardrail.plugin.interfaces import SinkError
 from guardrail_plugins.opsgenie import OpsgenieSink
 from support.fakes import FakeOpsgenie
 from support.fakes.opsgenie import unprocessable

@@ -14,7 +14,7 @@ import pytest
 
 from guardrail.plugin.interfaces import PluginContext
 from guardrail.clock import SystemClock
-from guardrail.plugin.sink_http import SinkError
+from guardrail.plugin.interfaces import SinkError
 from guardrail_plugins.pagerduty import PagerDutySink
 from support.fakes import FakePagerDuty
 from support.fakes.pagerduty import RATE_LIMITED

@@ -11,7 +11,7 @@ import pytest
 
 from guardrail.clock import SystemClock
 from guardrail.plugin.interfaces import PluginContext
-from guardrail.plugin.sink_http import SinkError
+from guardrail.plugin.interfaces import SinkError
 from guardrail_plugins.statuspage import StatuspageSink
 from support.fakes import FakeStatuspage
 from support.fakes.rollouts import FAST, deliveries, run_api, sample_incidents, write_plan

@@ -381,3 +381,9 @@ def test_settings_reject_unknown_keys():
 
 def test_registered_as_builtin_source(registry):
     assert registry.sources["http"].factory is HttpSource
+
+
+def test_a_template_value_of_dots_cannot_climb_out_of_its_folder():
+    from guardrail_plugins.http import escape_url_component
+
+    assert [escape_url_component(v) for v in ("..", ".", "v1.2", "a/../b")] == ["%2E%2E", "%2E", "v1.2", "a%2F..%2Fb"]

@@ -304,3 +304,48 @@ def test_every_shipped_policy_and_example_validates(registry):
     assert problems == [], "\n".join(map(str, problems))
     assert checked == sum(_guardrail_documents(f) for f in folders if f.is_dir())
     assert checked >= 5  # the five incident classes of the policy library
+
+
+# Text that reaches a terminal is text.
+
+def test_a_problem_on_line_100_prints_its_line_number_not_an_emoji(tmp_path, cli):
+    policy = tmp_path / "line100.yaml"
+    policy.write_text("#\n" * 95 + "apiVersion: guardrail/v1\nkind: Policy\nname: p\nchecks:\n"
+                      "  - {name: a, source: prometheus, query: up, fail_if: '> 0', for: 5 minutes}\n")
+    result = cli("validate", str(policy))
+    assert result.exit_code == 2, result.output
+    assert f"{policy}:100:67: checks[0].for: expected a duration" in result.output
+    assert "💯" not in result.output
+
+
+HOSTILE_KEYS = """\
+apiVersion: guardrail/v1
+kind: Policy
+name: p
+"x\\n/tmp/x:1:1: fake problem": 1
+"\\e[31mred\\e[0m [bold]b[/bold] :smile:": 2
+checks:
+  - {name: a, source: prometheus, query: up, fail_if: "> 0"}
+"""
+
+
+def test_a_key_holding_newlines_or_escapes_cannot_forge_or_colour_a_line(tmp_path, cli):
+    policy = tmp_path / "p.yaml"
+    policy.write_text(HOSTILE_KEYS)
+    result = cli("validate", str(policy))
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert not [line for line in lines if line.startswith("/tmp/x:1:1")], result.output
+    assert f"{policy}:4:1: x\\n/tmp/x:1:1: fake problem: unknown key 'x\\n/tmp/x:1:1: fake problem'" in result.output
+    assert "\x1b" not in result.output and "😄" not in result.output
+    assert ": unknown key '\\x1b[31mred\\x1b[0m [bold]b[/bold] :smile:'" in result.output
+    assert len([line for line in lines if _PROBLEM_LINE.match(line)]) == 2
+
+
+def test_a_file_name_with_a_newline_stays_on_its_line(tmp_path, cli):
+    policy = tmp_path / "x\n\x1b[2Jfake.yaml"
+    policy.write_text("kind: Policy\n")
+    result = cli("validate", str(policy))
+    assert result.exit_code == 2, result.output
+    assert "x\\n\\x1b[2Jfake.yaml:1:1: apiVersion: required key is missing" in result.output.replace(str(tmp_path) + "/", "")
+    assert "\x1b" not in result.output

@@ -171,3 +171,86 @@ def test_columns_count_characters():
     doc = parse("a: {ééé: 1, x: 2}\n", "f.yaml")
     assert doc.values[("a", "ééé")] == (1, 10)
     assert doc.values[("a", "x")] == (1, 16)
+
+
+# Hostile files: each is a located problem, read in a fraction of a second and a few MB.
+
+def _laughs(levels: int) -> str:
+    text = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    for i in range(1, levels):
+        before, name = chr(ord("a") + i - 1), chr(ord("a") + i)
+        text += f"{name}: &{name} [" + ",".join(["*" + before] * 9) + "]\n"
+    return text
+
+
+def _bounded(text: str) -> list[Problem]:
+    import time
+    import tracemalloc
+
+    started = time.perf_counter()
+    doc = parse(text, "f.yaml")
+    seconds = time.perf_counter() - started
+    tracemalloc.start()
+    try:
+        parse(text, "f.yaml")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The pathologies take tens of seconds and gigabytes; 5 s leaves room for a loaded machine
+    # (validate's own time per file is measured by the fuzz run, see RELIABILITY.md).
+    assert seconds < 5.0 and peak < 40 * 2**20, (seconds, peak)
+    return doc.problems
+
+
+def test_a_billion_laughs_is_refused_quickly_where_an_alias_expands():
+    for levels in (6, 7, 9):
+        problems = _bounded(_laughs(levels))
+        assert len(problems) == 1 and problems[0].line > 1, problems
+        assert "expands to more than 20,000 values through YAML aliases" in problems[0].message
+
+
+def test_a_recursive_alias_is_a_problem_at_the_alias():
+    assert [str(p) for p in _bounded("checks: &a [*a]\n")] == [
+        "f.yaml:1:13: recursive alias *a: a value may not contain itself"]
+    assert [str(p) for p in _bounded("a: &x {b: [1, {c: *x}]}\n")] == [
+        "f.yaml:1:19: recursive alias *x: a value may not contain itself"]
+    doc = parse("a: &x [1, 2]\nb: [*x, *x]\n", "f.yaml")  # an ordinary alias still works
+    assert (doc.problems, doc.data) == ([], {"a": [1, 2], "b": [[1, 2], [1, 2]]})
+
+
+def test_nesting_is_limited_in_flow_and_block_style():
+    assert [str(p) for p in _bounded("a: " + "[" * 491 + "]" * 491)] == ["f.yaml:1:67: nested deeper than 64 levels"]
+    assert [str(p) for p in _bounded("".join(" " * i + "-\n" for i in range(100)))] == [
+        "f.yaml:65:65: nested deeper than 64 levels"]
+    assert parse("a: " + "[" * 60 + "]" * 60, "f.yaml").problems == []
+
+
+def test_huge_files_and_huge_numbers_of_values_are_refused():
+    (problem,) = _bounded("[" + "1," * 400_000 + "1]")
+    assert problem.message == "the file holds more than 20,000 values" and problem.line == 1
+    (problem,) = _bounded("x: '" + "y" * 1_000_001 + "'")
+    assert problem.message.startswith("the file is too large (1,000,006 characters; the limit is 1,000,000)")
+
+
+def test_any_explicit_tag_that_cannot_read_its_value_is_a_problem():
+    cases = {
+        "a: !!bool maybe": "f.yaml:1:4: a: cannot read 'maybe': not a valid !!bool",
+        "a: !!timestamp notadate": "f.yaml:1:4: a: cannot read 'notadate': not a valid !!timestamp",
+        "a: !!int 0x": "f.yaml:1:4: a: cannot read '0x': invalid literal for int() with base 16: ''",
+        "a: !!set {x, y}": "f.yaml:1:4: a: YAML tag '!!set' is not supported on a mapping",
+        "a: !!omap [x: 1]": "f.yaml:1:4: a: YAML tag '!!omap' is not supported on a list",
+        "a: !!str {x: 1}": "f.yaml:1:4: a: YAML tag '!!str' is not supported on a mapping",
+        "a: !<tag:example.com,2000:x> 1": "f.yaml:1:4: a: cannot read '1': could not determine a constructor for the"
+                                           " tag 'tag:example.com,2000:x'",
+        "a: !!python/object:os.system {}": "f.yaml:1:4: a: YAML tag '!!python/object:os.system' is not supported on a"
+                                           " mapping",
+    }
+    for text, expected in cases.items():
+        assert [str(p) for p in parse(text, "f.yaml").problems] == [expected], text
+
+
+def test_a_problem_prints_on_one_line_whatever_the_keys_hold():
+    doc = parse('"a\\n/tmp/x:1:1: fake problem\\u001b[31m": {b: 1}\n', "f\nx.yaml")
+    problem = doc.problem(("a\n/tmp/x:1:1: fake problem\x1b[31m", "b"), "unknown key 'b'")
+    assert str(problem) == "f\\nx.yaml:1:46: a\\n/tmp/x:1:1: fake problem\\x1b[31m.b: unknown key 'b'"
+    assert "\n" not in str(problem) and "\x1b" not in str(problem)

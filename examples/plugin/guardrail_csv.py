@@ -38,8 +38,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 import guardrail
-from guardrail.plugin.interfaces import PluginContext, Probe, Reading, Source
-from guardrail.language.types import Duration, Template, parse_duration
+from guardrail import Duration, PluginContext, Probe, Reading, Source, Template, parse_duration
 
 __version__ = "1.0.0"
 

@@ -42,6 +42,10 @@ REPLAY_AT = {
     "healthy-daily-restart": "2024-03-05T10:00:00Z",
     "healthy-scrape-gaps": "2024-03-05T10:00:00Z",
     "healthy-short-spikes": "2024-03-05T10:00:00Z",
+    "second-wave-regression": "2024-03-05T10:00:00Z",
+    "late-canary-failure": "2024-03-05T10:00:00Z",
+    "gap-every-series": "2024-03-05T10:00:00Z",
+    "healthy-load-peak": "2024-03-05T10:00:00Z",
 }
 """When each scenario's plan starts (the deploy of its first wave), in UTC."""
 
@@ -60,6 +64,12 @@ def names() -> list[str]:
 
 def healthy(name: str) -> bool:
     return name.startswith("healthy-")
+
+
+def gap(name: str) -> bool:
+    """A healthy change whose evidence goes missing: it must be neither promoted on the
+    missing evidence nor rolled back."""
+    return name.startswith("gap-")
 
 
 @dataclass

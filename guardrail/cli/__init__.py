@@ -10,26 +10,11 @@ import shlex
 import sys
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 
+from guardrail.cli.console import err_console, out_console, report_error
+from guardrail.cli.options import forget_plugin_manager
 from guardrail.errors import ConfigError, ExitCode, GuardrailError
-
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-out_console = Console(highlight=False, soft_wrap=True)
-
-
-def report_error(exc: GuardrailError, argv: list[str] | None = None) -> None:
-    if isinstance(exc, ConfigError):
-        for problem in exc.problems:
-            err_console.print(str(problem), markup=False, style="red")
-        count = len(exc.problems)
-        err_console.print(f"error: {count} problem{'s' if count != 1 else ''} found; nothing was changed", style="bold red")
-        if os.environ.get("GITHUB_ACTIONS") == "true":
-            _github_problems(exc, argv or [])
-    else:
-        err_console.print(f"error: {exc}", style="bold red", markup=False)
-
 
 _CLICK_USAGE_ERROR = typer.BadParameter.__base__  # click's UsageError, from wherever typer takes click
 
@@ -92,6 +77,8 @@ class _Group(TyperGroup):
         return super().main(args, *rest, **kwargs)
 
     def invoke(self, ctx: typer.Context):
+        from typer.exceptions import TyperException
+
         from guardrail.cli import options
         from guardrail.cli.options import command_name, json_requested, print_failure
 
@@ -99,7 +86,9 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except GuardrailError as exc:
-            report_error(exc, self.argv)
+            report_error(exc)
+            if isinstance(exc, ConfigError) and os.environ.get("GITHUB_ACTIONS") == "true":
+                _github_problems(exc, self.argv)
             if json_requested(self.argv):
                 print_failure(command_name(self, self.argv), exc, int(exc.exit_code))
             raise typer.Exit(int(exc.exit_code)) from None
@@ -107,6 +96,19 @@ class _Group(TyperGroup):
             if json_requested(self.argv):
                 print_failure(command_name(self, self.argv), exc, exc.exit_code)
             raise
+        except (TyperException, typer.Exit, typer.Abort, BrokenPipeError):  # the CLI's own (a closed pipe too)
+            raise
+        except KeyboardInterrupt:
+            err_console.print("interrupted", style="bold red")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # a bug: never exit 1, which means "rolled back"
+            from guardrail.cli.crash import crash_message, write_log
+
+            message = crash_message(exc, write_log(exc))
+            err_console.print(message, style="bold red", markup=False)
+            if json_requested(self.argv):  # still one document on stdout; the traceback stays in the log
+                print_failure(command_name(self, self.argv), RuntimeError(message), int(ExitCode.INTERNAL))
+            raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
 
 def _print_version(value: bool) -> None:
@@ -124,8 +126,9 @@ def _root(version: bool = typer.Option(False, "--version", callback=_print_versi
 
 def create_app(*, with_plugins: bool = True) -> typer.Typer:
     from guardrail.cli import (check_command, config_commands, incident_commands, prove_commands, report_commands,
-                   rollout_commands)
+                   rollout_commands, state_commands, temporal_commands)
 
+    forget_plugin_manager()  # each run of the command line builds its own, once
     app = typer.Typer(
         cls=_Group,
         name="guardrail",
@@ -137,25 +140,39 @@ def create_app(*, with_plugins: bool = True) -> typer.Typer:
     )
     app.callback()(_root)
     for commands in (config_commands, rollout_commands, check_command, prove_commands, report_commands,
-                     incident_commands):
+                     incident_commands, state_commands, temporal_commands):
         commands.register(app)
     if with_plugins:
-        from guardrail.plugin.manager import get_plugin_manager
+        from guardrail.cli.options import plugin_manager
 
         try:
-            get_plugin_manager().hook.guardrail_register_commands(app=app)
+            plugin_manager().hook.guardrail_register_commands(app=app)
         except GuardrailError:
             pass  # `guardrail plugins` will report the broken plugin with its message
     return app
 
 
 def main() -> None:
-    app = create_app()
     try:
+        app = create_app()
         app()
     except GuardrailError as exc:  # raised while building the app
         report_error(exc)
         sys.exit(int(exc.exit_code))
+    except Exception as exc:  # a bug outside any command (building the app): exit 70 too, never 1
+        from guardrail.cli.crash import crash_message, write_log
+
+        err_console.print(crash_message(exc, write_log(exc)), style="bold red", markup=False)
+        sys.exit(int(ExitCode.INTERNAL))
+    except SystemExit as done:
+        if "temporalio.client" in sys.modules:
+            # The Temporal SDK's native threads may abort the interpreter's teardown
+            # ("PyGILState_Release", temporalio/sdk-python#300): end without it.
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        raise
 
 
-__all__ = ["create_app", "main", "ExitCode"]
+__all__ = ["create_app", "main", "ExitCode", "err_console", "out_console", "report_error"]

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from guardrail.cli.console import out_console
 from guardrail.tools.check import CheckResult, check_now, exit_code
 from guardrail.errors import UsageError
-from guardrail.plugin.manager import get_plugin_manager
-from guardrail.cli.options import JsonOption, Output, OutputOption, StateOption, emit, state_path, wants_json
+from guardrail.cli.options import (JsonOption, Output, OutputOption, StateOption, emit, plugin_manager, state_dir,
+                                   state_path, wants_json)
+from guardrail.text import number
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
 
@@ -68,9 +69,9 @@ def check(
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate every check of POLICY once, now; exit 0 all pass, 1 a check fails, 3 inconclusive."""
-    results = check_now(policy, region, get_plugin_manager().registry, variables=parse_vars(var),
+    results = check_now(policy, region, plugin_manager().registry, variables=parse_vars(var),
                         prometheus_url=prometheus, plan_path=plan, at=parse_time(at),
-                        state_dir=state_path(state).parent)
+                        state_dir=state_dir(state_path(state)))
     code = exit_code(results)
     if wants_json(output, as_json):
         emit({"outcome": {0: "pass", 1: "fail"}.get(code, "inconclusive"), "policy": str(policy), "region": region,
@@ -84,22 +85,17 @@ def _table(results: list[CheckResult]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from guardrail.cli import out_console
+    from guardrail.text import printable
 
     table = Table("check", "value", "threshold", "verdict", "reason", box=None, show_edge=False,
                   title=f"{results[0].policy} in {results[0].region}" if results else None, title_justify="left")
     table.columns[0].overflow = "fold"
     for r in results:
         verdict = "skipped" if r.skipped else f"{r.status} (pending)" if r.pending else r.status
-        table.add_row(Text(r.check), _fmt(r.value), _fmt(r.threshold),
-                      Text(verdict, style=STATUS_STYLE.get(r.status, "")), Text(r.reason))
+        table.add_row(Text(printable(r.check)), number(r.value), number(r.threshold),
+                      Text(verdict, style=STATUS_STYLE.get(r.status, "")), Text(printable(r.reason)))
     out_console.print(table)
 
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return str(value) if math.isnan(value) or math.isinf(value) else f"{value:.4g}"
 
 
 def register(app: typer.Typer) -> None:

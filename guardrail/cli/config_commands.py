@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from guardrail.cli.console import out_console
 from guardrail.errors import ConfigError, ExitCode
 from guardrail.language.loader import validate_paths
 from guardrail.language.model import Policy, Rollout
-from guardrail.plugin.manager import get_plugin_manager, plugin_infos
+from guardrail.cli.options import plugin_manager
+from guardrail.plugin.manager import plugin_infos
 from guardrail.cli.options import JsonOption, Output, OutputOption, emit, wants_json
-
-
-class SchemaKind(str, Enum):
-    rollout = "rollout"
-    policy = "policy"
-    policytest = "policytest"
-    scenario = "scenario"
-    output = "output"
 
 
 def validate(
@@ -33,9 +26,8 @@ def validate(
     as_json: JsonOption = False,
 ) -> None:
     """Check YAML files; print every problem as FILE:LINE:COL: KEY.PATH: message (exit 2)."""
-    from guardrail.cli import out_console
 
-    registry = get_plugin_manager().registry
+    registry = plugin_manager().registry
     checked, problems = validate_paths(paths, registry)
     if problems:
         raise ConfigError(problems)
@@ -53,41 +45,43 @@ def validate(
     out_console.print(f"[green]ok[/green]: {checked} file{'s' if checked != 1 else ''} valid")
 
 
-def schema(kind: Annotated[SchemaKind, typer.Argument(help="which document kind")]) -> None:
+def schema(kind: Annotated[str, typer.Argument(
+        help="which document kind: rollout, policy, output (every command's --output json), or a kind a plugin "
+             "adds (policytest, scenario...)")]) -> None:
     """Print the JSON Schema of a document kind, for editor completion; `output`: of every
     command's --output json."""
-    if kind is SchemaKind.output:
+    if kind.lower() == "output":
         from guardrail.report.output import output_schema
 
         typer.echo(json.dumps(output_schema(), indent=2))
         return
-    model = _schema_model(kind)
+    models = schema_models(plugin_manager().registry)
+    model = models.get(kind.lower())
+    if model is None:
+        raise typer.BadParameter(f"unknown document kind {kind!r}; known: {', '.join(sorted([*models, 'output']))}",
+                                 param_hint="KIND")
     document = model.model_json_schema(by_alias=True)
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = f"guardrail {model.__name__}"
     typer.echo(json.dumps(document, indent=2))
 
 
-def _schema_model(kind: SchemaKind):
-    if kind is SchemaKind.policytest:
-        from guardrail.tools.policytest.model import PolicyTest
-
-        return PolicyTest
-    if kind is SchemaKind.scenario:  # the simulated fleet's document kind (built-in plugin)
-        from guardrail_plugins.sim.scenario import Scenario
-
-        return Scenario
-    return Rollout if kind is SchemaKind.rollout else Policy
+def schema_models(registry) -> dict[str, type]:
+    """Every document kind with a schema: the language's own, then those plugins register."""
+    models: dict[str, type] = {"rollout": Rollout, "policy": Policy}
+    for name, registered in registry.document_kinds.items():
+        if registered.schema is not None:
+            models.setdefault(name.lower(), registered.schema)
+    return models
 
 
 def plugins(output: OutputOption = Output.text, as_json: JsonOption = False) -> None:
     """List loaded plugins: name, version, origin and what each registers."""
     from rich.table import Table
 
-    from guardrail.cli import out_console
     from guardrail.version import DISTRIBUTION, __version__
 
-    infos = plugin_infos(get_plugin_manager())
+    infos = plugin_infos(plugin_manager())
     if wants_json(output, as_json):
         emit({"outcome": "listed", "version": __version__, "distribution": DISTRIBUTION,
               "plugins": [info.__dict__ for info in infos]})

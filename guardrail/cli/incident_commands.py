@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
+from guardrail.cli.console import out_console, shown
 from guardrail.cli.options import JsonOption, Output, OutputOption, StateOption, emit, state_path, wants_json
 
 incidents_app = typer.Typer(help="Incidents of failed rollouts: list, show, flush the delivery spool.",
@@ -22,19 +22,22 @@ IncidentArgument = Annotated[str, typer.Argument(help="incident id (INC-...) or 
 
 def _api(state):
     from guardrail.api import Guardrail
+    from guardrail.cli.options import plugin_manager
     from guardrail.errors import UsageError
+    from guardrail.state.open import is_url
 
     path = state_path(state)
-    if not path.exists():  # opening it would create an empty state file
+    if not is_url(path) and not path.exists():  # opening it would create an empty state file
         raise UsageError(f"no state file at {path}: pass --state (or set $GUARDRAIL_STATE) to where rollouts are kept")
-    return Guardrail(path)
+    api = Guardrail(path, pm=plugin_manager())
+    _close_with_command(api)
+    return api
 
 
 @incidents_app.command("list")
 def list_incidents(state: StateOption = None, output: OutputOption = Output.text, as_json: JsonOption = False,
                    limit: Annotated[int, typer.Option(help="how many incidents")] = 20) -> None:
     """List incidents, newest first, with how many updates are still spooled."""
-    from guardrail.cli import out_console
 
     api = _api(state)
     pending = {}
@@ -61,7 +64,6 @@ def show(incident: IncidentArgument, state: StateOption = None, output: OutputOp
          as_json: JsonOption = False) -> None:
     """Show an incident: what it says, its timeline, and each sink's delivery."""
     from guardrail.plugin.incident_text import plain_text
-    from guardrail.cli import out_console
 
     api = _api(state)
     doc = api.store.incident(incident)
@@ -71,15 +73,15 @@ def show(incident: IncidentArgument, state: StateOption = None, output: OutputOp
     if wants_json(output, as_json):
         emit({"outcome": "shown", "rollout_id": doc.get("rollout_id"), "incident": doc, "deliveries": deliveries})
         return
-    out_console.print(escape(plain_text(doc)), highlight=False)
+    out_console.print("\n".join(shown(line) for line in plain_text(doc).split("\n")), highlight=False)
     out_console.print("\n[bold]timeline[/bold]")
     for entry in doc.get("timeline") or []:
-        out_console.print(f"  {entry.get('at')}  {entry.get('status')}" + (f"  {escape(entry['note'])}"
+        out_console.print(f"  {shown(entry.get('at'))}  {shown(entry.get('status'))}" + (f"  {shown(entry['note'])}"
                                                                            if entry.get("note") else ""))
     table = Table("sink", "update", "delivery", "attempts", "error", box=None, title="deliveries", title_justify="left")
     for d in deliveries:
-        table.add_row(d["sink"], f"{d['revision']} {d['status']}", d["delivery"], str(d["attempts"]),
-                      escape(d["error"] or ""))
+        table.add_row(shown(d["sink"]), shown(f"{d['revision']} {d['status']}"), shown(d["delivery"]), str(d["attempts"]),
+                      shown(d["error"] or ""))
     out_console.print(table)
 
 
@@ -90,7 +92,6 @@ def flush(incident: Annotated[str | None, typer.Argument(help="only this inciden
           ) -> None:
     """Deliver spooled incident updates now (exit 1 if some are still not delivered)."""
     from guardrail.incidents.delivery import flush as flush_spool
-    from guardrail.cli import out_console
 
     api = _api(state)
     results = flush_spool(api.store, api.pm.registry, incident=incident, rejected=rejected)
@@ -102,11 +103,20 @@ def flush(incident: Annotated[str | None, typer.Argument(help="only this inciden
     else:
         for r in results:
             colour = "green" if r.ok else "yellow" if r.outcome == "busy" else "red"
-            outcome = f"[{colour}]{r.outcome}[/{colour}]" + ("" if r.ok else f": {escape(r.error or '')}")
-            out_console.print(f"{r.incident_id} {r.status} (update {r.revision}) → {r.sink}: {outcome}")
+            outcome = f"[{colour}]{shown(r.outcome)}[/{colour}]" + ("" if r.ok else f": {shown(r.error or '')}")
+            out_console.print(f"{shown(r.incident_id)} {shown(r.status)} (update {r.revision}) → {shown(r.sink)}: {outcome}")
         out_console.print(f"{len(results)} attempted, {len(left)} not delivered" if results or left
                           else "nothing to deliver")
     raise typer.Exit(1 if left else 0)
+
+
+def _close_with_command(api) -> None:
+    """A database's connection pool closes when the command ends, whichever way."""
+    import click
+
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(api.close)
 
 
 def register(app: typer.Typer) -> None:

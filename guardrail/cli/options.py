@@ -10,22 +10,43 @@ from typing import Annotated, Any
 
 import typer
 
+from guardrail.errors import UsageError
+
 STATE_ENV = "GUARDRAIL_STATE"
 
+_manager = None
 
-def default_state_path() -> Path:
+
+def plugin_manager():
+    """The plugin manager of this command-line run: built once, on first use, and shared
+    by every command (``create_app`` starts each run with none)."""
+    global _manager
+    if _manager is None:
+        from guardrail.plugin.manager import get_plugin_manager
+
+        _manager = get_plugin_manager()
+    return _manager
+
+
+def forget_plugin_manager() -> None:
+    global _manager
+    _manager = None
+
+
+def default_state_path() -> Path | str:
     """``$GUARDRAIL_STATE``, else ``$XDG_STATE_HOME/guardrail/state.db``
     (``~/.local/state/guardrail/state.db``)."""
-    if os.environ.get(STATE_ENV):
-        return Path(os.environ[STATE_ENV])
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "guardrail" / "state.db"
+    from guardrail.state.open import default_spec, is_url
+
+    spec = default_spec()
+    return spec if is_url(spec) else Path(spec)
 
 
 StateOption = Annotated[
-    Path | None,
-    typer.Option("--state", help=f"state file (SQLite); default ${STATE_ENV} or ~/.local/state/guardrail/state.db",
-                 show_default=False),
+    str | None,
+    typer.Option("--state", help=f"state: a SQLite file, or a postgresql:// URL shared by many runners (its password"
+                                 f" from PGPASSWORD or ${{env:NAME}}); default ${STATE_ENV} or "
+                                 f"~/.local/state/guardrail/state.db", show_default=False),
 ]
 
 
@@ -84,5 +105,38 @@ def print_failure(command: str, exc: Exception, exit_code: int) -> None:
     typer.echo(json.dumps(failure(command, exc, exit_code), indent=2, default=str))
 
 
-def state_path(value: Path | None) -> Path:
-    return value if value is not None else default_state_path()
+def state_path(value: str | Path | None) -> Path | str:
+    """The state a command uses: a file path, or a database URL (a string). A crash log
+    goes beside the file, or in the state folder of a database (``state_dir``)."""
+    from guardrail.cli.crash import note_state
+
+    spec = _state_spec(value)
+    note_state(spec if isinstance(spec, Path) else state_dir(spec) / "state")
+    return spec
+
+
+def _state_spec(value: str | Path | None) -> Path | str:
+    if value is None:
+        return default_state_path()
+    from guardrail.state.open import is_url
+
+    if not is_url(value):
+        return Path(value)
+    try:
+        from guardrail.state.pgconn import literal_password
+    except ImportError:  # opening the store says which extra to install
+        return str(value)
+    if literal_password(str(value)):
+        # A command line is seen by `ps` and kept in shell history: no passwords there.
+        raise UsageError(f"--state carries a password; give it through PGPASSWORD, a ${{env:NAME}} in its place, "
+                         f"or the whole URL in ${STATE_ENV}")
+    return str(value)
+
+
+def state_dir(spec: Path | str) -> Path:
+    """Where plugins keep local files for this state: the SQLite file's folder, else the working folder."""
+    from guardrail.state.open import is_url
+
+    if is_url(spec):
+        return Path(os.environ.get("GUARDRAIL_STATE_DIR") or Path.cwd()).absolute()
+    return Path(spec).absolute().parent

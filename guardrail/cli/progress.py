@@ -13,12 +13,13 @@ from datetime import datetime, timezone
 
 from rich.console import Console
 from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
 
+from guardrail.cli.console import shown
 from guardrail import hookimpl
 from guardrail.report.event_text import describe
 from guardrail.language.types import format_duration
+from guardrail.text import number
 
 _STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
 
@@ -26,9 +27,6 @@ _STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
 def _clock(at: float) -> str:
     return datetime.fromtimestamp(at, timezone.utc).strftime("%H:%M:%S")
 
-
-def _num(value) -> str:
-    return "-" if value is None else f"{value:.4g}"
 
 
 class Progress:
@@ -44,7 +42,7 @@ class Progress:
         if self.live is not None:
             self.live.stop()
             self.live = None
-        self.console.print(f"[dim]{_clock(at)}[/dim] {escape(text)}", style=style, highlight=False)
+        self.console.print(f"[dim]{_clock(at)}[/dim] {shown(text)}", style=style, highlight=False)
 
     @hookimpl
     def guardrail_on_event(self, event: dict) -> None:
@@ -72,7 +70,7 @@ class Progress:
             table.add_column(column)
         for c in event["checks"]:
             verdict = c["status"] + (" (holding)" if c.get("pending") else "")
-            table.add_row(escape(c["region"]), escape(c["check"]), _num(c["value"]), _num(c["threshold"]),
+            table.add_row(shown(c["region"]), shown(c["check"]), number(c["value"]), number(c["threshold"]),
                           f"[{_STYLE.get(c['status'], '')}]{verdict}[/]")
         if self.live is None:
             self.live = Live(table, console=self.console, auto_refresh=False, transient=True)

@@ -1,6 +1,6 @@
 """``test`` and ``backtest``: prove a policy before it guards a rollout.
 
-``guardrail test`` runs policy unit tests offline (``guardrail.tools.policytest``);
+``guardrail test`` runs policy unit tests offline (``guardrail_plugins.policytest``);
 ``guardrail backtest`` replays a policy over real history (``guardrail.tools.backtest``).
 Both are thin: parse arguments, call the library, print.
 """
@@ -12,58 +12,17 @@ from typing import Annotated
 
 import typer
 
+from guardrail.cli.console import out_console
+from guardrail.text import printable
 from guardrail.tools.backtest import BacktestResult
 from guardrail.text import iso
 from guardrail.errors import UsageError
 from guardrail.language.types import format_duration
 from guardrail.cli.check_command import parse_time, parse_vars
 from guardrail.cli.options import JsonOption, Output, OutputOption, emit, wants_json
+from guardrail.text import number
 
 STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "halt": "yellow"}
-
-
-def policy_test(
-    paths: Annotated[list[Path], typer.Argument(help="PolicyTest files, or folders searched for them")],
-    output: OutputOption = Output.text,
-    as_json: JsonOption = False,
-) -> None:
-    """Run policy unit tests: exit 0 when every expectation holds, 1 on a mismatch, 2 on an invalid file."""
-    from guardrail.plugin.manager import get_plugin_manager
-    from guardrail.tools.policytest import run_paths
-    from guardrail.cli import out_console
-
-    results = run_paths(paths, get_plugin_manager().registry)
-    if wants_json(output, as_json):
-        code = 0 if all(r.ok for r in results) else 1
-        emit({"outcome": "passed" if code == 0 else "failed", "files": [
-            {"path": _display(r.path), "tests": r.tests, "assertions": r.assertions, "failed": len(r.mismatches),
-             "seconds": r.seconds, "mismatches": [m.render() for m in r.mismatches]} for r in results]},
-             exit_code=code)
-        raise typer.Exit(code)
-    failed = 0
-    for result in results:
-        for mismatch in result.mismatches:
-            out_console.print(mismatch.render(), markup=False, highlight=False)
-            out_console.print()
-        status = "[green]ok[/green]" if result.ok else "[bold red]FAIL[/bold red]"
-        failed += len(result.mismatches)
-        out_console.print(f"{status}  {_display(result.path)}: {result.tests} test{'s' if result.tests != 1 else ''}, "
-                          f"{result.assertions} assertions, {len(result.mismatches)} failed "
-                          f"({result.seconds * 1000:.0f} ms)")
-    files, bad = len(results), sum(not r.ok for r in results)
-    summary = f"{files} file{'s' if files != 1 else ''}, {sum(r.assertions for r in results)} assertions"
-    if failed:
-        out_console.print(f"[bold red]{failed} assertion{'s' if failed != 1 else ''} failed[/bold red] "
-                          f"in {bad} of {summary}")
-        raise typer.Exit(1)
-    out_console.print(f"[green]passed[/green]: {summary}")
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def backtest(
@@ -99,24 +58,23 @@ def print_result(result: BacktestResult) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from guardrail.cli import out_console
-
     def offset(at: float | None) -> str:
         if at is None:
             return "-"
         return f"{iso(at)} (+{format_duration(at - result.deployed_at)})"
 
     controls = f", control {', '.join(result.controls)}" if result.controls else ""
-    out_console.print(f"backtest in {result.region}{controls}: deployed at {iso(result.deployed_at)}, "
-                      f"evaluated until {iso(result.until)}", markup=False)
+    out_console.print(printable(f"backtest in {result.region}{controls}: deployed at {iso(result.deployed_at)}, "
+                                f"evaluated until {iso(result.until)}"), markup=False)
     verdict = {"fail": "would have FAILED (and rolled back)", "pass": "would have PASSED",
                "halt": "would have HALTED (no clean evidence)"}[result.outcome]
     out_console.print(Text(f"{verdict} at {offset(result.decided_at)}", style=STYLE[result.outcome]))
     for finding in result.findings:
-        out_console.print(Text(f"  {finding['region']}/{finding['policy']}/{finding['check']}: {finding['reason']}"))
-        out_console.print(Text(f"    query: {finding['query']}  first breach: {offset(finding['first_breach_at'])}"))
+        out_console.print(Text(printable(f"  {finding['region']}/{finding['policy']}/{finding['check']}: {finding['reason']}")))
+        out_console.print(Text(printable(f"    query: {finding['query']}  first breach: {offset(finding['first_breach_at'])}")))
     if result.outcome == "halt" and result.reason:
-        out_console.print(Text(f"  {result.reason}"))
+        out_console.print(Text(printable(f"  {result.reason}")))
+
     def since(at: float | None) -> str:  # the deploy time is in the line above: offsets suffice here
         return "-" if at is None else f"+{format_duration(at - result.deployed_at)}"
 
@@ -127,17 +85,14 @@ def print_result(result: BacktestResult) -> None:
         table.add_column(column, no_wrap=True)
     for c in result.checks:
         shown = c.status + (" (pending)" if "breaching for" in c.reason and c.status == "pass" else "")
-        table.add_row(Text(f"{c.policy}/{c.check}"), str(c.evaluations), _number(c.reference), _number(c.value),
-                      Text(shown, style=STYLE.get(c.status, "")), since(c.first_breach_at), since(c.failed_at))
+        table.add_row(Text(printable(f"{c.policy}/{c.check}")), str(c.evaluations), number(c.reference),
+                      number(c.value), Text(shown, style=STYLE.get(c.status, "")), since(c.first_breach_at),
+                      since(c.failed_at))
     out_console.print(table)
     for skip in result.skipped:
-        out_console.print(Text(f"not replayed: {skip['policy']}/{skip['check']}: {skip['why']}", style="dim"))
-
-
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
+        out_console.print(Text(printable(f"not replayed: {skip['policy']}/{skip['check']}: {skip['why']}"), style="dim"))
 
 
 def register(app: typer.Typer) -> None:
-    app.command("test")(policy_test)
+    pass
     app.command()(backtest)

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from guardrail.cli.console import err_console, out_console
+from guardrail.text import printable
 from guardrail.errors import UsageError
 from guardrail.cli.options import JsonOption, Output, OutputOption, StateOption, emit, state_path, wants_json
 
@@ -26,15 +28,14 @@ def report(rollout_id: Annotated[str, typer.Argument(help="rollout id (a unique 
            output: OutputOption = Output.text, as_json: JsonOption = False) -> None:
     """Write a rollout's report: one HTML file to open anywhere, and JUnit XML for CI."""
     from guardrail.report import write
-    from guardrail.state.sqlite import SQLiteStore
-    from guardrail.cli import out_console
+    from guardrail.state.open import is_url, open_store
 
     if html is None and junit is None:
         raise UsageError("say what to write: --html FILE, --junit FILE, or both")
     path = state_path(state)
-    if not path.exists():  # opening a missing state file would create an empty one
+    if not is_url(path) and not path.exists():  # opening a missing state file would create an empty one
         raise UsageError(f"no state file at {path}")
-    store = SQLiteStore(path)
+    store = open_store(path)
     try:
         written = write(store, rollout_id, html=html, junit=junit)
         row = store.rollout(written.id)
@@ -49,7 +50,7 @@ def report(rollout_id: Annotated[str, typer.Argument(help="rollout id (a unique 
         return
     for file in (html, junit):
         if file is not None:
-            out_console.print(f"wrote {file} ({file.stat().st_size / 1024:.0f} KiB) for rollout {written.id}",
+            out_console.print(printable(f"wrote {file} ({file.stat().st_size / 1024:.0f} KiB) for rollout {written.id}"),
                               markup=False)
 
 
@@ -63,7 +64,6 @@ def publish(store, rollout_id: str, *, html: Path | None, junit: Path | None, ma
     that stdout stays one JSON document. A report that cannot be written is a warning on
     stderr: the exit code stays the rollout's outcome, which is what a pipeline acts on."""
     from guardrail.report import annotations, gather, save, step_summary
-    from guardrail.cli import err_console
 
     github = os.environ.get("GITHUB_ACTIONS") == "true"
     if html is None and junit is None and not github:
@@ -72,7 +72,7 @@ def publish(store, rollout_id: str, *, html: Path | None, junit: Path | None, ma
     try:
         save(report_, html=html, junit=junit, redactor=store.redactor)
     except OSError as exc:
-        err_console.print(f"warning: cannot write the report: {exc}", style="yellow", markup=False)
+        err_console.print(printable(f"warning: cannot write the report: {exc}"), style="yellow", markup=False)
     if not github:
         return
     for line in annotations(report_):
@@ -83,7 +83,7 @@ def publish(store, rollout_id: str, *, html: Path | None, junit: Path | None, ma
             with open(summary_file, "a", encoding="utf-8") as out:
                 out.write(step_summary(report_, str(html) if html else None))
         except OSError as exc:
-            err_console.print(f"warning: cannot append to $GITHUB_STEP_SUMMARY: {exc}", style="yellow", markup=False)
+            err_console.print(printable(f"warning: cannot append to $GITHUB_STEP_SUMMARY: {exc}"), style="yellow", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from guardrail.text import printable
+
 GAP = 2  # spaces between two columns
 LEAST = 8  # narrower than this, the last column is left out
 
@@ -27,7 +29,9 @@ def fitted(console: Console, headers: tuple[str, ...], rows: list[tuple[str, ...
            lasts: list[str], *, drop_first: tuple[str, ...] = ()) -> Table:
     """A box-less table of ``headers`` (never cut) and one last column ``last`` that takes
     what width is left; ``drop_first``: the headers to leave out, in that order, while even
-    the last column would not fit."""
+    the last column would not fit. Cells are text: control characters and markup are
+    shown as they are, escaped."""
+    rows = [tuple(printable(cell) for cell in row) for row in rows]
     keep = list(headers)
 
     def widths() -> int:
@@ -45,5 +49,5 @@ def fitted(console: Console, headers: tuple[str, ...], rows: list[tuple[str, ...
         table.add_column(last, no_wrap=True, max_width=room)
     for row, text in zip(rows, lasts):
         cells = [escape(row[headers.index(h)]) for h in keep]
-        table.add_row(*cells, *([escape(shorten(text, room))] if room >= LEAST else []))
+        table.add_row(*cells, *([escape(shorten(printable(text), room))] if room >= LEAST else []))
     return table

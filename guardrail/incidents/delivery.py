@@ -36,8 +36,9 @@ from guardrail.errors import GuardrailError
 from guardrail.plugin.interfaces import PluginContext
 from guardrail.language.model import PluginRef
 from guardrail.plugin.manager import Registry
-from guardrail.plugin.sink_http import SinkError
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.plugin.interfaces import SinkError
+from guardrail.state.locks import HOST, process_alive
+from guardrail.state.protocol import Store
 
 DRAIN_GRACE = 10.0
 """Seconds a finishing rollout waits for deliveries in flight before leaving them spooled
@@ -45,12 +46,21 @@ DRAIN_GRACE = 10.0
 
 CLAIM_LEASE = 120.0
 """Seconds a chain stays claimed by the process delivering it, renewed before each row:
-a process killed mid-chain holds it no longer than this."""
+a process killed mid-chain on another host holds it no longer than this (on this host,
+a claim whose process is gone is taken at once: ``claim_gone``)."""
 
 
 def new_holder() -> str:
     """Who claims chains: this host and process, and one deliverer within it."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def claim_gone(holder: str) -> bool:
+    """Whether a claim's holder (``new_holder``) was a process of this host that is gone:
+    its claim is taken at once, not when it lapses. Another host's cannot be checked."""
+    host, _, rest = holder.partition(":")
+    pid = rest.split(":", 1)[0]
+    return host == HOST and pid.isdigit() and not process_alive(int(pid))
 
 
 @dataclass
@@ -88,16 +98,14 @@ def sink_names(refs: list[PluginRef]) -> list[tuple[str, PluginRef]]:
 def build_sinks(registry: Registry, refs: list[PluginRef], context: PluginContext) -> dict[str, Any]:
     sinks = {}
     for name, ref in sink_names(refs):
-        factory = registry.get("incident_sinks", ref.plugin)
-        model = getattr(factory, "Settings", None)
-        sinks[name] = factory(model.model_validate(ref.with_) if model is not None else ref.with_, context)
+        sinks[name] = registry.build("incident_sinks", ref.plugin, ref.with_, context)
     return sinks
 
 
 class SinkResolver:
     """Sink instances for an incident's rollout, built once from that rollout's plan."""
 
-    def __init__(self, store: SQLiteStore, registry: Registry, environ: dict[str, str] | None = None):
+    def __init__(self, store: Store, registry: Registry, environ: dict[str, str] | None = None):
         self.store, self.registry, self.environ = store, registry, environ
         self._cache: dict[str, dict[str, Any] | Exception] = {}
         self._lock = threading.Lock()
@@ -124,15 +132,15 @@ class SinkResolver:
         row = self.store.rollout(rollout_id)
         plan = load_plan(row["plan_path"], self.registry, environ=self.environ)
         self.store.redactor.add(plan.secrets)
-        context = PluginContext(clock=SystemClock(), state_dir=self.store.path.parent, base_dir=plan.path.parent,
-                                service=plan.rollout.service)
+        context = PluginContext(clock=SystemClock(), state_dir=self.store.state_dir, base_dir=plan.path.parent,
+                                service=plan.rollout.service, redact=self.store.redactor.redact)
         from guardrail.incidents.notify import notify_sinks
 
         return {**build_sinks(self.registry, plan.rollout.on_failure.incident_refs(), context),
                 **notify_sinks(self.registry, plan.rollout.notify, context)}
 
 
-def deliver_one(store: SQLiteStore, resolver: SinkResolver, row: dict[str, Any],
+def deliver_one(store: Store, resolver: SinkResolver, row: dict[str, Any],
                 stop: threading.Event) -> Result:
     """Send one outbox row to its sink and record what happened."""
     incident = row["payload"]
@@ -142,7 +150,7 @@ def deliver_one(store: SQLiteStore, resolver: SinkResolver, row: dict[str, Any],
         sink = resolver.sinks(incident["rollout_id"]).get(row["sink"])
         if sink is None:
             raise SinkError(f"the plan no longer has an incident sink named {row['sink']!r}", retryable=True)
-        if isinstance(getattr(sink, "stop", None), threading.Event):
+        if isinstance(getattr(sink, "stop", None), threading.Event):  # IncidentSink.stop: declared there
             sink.stop = stop
         stored = store.sink_ref(row["incident_id"], row["sink"])
         ref = dict(stored) if stored is not None else None  # None: the first update this sink sees
@@ -175,11 +183,11 @@ def _announce(sink: Any, name: str, notification: dict[str, Any], ref: dict[str,
                         retryable=False) from None
 
 
-def deliver_chain(store: SQLiteStore, resolver: SinkResolver, incident_id: str, sink: str, *,
+def deliver_chain(store: Store, resolver: SinkResolver, incident_id: str, sink: str, *,
                   stop: threading.Event, on_result: Callable[[Result], None], holder: str) -> bool:
     """Send a chain's pending rows in order; False when it stopped at a retryable failure
     or another process is delivering the chain (reported as a ``busy`` result)."""
-    busy = store.claim_chain(incident_id, sink, holder, CLAIM_LEASE)
+    busy = store.claim_chain(incident_id, sink, holder, CLAIM_LEASE, gone=claim_gone)
     if busy is not None:
         waiting = store.deliveries("pending", incident_id=incident_id, sink=sink)
         if waiting:
@@ -190,7 +198,7 @@ def deliver_chain(store: SQLiteStore, resolver: SinkResolver, incident_id: str, 
         for row in store.deliveries("pending", incident_id=incident_id, sink=sink):
             if stop.is_set():
                 return False
-            busy = store.claim_chain(incident_id, sink, holder, CLAIM_LEASE)  # renew before each send
+            busy = store.claim_chain(incident_id, sink, holder, CLAIM_LEASE, gone=claim_gone)  # renew before each send
             if busy is not None:  # the claim lapsed and was taken over: leave the rest to its holder
                 on_result(_busy(row, busy))
                 return False
@@ -210,7 +218,7 @@ def _busy(row: dict[str, Any], claim: dict[str, Any]) -> Result:
                   f"being delivered by {claim['holder']} (its claim runs until {until} unless renewed)")
 
 
-def pending_chains(store: SQLiteStore, incident_id: str | None = None) -> list[tuple[str, str]]:
+def pending_chains(store: Store, incident_id: str | None = None) -> list[tuple[str, str]]:
     rows = store.deliveries("pending", incident_id=incident_id)
     return list(dict.fromkeys((r["incident_id"], r["sink"]) for r in rows))
 
@@ -218,7 +226,7 @@ def pending_chains(store: SQLiteStore, incident_id: str | None = None) -> list[t
 class Deliverer:
     """Background delivery: a daemon thread per chain, started by ``kick``."""
 
-    def __init__(self, store: SQLiteStore, resolver: SinkResolver, on_result: Callable[[Result], None]):
+    def __init__(self, store: Store, resolver: SinkResolver, on_result: Callable[[Result], None]):
         self.store, self.resolver, self.on_result = store, resolver, on_result
         self._threads: dict[tuple[str, str], tuple[threading.Thread, threading.Event]] = {}
         self._lock = threading.Lock()
@@ -283,7 +291,7 @@ class Deliverer:
         self._stop.set()
 
 
-def flush(store: SQLiteStore, registry: Registry, *, incident: str | None = None, rejected: bool = False,
+def flush(store: Store, registry: Registry, *, incident: str | None = None, rejected: bool = False,
           environ: dict[str, str] | None = None) -> list[Result]:
     """Deliver the spool now, in this process: ``guardrail incidents flush``.
 

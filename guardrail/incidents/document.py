@@ -4,7 +4,8 @@ The document is plain JSON, the same for every sink (each sink renders it in its
 format with ``guardrail.plugin.incident_text``): the service and the change, every region and
 its state, each failing check with its query, observed values, threshold and first
 breach, the decision, the remediation actions with their outcome, the recovery so far,
-the timeline of updates, and the commands that show more.
+the timeline of updates, the people who acted on the rollout (who approved, paused,
+aborted, and why), and the commands that show more.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def build_incident(rollout: Rollout, rollout_id: str, failure: Failure, rolled_b
                    observed: dict[tuple[str, str, str], list[dict[str, Any]]], status: str, at: float,
                    actions: list[dict[str, Any]] | None = None, note: str | None = None, revision: int = 0,
                    needs_person: bool = False, timeline: list[dict[str, Any]] | None = None,
-                   recovery: dict[str, Any] | None = None) -> dict[str, Any]:
+                   recovery: dict[str, Any] | None = None,
+                   people: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The incident document as of ``at``, from plain records: the rollout's ``steps`` by
     key, the regions whose deploy started, and the values ``observed`` of each failing
     check (``observed_values``). Pure: it reads no store and no clock."""
@@ -67,6 +69,7 @@ def build_incident(rollout: Rollout, rollout_id: str, failure: Failure, rolled_b
         "actions": actions or [],
         "recovery": recovery or {"for": format_duration(rollout.verify_recovery.for_)},
         "note": note,
+        "people": people or [],
         "timeline": (timeline or []) + [{"at": iso(at), "status": status, "note": note}],
         "at": iso(at),
         "clock": rollout.clock,

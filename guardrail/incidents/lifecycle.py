@@ -33,7 +33,8 @@ from guardrail.plugin.interfaces import PluginContext
 from guardrail.language.model import PluginRef
 from guardrail.language.types import format_duration
 from guardrail.plugin.manager import Registry
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.people import on_record
+from guardrail.state.protocol import Store
 
 if TYPE_CHECKING:
     from guardrail.judging.decisions import Failure
@@ -46,7 +47,7 @@ __all__ = ["IncidentTracker", "Notifier", "dedup_key", "incident_id"]
 class Notifier:
     """Saves each revision of an incident and queues it for every sink; never blocks."""
 
-    def __init__(self, store: SQLiteStore, registry: Registry, context: PluginContext, refs: list[PluginRef], *,
+    def __init__(self, store: Store, registry: Registry, context: PluginContext, refs: list[PluginRef], *,
                  rollout_id: str | None = None, emit: Callable[..., None] | None = None,
                  notify_refs: list[Any] = ()):
         self.store, self.registry, self.context = store, registry, context
@@ -185,7 +186,8 @@ class IncidentTracker:
         deployed = journal.started_regions([r for w in self.rollout.waves for r in w.regions])
         return build_incident(self.rollout, journal.id, self.failure, self.targets, steps=steps, deployed=deployed,
                               observed=observed, status=status, actions=self.actions, note=note, revision=revision,
-                              needs_person=needs_person, timeline=timeline, recovery=dict(self.recovery), at=at)
+                              needs_person=needs_person, timeline=timeline, recovery=dict(self.recovery), at=at,
+                              people=on_record(journal.store, journal.id))
 
     def _notify_steps(self) -> list[dict[str, Any]]:
         return [s for s in self.journal.steps("notify:") if s["status"] == "done"]

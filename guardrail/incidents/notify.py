@@ -16,7 +16,7 @@ from typing import Any, Callable
 from guardrail.language.model import PluginRef
 from guardrail.plugin.interfaces import PluginContext
 from guardrail.plugin.manager import Registry
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.protocol import Store
 from guardrail.text import iso
 
 PREFIX = "notify:"
@@ -66,7 +66,7 @@ def event_of(event: dict[str, Any]) -> tuple[str, str] | None:
 class Announcer:
     """Turns journal events into notifications queued for the sinks that chose them."""
 
-    def __init__(self, store: SQLiteStore, rollout: Any, rollout_id: str, kick: Callable[[str], None]):
+    def __init__(self, store: Store, rollout: Any, rollout_id: str, kick: Callable[[str], None]):
         self.store, self.rollout, self.rollout_id, self.kick = store, rollout, rollout_id, kick
         self.wanted = {name: set(ref.events) for name, ref in notify_names(rollout.notify)}
 

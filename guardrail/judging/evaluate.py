@@ -12,6 +12,8 @@ is here, so the tools cannot disagree:
   the baseline as in the live value; comparing a live sum with a baseline mean would
   make every relative comparison wrong by the number of series);
 - ``control_window`` and ``ControlEvidence``: the canary-vs-control window at a tick;
+- ``staleness``: whether a reading rests on fresh samples (``max_age``, and
+  ``min_window_coverage`` for window functions); a stale reading is no data;
 - ``judge_check``: one evaluation, with the ``for:`` hold carried in ``CheckState``;
 - ``judge_once``: the question "does it hold right now" (preflight, ``check``), where
   ``for:`` does not apply and the reason says how long a bake would wait.
@@ -19,7 +21,8 @@ is here, so the tools cannot disagree:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from guardrail.judging.judge import CheckState, Verdict, baseline_value, explain, judge, judge_control, reduce_values
@@ -32,6 +35,49 @@ DEFAULT_BASELINE_WINDOW = 1800.0
 """The baseline window of a check that names none, in a wave without a bake."""
 
 NO_CONTROL = "no control region left: every region of the plan runs the new version"
+
+DEFAULT_SAMPLE_INTERVAL = 60.0
+"""Seconds between samples when a source reports sample times but no interval
+(Prometheus's default scrape interval)."""
+DEFAULT_MIN_WINDOW_COVERAGE = 0.5
+"""The share of a range window that must hold samples, for a check that names none:
+past half a window missing, a window function's value is mostly extrapolation."""
+
+
+def max_age(check: Check, reading: Reading) -> float:
+    """How old a reading's newest input sample may be: the check's ``max_age``, else
+    twice the sample interval the source reports (one missed scrape is tolerated, two
+    are not)."""
+    if check.max_age:
+        return check.max_age
+    return 2.0 * (reading.sample_interval or DEFAULT_SAMPLE_INTERVAL)
+
+
+def staleness(check: Check, reading: Reading, at: float) -> str | None:
+    """Why ``reading`` is not fresh evidence at ``at``, or None when it is (or when the
+    source cannot tell: a live probe measures now).
+
+    Stale: an input of the query has no sample at all, or its newest sample is older
+    than ``max_age`` (a frozen gauge served from Prometheus's 5-minute lookback); or a
+    window function's window holds samples for less than ``min_window_coverage`` of
+    its length (``increase(x[15m])`` over a 10-minute gap still returns a value, from
+    the 5 minutes that have samples)."""
+    if reading.error or not reading.series:
+        return None
+    newest = reading.newest_sample
+    if newest is not None:
+        if math.isinf(newest) and newest < 0:
+            return "stale: an input of the query has no samples"
+        age, limit = at - newest, max_age(check, reading)
+        if age > limit + 1e-6:
+            return f"stale: the newest sample is {format_duration(age)} old (max_age {format_duration(limit)})"
+    coverage = reading.window_coverage
+    if coverage is not None:
+        need = check.min_window_coverage or DEFAULT_MIN_WINDOW_COVERAGE
+        if coverage + 1e-9 < need:
+            return (f"stale: samples cover {coverage:.0%} of the query's window "
+                    f"(min_window_coverage {need:.0%})")
+    return None
 
 
 def window_values(reading: RangeReading, reduce: str | None) -> list[float]:
@@ -93,7 +139,10 @@ class ControlEvidence:
     controls: list[tuple[str, RangeReading]] = field(default_factory=list)
     """Each control region's window."""
     skipped: str | None = None
-    """Why there is no comparison at all (no control region)."""
+    """Why there is no control to compare with (no control region left)."""
+    baseline: RangeReading | None = None
+    """With no control left: the region's own window before the change, which
+    ``on_no_control: baseline`` compares the deployed window with."""
 
 
 def judge_check(check: Check, *, at: float, state: CheckState, on_no_data: str, reading: Reading | None = None,
@@ -105,19 +154,33 @@ def judge_check(check: Check, *, at: float, state: CheckState, on_no_data: str, 
     if check.compare == "control":
         return _judge_control(check, control, at, state, on_no_data)
     assert reading is not None, "an absolute or baseline check is judged on a reading"
+    stale = staleness(check, reading, at)
     verdict, state = judge(check, reading, at=at, state=state, on_no_data=on_no_data, reference=reference,
-                           needs_reference=check.compare == "baseline")
-    return verdict, state, {}
+                           needs_reference=check.compare == "baseline", stale=stale)
+    return verdict, state, ({"stale": stale} if stale else {})
 
 
 def _judge_control(check: Check, evidence: ControlEvidence | None, at: float, state: CheckState,
                    on_no_data: str) -> tuple[Verdict, CheckState, dict[str, Any]]:
+    against = "control regions"
     if evidence is None or evidence.skipped is not None:
         why = evidence.skipped if evidence is not None and evidence.skipped else NO_CONTROL
-        verdict, state = judge_control(check, None, at=at, state=state, on_no_data=on_no_data, skipped=why)
-        return verdict, state, {"controls": [], "skipped": why}
+        if check.on_no_control == "skip":
+            verdict, state = judge_control(check, None, at=at, state=state, on_no_data=on_no_data, skipped=why)
+            return verdict, state, {"controls": [], "skipped": why, "judged_against": "nothing (on_no_control: skip)"}
+        if check.on_no_control == "inconclusive" or evidence is None or evidence.baseline is None:
+            what = "" if check.on_no_control == "inconclusive" else "; no window before the change to compare with"
+            verdict, state = judge_control(check, None, at=at, state=state, on_no_data=on_no_data,
+                                           error=f"{why}{what} (on_no_control: {check.on_no_control})")
+            return verdict, state, {"controls": [], "judged_against": f"nothing (on_no_control: "
+                                                                      f"{check.on_no_control})"}
+        against = "baseline"
+        evidence = ControlEvidence(evidence.window, evidence.deployed, [("before the change", evidence.baseline)])
     begin, samples = evidence.window
-    detail: dict[str, Any] = {"controls": [r for r, _ in evidence.controls], "window": [begin, at]}
+    judged = ("the region's own window before the change (on_no_control: baseline)" if against == "baseline"
+              else "control regions " + ", ".join(r for r, _ in evidence.controls))
+    detail: dict[str, Any] = {"controls": [r for r, _ in evidence.controls], "window": [begin, at],
+                              "judged_against": judged}
     if evidence.deployed is None:
         waiting = f"collecting samples: {samples} of {check.min_samples} since the phase started"
         verdict, state = judge_control(check, None, at=at, state=state, on_no_data=on_no_data, waiting=waiting)
@@ -131,6 +194,8 @@ def _judge_control(check: Check, evidence: ControlEvidence | None, at: float, st
                                     [v for _, r in theirs for v in window_values(r, check.reduce)],
                                     direction=check.direction, confidence=check.confidence,
                                     effect_size=check.effect_size, min_samples=check.min_samples)
+    if against == "baseline":
+        comparison = replace(comparison, reason=f"{comparison.reason}; against {judged}")
     verdict, state = judge_control(check, comparison, at=at, state=state, on_no_data=on_no_data)
     detail.update(p_value=comparison.p_value, ratio=comparison.ratio, deployed_samples=comparison.deployed_samples,
                   control_samples=comparison.control_samples,

@@ -24,6 +24,7 @@ from guardrail.plugin.readings import Reading
 from guardrail.language.model import Check
 from guardrail.text import format_duration
 from guardrail.judging.statistics import ControlComparison, allowed_ratios
+from guardrail.text import number
 
 Status = Literal["pass", "fail", "inconclusive"]
 
@@ -109,21 +110,16 @@ def _describe(check: Check, value: float, reference: float | None) -> str:
     if comparison.relative and reference is not None:
         change = comparison.subject(value, reference)
         unit = "%" if comparison.percent else ""
-        return f"{_fmt(value)} is {change:+.1f}{unit} from baseline {_fmt(reference)} (fails if {comparison.text})"
-    return f"{_fmt(value)} (fails if {comparison.text})"
+        return f"{number(value)} is {change:+.1f}{unit} from baseline {number(reference)} (fails if {comparison.text})"
+    return f"{number(value)} (fails if {comparison.text})"
 
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value != value or math.isinf(value):
-        return str(value)
-    return f"{value:.4g}"
 
 
 def judge(check: Check, reading: Reading, *, at: float, state: CheckState, on_no_data: str,
-          reference: float | None = None, needs_reference: bool = False) -> tuple[Verdict, CheckState]:
+          reference: float | None = None, needs_reference: bool = False,
+          stale: str | None = None) -> tuple[Verdict, CheckState]:
     """Evaluate one reading of one check; return the verdict and the updated state.
+    ``stale``: why the reading does not rest on fresh samples (it is then no data).
 
     This runs once per check, region and tick (hundreds of thousands of times in a
     long simulated bake), so states are built directly rather than with ``replace``.
@@ -134,6 +130,11 @@ def judge(check: Check, reading: Reading, *, at: float, state: CheckState, on_no
         return _inconclusive(state, threshold, reference, reading.error)
     if needs_reference and reference is None:
         return _inconclusive(state, threshold, reference, "no baseline: the query had no data before the change")
+    if stale is not None:
+        # No data, as on_no_data says; but samples that are late are not a source that
+        # cannot answer: they do not count toward inconclusive_limit. They cover no bake
+        # time, so the bake extends while they last and halts when its extension runs out.
+        return _no_data(check, on_no_data, state, at, threshold, reference, stale, streak=False)
     try:
         value, holds, note = _measure(check, reading, reference)
     except _Inconclusive as exc:
@@ -147,23 +148,23 @@ def judge(check: Check, reading: Reading, *, at: float, state: CheckState, on_no
 
 
 def _inconclusive(state: CheckState, threshold: float | None, reference: float | None,
-                  reason: str) -> tuple[Verdict, CheckState]:
+                  reason: str, streak: bool = True) -> tuple[Verdict, CheckState]:
     verdict = Verdict("inconclusive", None, threshold, reference, reason)
-    return verdict, CheckState(state.breach_since, state.first_breach_at, state.inconclusive_streak + 1,
+    return verdict, CheckState(state.breach_since, state.first_breach_at, state.inconclusive_streak + streak,
                                state.evaluations + 1, state.failures, state.inconclusives + 1, verdict)
 
 
 def _no_data(check: Check, on_no_data: str, state: CheckState, at: float, threshold: float | None,
-             reference: float | None, what: str) -> tuple[Verdict, CheckState]:
+             reference: float | None, what: str, streak: bool = True) -> tuple[Verdict, CheckState]:
     """No data follows the check's (or the policy's) explicit ``on_no_data``."""
     no_data = check.on_no_data or on_no_data
     if no_data == "inconclusive":
-        return _inconclusive(state, threshold, reference, what)
+        return _inconclusive(state, threshold, reference, what, streak)
     failed = no_data == "fail"
-    verdict = Verdict("fail" if failed else "pass", None, threshold, reference, f"no data (on_no_data: {no_data})")
+    verdict = Verdict("fail" if failed else "pass", None, threshold, reference, f"{what} (on_no_data: {no_data})")
     first = state.first_breach_at if state.first_breach_at is not None or not failed else at
-    return verdict, CheckState(state.breach_since, first, 0, state.evaluations + 1, state.failures + failed,
-                               state.inconclusives, verdict)
+    return verdict, CheckState(state.breach_since, first, 0 if streak else state.inconclusive_streak,
+                               state.evaluations + 1, state.failures + failed, state.inconclusives, verdict)
 
 
 def _settle(check: Check, holds: bool, value: float, threshold: float | None, reference: float | None,
@@ -197,6 +198,14 @@ def is_clean(state: CheckState) -> bool:
     """Evidence a wave may be promoted on: evaluated, and the latest verdict a pass
     that is not holding a breach. (A failure ends the bake before this is asked.)"""
     return state.last is not None and state.last.status == "pass" and not state.last.pending
+
+
+def covers(verdict: Verdict | None) -> bool:
+    """Whether an evaluation counts as covered bake time: a pass on a fresh, measured
+    value. A pass on no data (``on_no_data: pass``, a stale reading), a skipped check or
+    a control window still filling is not evidence. A breach held by ``for:`` is (it was
+    measured and has not failed; the bake cannot end while it holds anyway)."""
+    return verdict is not None and verdict.status == "pass" and not verdict.skipped and verdict.value is not None
 
 
 def judge_control(check: Check, comparison: ControlComparison | None, *, at: float, state: CheckState,

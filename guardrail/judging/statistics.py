@@ -22,6 +22,7 @@ on such series; an effect size, or a raw query, keeps false alarms rare.
 from __future__ import annotations
 
 import math
+from guardrail.text import number
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
@@ -89,7 +90,7 @@ def compare_to_control(deployed: Iterable[float], control: Iterable[float], *, d
         shift = direction
     low, high = allowed_ratios(effect_size)
     beyond = effect_size is None or (ratio > high if shift == "increase" else ratio < low)
-    facts = (f"deployed mean {_fmt(ours_mean)} is {_fmt(ratio)}x control mean {_fmt(theirs_mean)}; "
+    facts = (f"deployed mean {number(ours_mean)} is {number(ratio)}x control mean {number(theirs_mean)}; "
              f"Mann-Whitney p={p:.3g} (significant below {alpha:.3g}), n={n} vs {m}")
     word = shift or "shift"
     base = dict(deployed_samples=n, control_samples=m, deployed_mean=ours_mean, control_mean=theirs_mean,
@@ -97,12 +98,9 @@ def compare_to_control(deployed: Iterable[float], control: Iterable[float], *, d
     if significant and beyond:
         return ControlComparison("fail", f"significant {word}: {facts}", **base)
     if significant:
-        bound = f">= {_fmt(low)}" if shift == "decrease" else f"<= {_fmt(high)}"
+        bound = f">= {number(low)}" if shift == "decrease" else f"<= {number(high)}"
         return ControlComparison("pass", f"{word} is significant but within the allowed effect (ratio {bound}): {facts}",
                                  **base)
     wanted = "shift" if direction == "either" else direction
     return ControlComparison("pass", f"no significant {wanted}: {facts}", **base)
 
-
-def _fmt(value: float) -> str:
-    return str(value) if math.isinf(value) or math.isnan(value) else f"{value:.4g}"

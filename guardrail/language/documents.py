@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from guardrail.errors import Problem
 from guardrail.language.policy import NAME_PATTERN
-from guardrail.language.yamldoc import MERGE_KEY_MESSAGE, Document, Path as KeyPath, parse
+from guardrail.language.yamldoc import MAX_BYTES, MERGE_KEY_MESSAGE, Document, Path as KeyPath, parse
 
 M = TypeVar("M", bound=BaseModel)
 _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -28,19 +29,61 @@ def display_name(path: Path) -> str:
     """Paths in messages are relative to the working directory when they can be."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, OSError, RuntimeError):  # elsewhere, or a path the system refuses to resolve
         return str(path)
 
 
-def read(path: Path) -> Document:
-    name = display_name(path)
+MAX_PATH = 1024
+"""The longest file path accepted (Linux allows 4096, each name in it 255 bytes)."""
+
+
+def path_problem(text: str) -> str | None:
+    """Why ``text`` cannot name a file, or None: checked before the system sees it,
+    since a NUL byte or an over-long name makes the system raise, not answer."""
+    if "\x00" in text:
+        return "a path may not contain a NUL byte"
+    if len(text) > MAX_PATH:
+        return f"the path is too long ({len(text):,} characters; the limit is {MAX_PATH:,})"
+    if any(len(part.encode()) > 255 for part in text.split("/")):
+        return "a name in the path is longer than 255 bytes"
+    return None
+
+
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` is not a readable regular file, or None."""
+    wrong = path_problem(str(path))
+    if wrong:
+        return wrong
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
     except FileNotFoundError:
-        return Document(name, None, problems=[Problem(name, 1, 1, "", "file not found")])
+        return "file not found"
+    except (OSError, ValueError) as exc:
+        return f"cannot read: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}"
+    if stat.S_ISDIR(info.st_mode):
+        return "a folder, not a file"
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+        return "not a regular file"
+    if info.st_size > MAX_BYTES:
+        return f"the file is too large ({info.st_size:,} bytes; the limit is {MAX_BYTES:,})"
+    return None
+
+
+def read(path: Path) -> Document:
+    wrong = path_problem(str(path))
+    name = display_name(path) if wrong is None else repr(str(path))[1:-1][:200]
+    wrong = wrong or file_problem(path)
+    if wrong:
+        return Document(name, None, problems=[Problem(name, 1, 1, "", wrong)])
+    try:
+        with path.open("rb") as handle:
+            text = handle.read(MAX_BYTES + 1).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return Document(name, None, problems=[Problem(name, 1, 1, "", f"cannot read: {exc}")])
-    return parse(text, name)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # as read_text's universal newlines
+    doc = parse(text, name)
+    doc.text = text
+    return doc
 
 
 def interpolate_env(doc: Document, secrets: set[str], environ: dict[str, str] | None = None) -> None:
@@ -100,6 +143,7 @@ def redact(problems: Iterable[Problem], secrets: dict[str, str]) -> list[Problem
 
 
 _MISSING = "required key is missing"
+_UNREADABLE = "cannot read "  # yamldoc's message for a scalar its tag cannot read
 _DID_YOU_MEAN = re.compile(r"^unknown key .* \(did you mean '([^']+)'\?\)")
 
 
@@ -110,6 +154,9 @@ def tidy(problems: Iterable[Problem]) -> list[Problem]:
     "``fail_if``: required key is missing" it causes would only repeat it."""
     unique = list(dict.fromkeys(problems))
     suggested, merged = set(), set()
+    unreadable = {(p.file, p.line, p.column, p.path) for p in unique if p.message.startswith(_UNREADABLE)}
+    unique = [p for p in unique if p.message.startswith(_UNREADABLE)
+              or (p.file, p.line, p.column, p.path) not in unreadable]  # `!!bool maybe` said once, not twice
     for problem in unique:
         match = _DID_YOU_MEAN.match(problem.message)
         if match:

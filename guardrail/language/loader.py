@@ -19,6 +19,7 @@ from guardrail.language.types import BUILTIN_TEMPLATE_NAMES, parse_comparison, t
 from guardrail.plugin.manager import Registry, unknown_name_message
 from guardrail.language.windows import parse_window, zone
 from guardrail.language.yamldoc import Document
+from guardrail.text import long_text
 
 KINDS = ("Rollout", "Policy")
 
@@ -136,7 +137,7 @@ def _check_source(check: Check, names: dict[str, str], registry: Registry, doc: 
                   rollout: Rollout | None) -> list[Problem]:
     """The check's source accepts the check's own keys."""
     problems: list[Problem] = []
-    if names[check.source] not in registry.sources:
+    if names.get(check.source) not in registry.sources:
         return []  # the plan names a source plugin that is not installed: reported at the plan's sources
     factory = registry.sources[names[check.source]].factory
     params_model = getattr(factory, "Params", None)
@@ -250,7 +251,7 @@ def _check_rollout(doc: Document, registry: Registry) -> tuple[Rollout | None, l
 
 def _prepare(path: Path, secrets: set[str], environ: dict[str, str] | None) -> tuple[Document, str]:
     doc = documents.read(path)
-    text = path.read_text(encoding="utf-8") if doc.data is not None else ""
+    text = doc.text if doc.data is not None else ""
     if doc.data is not None:
         documents.interpolate_env(doc, secrets, environ)
     return doc, text
@@ -270,15 +271,27 @@ def _plan(path: Path, doc: Document, text: str, registry: Registry, secrets: set
     rollout, found = _check_rollout(doc, registry)
     problems = doc.problems + found
     policies: list[LoadedPolicy] = []
+    listed: dict[Path, int] = {}
     sources = {name: s.get("plugin", name) for name, s in _mapping(doc.data.get("sources")).items()
                if isinstance(s, dict) and isinstance(s.get("plugin", name), str)}
     for i, ref in enumerate(_sequence(doc.data.get("policies"))):
         if not isinstance(ref, str):
             continue  # the model reported it
-        policy_path = (path.parent / ref).resolve()
-        if not policy_path.is_file():
+        wrong = documents.path_problem(ref)
+        policy_path = (path.parent / ref) if wrong else (path.parent / ref).resolve()
+        wrong = wrong or documents.file_problem(policy_path)
+        if wrong == "file not found":
             problems.append(doc.problem(("policies", i), f"policy file not found: {ref} (looked for {documents.display_name(policy_path)})"))
             continue
+        if wrong:
+            shown = long_text(ref)
+            what = f"policy file {shown}" if shown.startswith("'") else f"policy path of {len(ref):,} characters"
+            problems.append(doc.problem(("policies", i), f"{what}: {wrong}"))
+            continue
+        if policy_path in listed:
+            problems.append(doc.problem(("policies", i), f"policy file {ref!r} is listed twice (also policies[{listed[policy_path]}])"))
+            continue
+        listed[policy_path] = i
         pdoc, ptext = _prepare(policy_path, secrets, environ)
         labels.update(pdoc.secrets)
         if not isinstance(pdoc.data, dict):
@@ -323,12 +336,19 @@ def _files(paths: Iterable[str | Path]) -> Iterable[tuple[Path, bool]]:
     """(file, named explicitly) for every YAML file under ``paths``."""
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
+        if documents.path_problem(str(p)) is None and _is_dir(p):
             for f in sorted(p.rglob("*")):
                 if f.suffix in (".yaml", ".yml") and f.is_file():
                     yield f, False
         else:
             yield p, True
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):  # the file's own read says why
+        return False
 
 
 def validate_paths(paths: Iterable[str | Path], registry: Registry, *, environ: dict[str, str] | None = None) -> tuple[int, list[Problem]]:

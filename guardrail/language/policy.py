@@ -39,8 +39,15 @@ class Check(BaseModel):
     test: Literal["mann-whitney"] | None = Field(None, description="statistical test for compare: control")
     direction: Literal["increase", "decrease", "either"] = "either"
     confidence: float = Field(0.98, gt=0.5, lt=1.0)
-    effect_size: float | None = Field(None, gt=0, description="allowed ratio of means before a significant shift counts")
-    min_samples: int = Field(10, ge=3)
+    effect_size: float | None = Field(None, gt=0, le=1e6, description="allowed ratio of means before a significant shift counts")
+    min_samples: int = Field(10, ge=3, le=1_000_000)
+    max_age: Duration | None = Field(None, gt=0, description="a reading whose newest input sample is older is stale"
+                                     " (no data); default: twice the source's sample interval")
+    min_window_coverage: float | None = Field(None, gt=0, le=1, description="the share of a range window"
+                                              " ([5m]) that must hold samples; default 0.5")
+    on_no_control: Literal["baseline", "inconclusive", "skip"] = Field(
+        "baseline", description="compare: control in a wave with no control region left: compare with the"
+        " region's own window before the change, be inconclusive, or skip the check")
 
     @model_validator(mode="after")
     def _consistent(self) -> Check:
@@ -54,6 +61,8 @@ class Check(BaseModel):
             self.test = "mann-whitney"
         if self.test is not None and self.compare != "control":
             raise ValueError("test: a statistical test needs compare: control")
+        if "on_no_control" in self.model_fields_set and self.compare != "control":
+            raise ValueError("on_no_control: this setting needs compare: control")
         return self
 
     @property
@@ -73,6 +82,6 @@ class Policy(BaseModel):
     description: str | None = None
     interval: Duration = Field(30.0, gt=0)
     on_no_data: NoData = Field("inconclusive", description="what a check with no data yields; never silent")
-    inconclusive_limit: int = Field(3, ge=1, description="consecutive inconclusive evaluations before on_inconclusive")
+    inconclusive_limit: int = Field(3, ge=1, le=10_000, description="consecutive inconclusive evaluations before on_inconclusive")
     on_inconclusive: Literal["halt", "fail"] = "halt"
     checks: list[Check] = Field(min_length=1)

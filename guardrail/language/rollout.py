@@ -56,6 +56,10 @@ class Wave(_Strict):
     bake: Duration = Field(ge=0)
     parallel: bool = False
     approval: Literal["auto", "manual"] = "auto"
+    min_coverage: float = Field(1.0, gt=0, le=1, description="the share of the bake every check of every deployed"
+                                " region must cover with passing, fresh evaluations")
+    max_extension: Duration | None = Field(None, ge=0, description="how long the bake may run past its end to make up"
+                                           " uncovered time before it halts; default: the bake itself")
     gate: Gate | None = Field(None, description="asked before the wave deploys: {plugin: webhook, with: {url: ...}}")
 
 
@@ -105,6 +109,12 @@ class Windows(_Strict):
     timezone: str = "UTC"
 
 
+class Preflight(_Strict):
+    on_inconclusive: Literal["block", "proceed"] = Field(
+        "block", description="a check that cannot be judged before the change (no data, stale, source down): "
+        "refuse to start (block) or start anyway (proceed)")
+
+
 class Rollout(_Strict):
     apiVersion: Literal["guardrail/v1"]
     kind: Literal["Rollout"]
@@ -115,7 +125,8 @@ class Rollout(_Strict):
     regions: dict[str, Region]
     waves: list[Wave] = Field(min_length=1)
     policies: list[str] = Field(min_length=1, description="policy files, relative to this plan")
-    preflight: bool = False
+    preflight: bool | Preflight = Field(False, description="refuse to start while a policy already fails, or"
+                                        " cannot be judged: true, or {on_inconclusive: block|proceed}")
     on_failure: OnFailure = Field(default_factory=OnFailure)
     on_recovery: OnRecovery = Field(default_factory=OnRecovery)
     verify_recovery: VerifyRecovery = Field(default_factory=VerifyRecovery)
@@ -135,6 +146,13 @@ class Rollout(_Strict):
             previous=self.change.previous,
         )
         return out
+
+    @property
+    def preflight_settings(self) -> Preflight | None:
+        """The preflight settings, or None when there is no preflight."""
+        if self.preflight is True:
+            return Preflight()
+        return self.preflight or None
 
     def wave_of(self, region: str) -> Wave:
         return next(w for w in self.waves if region in w.regions)

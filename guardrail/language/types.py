@@ -6,6 +6,7 @@ so evidence reads ``> 30`` rather than a repr.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -15,7 +16,7 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 from guardrail.plugin.templates import (BUILTIN_TEMPLATE_NAMES, check_template, render, render_value,
                                         template_names)
 from guardrail.plugin.types import Duration, Template
-from guardrail.text import DURATION_PATTERN, format_duration, parse_duration
+from guardrail.text import DURATION_PATTERN, format_duration, long_text, parse_duration
 
 __all__ = ["BUILTIN_TEMPLATE_NAMES", "Comparison", "ComparisonText", "DURATION_PATTERN", "Duration", "Template",
            "check_template", "format_duration", "parse_comparison", "parse_duration", "render", "render_value",
@@ -29,7 +30,9 @@ _OPERATORS = {
     "==": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
 }
-_COMPARISON = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*([+-])?\s*(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)\s*(%)?\s*$")
+# No two optional blanks touch: "> " followed by thousands of spaces must not backtrack
+# quadratically. The text is stripped before it is matched.
+_COMPARISON = re.compile(r"^(>=|<=|==|!=|>|<)\s*(?:([+-])\s*)?(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?:\s*(%))?$")
 COMPARISON_PATTERN = r"^\s*(>=|<=|==|!=|>|<)\s*[+-]?\s*\d+(\.\d+)?([eE][+-]?\d+)?\s*%?\s*$"
 
 
@@ -83,11 +86,14 @@ def parse_comparison(value: Any) -> Comparison:
         return value
     if not isinstance(value, str):
         raise ValueError(f'expected a comparison like "> 30" or "> +20%", got {value!r}')
-    match = _COMPARISON.match(value)
+    match = _COMPARISON.match(value.strip()) if len(value) <= 100 else None
     if not match:
-        raise ValueError(f'expected a comparison like "> 30", "<= 0.5" or "> +20%", got {value!r}')
+        shown = long_text(value)
+        raise ValueError(f'expected a comparison like "> 30", "<= 0.5" or "> +20%", got {shown}')
     op, sign, number, percent = match.groups()
     magnitude = float(number) * (-1 if sign == "-" else 1)
+    if not math.isfinite(magnitude) or abs(magnitude) > 1e300:
+        raise ValueError(f"the number in {value.strip()!r} is too large")
     return Comparison(
         text=value.strip(),
         op=op,

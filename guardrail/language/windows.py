@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from guardrail.text import long_text
+
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _WEEKLY = re.compile(
     r"^(?P<d1>[A-Za-z]{3})(?:\s+(?P<t1>\d{1,2}:\d{2}))?\s*-\s*(?P<d2>[A-Za-z]{3})(?:\s+(?P<t2>\d{1,2}:\d{2}))?$"
@@ -27,6 +29,10 @@ _DATED = re.compile(
     r"^(?P<a>\d{4}-\d{2}-\d{2})(?:\s+(?P<at>\d{1,2}:\d{2}))?\s*-\s*(?P<b>\d{4}-\d{2}-\d{2})(?:\s+(?P<bt>\d{1,2}:\d{2}))?$"
 )
 WEEK = 7 * 86400
+FIRST_YEAR, LAST_YEAR = 2000, 2199
+"""Dated windows lie in these years: anything else is a typo (and year 9999 plus a day
+is past what a datetime can hold)."""
+_ZONE_NAME = re.compile(r"^[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*$")
 
 
 @dataclass(frozen=True)
@@ -68,10 +74,13 @@ def _minutes(text: str | None, default: int) -> int:
 def parse_window(text: str) -> Window:
     value = str(text).strip()
     if m := _DATED.match(value):
+        for day in (m["a"], m["b"]):
+            if not FIRST_YEAR <= int(day[:4]) <= LAST_YEAR:
+                raise ValueError(f"window {value!r}: the year {day[:4]} is out of range ({FIRST_YEAR}-{LAST_YEAR})")
         try:
             a = datetime.fromisoformat(m["a"]) + timedelta(seconds=_minutes(m["at"], 0))
             b = datetime.fromisoformat(m["b"]) + timedelta(seconds=_minutes(m["bt"], 86400))
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise ValueError(f"window {value!r}: {exc}") from None
         if b <= a:
             raise ValueError(f"window {value!r} ends before it starts")
@@ -104,10 +113,14 @@ def parse_window(text: str) -> Window:
 
 
 def zone(name: str) -> ZoneInfo:
+    """The time zone ``name`` names. A name is letters, digits and ``_+-`` parts joined
+    by ``/``; a folder of the zone database (``Europe``) is not a zone."""
     try:
+        if len(name) > 64 or not _ZONE_NAME.match(name):
+            raise ValueError(name)
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Paris or UTC)") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # IsADirectoryError for "Europe"
+        raise ValueError(f"unknown time zone {long_text(name)} (use an IANA name such as Europe/Paris or UTC)") from None
 
 
 def frozen_by(deny: list[str], timezone: str, at: float) -> str | None:

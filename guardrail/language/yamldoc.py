@@ -17,11 +17,80 @@ from guardrail.errors import Problem
 
 try:  # the C parser is several times faster; fall back quietly where it is missing
     _Loader: type = yaml.CSafeLoader
+    _Parser: type = yaml.cyaml.CParser
 except AttributeError:  # pragma: no cover - depends on how PyYAML was built
     _Loader = yaml.SafeLoader
+    _Parser = yaml.SafeLoader  # reader, scanner and parser in Python; its composer is replaced below
 
 Path = tuple[str | int, ...]
 MERGE_KEY_MESSAGE = "YAML merge keys (<<) are not supported: write the keys out"
+
+# Bounds that keep reading any file fast and small (a few MB of memory, well under a
+# second). A plan or policy is a few hundred values at most; these are far above that.
+MAX_BYTES = 1_000_000
+"""The largest file read, in bytes (and the largest text parsed, in characters)."""
+MAX_DEPTH = 64
+"""The deepest nesting of mappings and lists."""
+MAX_VALUES = 20_000
+"""The most values a document may hold once its aliases (``*name``) are expanded: a
+few aliases of aliases ("billion laughs") would otherwise expand to billions."""
+_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+
+
+class _TooLarge(Exception):
+    """Building stopped: the document expands past ``MAX_VALUES``."""
+
+
+class _OutOfBounds(yaml.composer.ComposerError):
+    """The file passes one of the bounds above (not a syntax error: said as it is)."""
+
+
+class _BoundedComposer(yaml.composer.Composer):
+    """PyYAML's composer, stopping at the first node past the bounds: the C composer
+    would build every node of a huge file before we could count them, and link an
+    alias to the very node that contains it (``&a [*a]``), which nothing can walk."""
+
+    def __init__(self) -> None:
+        yaml.composer.Composer.__init__(self)
+        self.nodes = 0
+        self.depth = 0
+        self.open_anchors: set[str] = set()
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) and event.anchor in self.open_anchors:
+            raise _OutOfBounds(None, None, f"recursive alias *{event.anchor}: a value may not contain itself",
+                               event.start_mark)
+        self.nodes += 1
+        if self.nodes > MAX_VALUES:
+            raise _OutOfBounds(None, None, f"the file holds more than {MAX_VALUES:,} values", event.start_mark)
+        nested = isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent))
+        if nested and self.depth >= MAX_DEPTH:
+            raise _OutOfBounds(None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        anchor = getattr(event, "anchor", None) if nested else None
+        self.depth += nested
+        if anchor is not None:
+            self.open_anchors.add(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= nested
+            self.open_anchors.discard(anchor)
+
+
+class _BoundedLoader(_BoundedComposer, _Parser, yaml.resolver.Resolver):
+    def __init__(self, stream: str) -> None:
+        _Parser.__init__(self, stream)
+        _BoundedComposer.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+
+def _compose(text: str) -> yaml.Node | None:
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
 
 
 @dataclass
@@ -37,6 +106,8 @@ class Document:
     """Source text of scalars that YAML did not read as strings (``2023.10`` → 2023.1)."""
     secrets: dict[str, str] = field(default_factory=dict)
     """Interpolated secret value → how messages may name it (``<value of ${env:X}>``)."""
+    text: str = ""
+    """The text the document was read from (set when it was read from a file)."""
 
     def position(self, path: Path, *, key: bool = False) -> tuple[int, int]:
         """Where ``path`` is; for a missing path, the nearest enclosing node."""
@@ -68,8 +139,15 @@ def format_path(path: Path) -> str:
 def parse(text: str, file: str) -> Document:
     """Parse one YAML document; syntax errors and duplicate keys become problems."""
     doc = Document(file=file, data=None)
+    if len(text) > MAX_BYTES:
+        doc.problems.append(Problem(file, 1, 1, "", f"the file is too large ({len(text):,} characters;"
+                                                      f" the limit is {MAX_BYTES:,})"))
+        return doc
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = _compose(text)
+    except _OutOfBounds as exc:
+        doc.problems.append(Problem(file, exc.problem_mark.line + 1, exc.problem_mark.column + 1, "", exc.problem))
+        return doc
     except yaml.MarkedYAMLError as exc:
         doc.problems.append(_syntax_problem(exc, file))
         return doc
@@ -83,10 +161,17 @@ def parse(text: str, file: str) -> Document:
     except yaml.YAMLError as exc:
         doc.problems.append(Problem(file, 1, 1, "", "YAML error: " + " ".join(str(exc).split())))
         return doc
+    except RecursionError:  # only the pure-Python parser recurses; libyaml stops at 1000 levels itself
+        doc.problems.append(Problem(file, 1, 1, "", f"the file nests deeper than {MAX_DEPTH} levels"))
+        return doc
     if node is None:
         doc.problems.append(Problem(file, 1, 1, "", "the file is empty"))
         return doc
-    doc.data = _build(node, (), doc)
+    try:
+        doc.data = _Builder(doc).build(node, ())
+    except _TooLarge as exc:
+        doc.problems.append(exc.args[0])
+        doc.data = None
     return doc
 
 
@@ -114,13 +199,42 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 _scalars = _Loader("")  # only used for its scalar constructors (ints, floats, bools, nulls)
 
 
-def _build(node: yaml.Node, path: Path, doc: Document) -> Any:
-    doc.values[path] = _mark(node)
-    if node.tag.startswith("!") and node.tag != "!":  # local tags (`!secret x`): nothing gives them a meaning
-        doc.problems.append(Problem(doc.file, *_mark(node), format_path(path), f"YAML tag {node.tag!r} is not supported"))
-        if isinstance(node, yaml.ScalarNode):
-            return node.value
-    if isinstance(node, yaml.MappingNode):
+class _Builder:
+    """Plain values from the node graph. The composer bounded the graph; its aliases can
+    still multiply it ("billion laughs": nine aliases of nine aliases of...), so the
+    values built, each alias expanded, are counted too."""
+
+    def __init__(self, doc: Document):
+        self.doc = doc
+        self.count = 0
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        doc = self.doc
+        doc.values[path] = _mark(node)
+        self.count += 1
+        if self.count > MAX_VALUES:
+            # Inside an alias every position is the anchor's: point at the top-level value being built.
+            raise _TooLarge(Problem(doc.file, *doc.values[path[:1]], format_path(path[:1]),
+                                    f"the document expands to more than {MAX_VALUES:,} values through YAML aliases"
+                                    " (*name); write the values out"))
+        if node.tag.startswith("!") and node.tag != "!":  # local tags (`!secret x`): nothing gives them a meaning
+            doc.problems.append(Problem(doc.file, *_mark(node), format_path(path), f"YAML tag {node.tag!r} is not supported"))
+            if isinstance(node, yaml.ScalarNode):
+                return node.value
+        elif isinstance(node, yaml.MappingNode) and node.tag != _MAP or isinstance(node, yaml.SequenceNode) and node.tag != _SEQ:
+            # `!!set`, `!!omap`, `!!str {a: 1}`...: the language has mappings and lists only
+            what = "mapping" if isinstance(node, yaml.MappingNode) else "list"
+            doc.problems.append(Problem(doc.file, *_mark(node), format_path(path),
+                                        f"YAML tag {node.tag.replace('tag:yaml.org,2002:', '!!')!r} is not supported on a {what}"))
+            return None
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+        return _scalar(node, path, doc)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict:
+        doc = self.doc
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -145,11 +259,8 @@ def _build(node: yaml.Node, path: Path, doc: Document) -> Any:
                 )
                 continue
             doc.keys[path + (key,)] = _mark(key_node)
-            out[key] = _build(value_node, path + (key,), doc)
+            out[key] = self.build(value_node, path + (key,))
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (i,), doc) for i, item in enumerate(node.value)]
-    return _scalar(node, path, doc)
 
 
 def _scalar(node: yaml.Node, path: Path, doc: Document) -> Any:
@@ -159,9 +270,16 @@ def _scalar(node: yaml.Node, path: Path, doc: Document) -> Any:
         # The constructor for the resolved tag, called directly: construct_object would
         # cache every node it ever saw on the shared loader.
         value = _Loader.yaml_constructors.get(node.tag, _Loader.yaml_constructors[None])(_scalars, node)
-    except (yaml.YAMLError, ValueError, TypeError) as exc:  # `!!float abc`, `!!binary` garbage...
-        reason = getattr(exc, "problem", None) or str(exc)
+    except Exception as exc:  # noqa: BLE001 - `!!float abc`, `!!bool maybe`, `!!timestamp soon`, `!!binary` garbage...
+        # PyYAML's constructors trust the resolver's regexes; an explicit tag bypasses them,
+        # so any exception (KeyError, AttributeError, OverflowError...) means "not that type".
+        reason = getattr(exc, "problem", None) or (str(exc) if isinstance(exc, (ValueError, TypeError)) else "")
+        reason = reason or f"not a valid {node.tag.replace('tag:yaml.org,2002:', '!!')}"
         doc.problems.append(Problem(doc.file, *_mark(node), format_path(path), f"cannot read {node.value!r}: {reason}"))
+        return node.value
+    if isinstance(value, bytes):  # `!!binary`: the language has no bytes (pydantic would take them as text)
+        doc.problems.append(Problem(doc.file, *_mark(node), format_path(path),
+                                    f"cannot read {node.value!r}: YAML tag '!!binary' is not supported"))
         return node.value
     if not isinstance(value, str):
         doc.raw[path] = node.value

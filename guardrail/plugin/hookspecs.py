@@ -11,6 +11,8 @@ from typing import Any, Callable
 
 import pluggy
 
+from guardrail.plugin.events import describe_events
+
 hookspec = pluggy.HookspecMarker("guardrail")
 
 Register = Callable[[str, Any], None]
@@ -81,8 +83,10 @@ def guardrail_register_document_kinds(register: Register) -> None:
     Called once when the plugin manager is built, so that ``guardrail validate`` can
     check files such as ``kind: Scenario`` that belong to a plugin.
 
-    :param register: ``register(kind: str, validate)`` where
-        ``validate(document: guardrail.language.yamldoc.Document) -> list[guardrail.errors.Problem]``.
+    :param register: ``register(kind: str, validate, *, schema=None)`` where
+        ``validate(document: guardrail.language.yamldoc.Document) -> list[guardrail.errors.Problem]``
+        and ``schema`` is the pydantic model of the kind's documents, printed by
+        ``guardrail schema KIND`` for editor completion.
     :return: nothing.
     """
 
@@ -98,11 +102,17 @@ def guardrail_on_event(event: dict[str, Any]) -> None:
     the background threads that deliver notifications, so an implementation that keeps
     state must be thread-safe.
 
-    :param event: a JSON-serialisable dict with at least ``rollout_id``, ``kind`` (for
-        example ``"wave.deploying"``, ``"check.evaluated"``, ``"rollout.finished"``),
-        ``at`` (epoch seconds) and the fields of that kind.
+    :param event: a JSON-serialisable dict with at least ``rollout_id``, ``kind`` (one of
+        the kinds below, from ``guardrail.plugin.events.EVENTS``), ``at`` (epoch seconds)
+        and the fields of that kind.
     :return: nothing.
+
+    Event kinds:
+
     """
+
+
+guardrail_on_event.__doc__ += describe_events() + "\n"
 
 
 @hookspec

@@ -13,20 +13,22 @@ RETRYABLE = {408, 429, 500, 502, 503, 504}
 
 
 def post_json(url: str, body: Any, *, headers: dict[str, str] | None = None, timeout: float = 10.0,
-              retries: int = 2, backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> Outcome:
+              retries: int = 2, backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep,
+              redact: Callable[[str], str] = lambda text: text) -> Outcome:
     """POST ``body`` as JSON. 5xx, 408, 429 and connection errors are retried with
-    exponential backoff (``Retry-After`` honoured); other 4xx are final."""
+    exponential backoff (``Retry-After`` honoured); other 4xx are final. The reply's
+    start is quoted in a failure's reason, ``redact``-ed first (``PluginContext.redact``)."""
     attempt = 0
     while True:
         try:
             response = httpx.post(url, json=body, headers=headers or {}, timeout=timeout)
         except httpx.HTTPError as exc:
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            reason = f"{type(exc).__name__}: {redact(str(exc))}" if str(exc) else type(exc).__name__
             retry_after = None
         else:
             if response.is_success:
                 return Outcome(True, f"HTTP {response.status_code}")
-            reason = f"HTTP {response.status_code}: {response.text[:200].strip()}"
+            reason = f"HTTP {response.status_code}: {redact(response.text)[:200].strip()}"
             if response.status_code not in RETRYABLE:
                 return Outcome(False, reason)
             retry_after = _retry_after(response)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from guardrail.text import number
+
 STATUS_WORDS = {"investigating": "INVESTIGATING", "identified": "IDENTIFIED", "monitoring": "MONITORING",
                 "resolved": "RESOLVED"}
 
@@ -47,7 +49,7 @@ def check_line(finding: dict[str, Any]) -> str:
 
 
 def observed_values(finding: dict[str, Any], count: int = 6) -> str:
-    values = [f"{_num(o['value'])}@{(o['at'] or '')[11:19]}" for o in (finding.get("observed") or [])[-count:]]
+    values = [f"{number(o['value'])}@{(o['at'] or '')[11:19]}" for o in (finding.get("observed") or [])[-count:]]
     return ", ".join(values)
 
 
@@ -56,6 +58,12 @@ def action_line(action: dict[str, Any]) -> str:
     outcome = "ok" if action.get("ok") else "FAILED"
     detail = (action.get("detail") or "").strip().replace("\n", " ")
     return f"{action['phase']} action {action['plugin']}{where}: {outcome}" + (f": {detail[:200]}" if detail else "")
+
+
+def person_line(entry: dict[str, Any]) -> str:
+    """Who did what to the rollout, and why: ``alice approve (wave main): CHG-1042 approved``."""
+    what = entry.get("action", "acted") + (f" (wave {entry['wave']})" if entry.get("wave") else "")
+    return f"{entry.get('by') or 'unknown'} {what}" + (f": {entry['reason']}" if entry.get("reason") else "")
 
 
 def plain_text(incident: dict[str, Any]) -> str:
@@ -73,7 +81,7 @@ def plain_text(incident: dict[str, Any]) -> str:
         for finding in incident["failing_checks"]:
             lines.append(f"- {check_line(finding)}")
             if finding.get("threshold") is not None:
-                lines.append(f"  threshold: {_num(finding['threshold'])} ({finding.get('comparison') or '-'})")
+                lines.append(f"  threshold: {number(finding['threshold'])} ({finding.get('comparison') or '-'})")
             if finding.get("query"):
                 lines.append(f"  query: {finding['query']}")
             if finding.get("observed"):
@@ -81,6 +89,9 @@ def plain_text(incident: dict[str, Any]) -> str:
     if incident.get("actions"):
         lines.append("Actions:")
         lines += [f"- {action_line(a)}" for a in incident["actions"]]
+    if incident.get("people"):
+        lines.append("People:")
+        lines += [f"- {person_line(p)}" for p in incident["people"]]
     lines.append("More: " + "; ".join(incident.get("commands") or [incident.get("see_more", "")]))
     if incident.get("clock") == "virtual":
         lines.append("(simulated rollout: times are on its virtual clock)")
@@ -105,7 +116,7 @@ def markdown(incident: dict[str, Any]) -> str:
         out += ["", "### Failing checks", ""]
         for f in incident["failing_checks"]:
             out += [f"- **{_md(f.get('region'))} {_md(f.get('check'))}** ({_md(f.get('policy'))}): {_md(f.get('reason'))}",
-                    f"  - threshold: `{_num(f.get('threshold'))}` ({_md(f.get('comparison') or '-')}),"
+                    f"  - threshold: `{number(f.get('threshold'))}` ({_md(f.get('comparison') or '-')}),"
                     f" first breach: {f.get('first_breach_at') or '-'}"]
             if f.get("observed"):
                 out.append(f"  - observed: {observed_values(f, 10)}")
@@ -113,6 +124,8 @@ def markdown(incident: dict[str, Any]) -> str:
                 out.append(f"  - query: `{str(f['query']).replace('`', chr(39))}`")
     if incident.get("actions"):
         out += ["", "### Actions", ""] + [f"- {_md(action_line(a))}" for a in incident["actions"]]
+    if incident.get("people"):
+        out += ["", "### People", ""] + [f"- {_md(person_line(p))}" for p in incident["people"]]
     out += ["", "### More", ""] + [f"- `{c}`" for c in incident.get("commands") or []]
     out += ["", f"<!-- guardrail-incident: {incident['dedup_key']} -->"]
     return "\n".join(out)
@@ -138,9 +151,6 @@ def public_text(incident: dict[str, Any]) -> str:
         "resolved": f"{service} is healthy again after the rollback. This incident has been resolved.",
     }.get(incident["status"], incident["status"])
 
-
-def _num(value: Any) -> str:
-    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _md(value: Any) -> str:

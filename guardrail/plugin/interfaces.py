@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+import threading
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from guardrail.plugin.readings import Probe, RangeReading, Reading, Series
 
-__all__ = ["Action", "ActionRun", "AnyParams", "Deployer", "IncidentSink", "NoSettings", "Outcome",
-           "PluginContext", "Probe", "RangeReading", "Reading", "Series", "Source", "Target"]
+__all__ = ["Action", "ActionRun", "AnyParams", "Deployer", "IncidentSink", "NoSettings", "Outcome", "Readiness",
+           "PluginContext", "Probe", "RangeReading", "Reading", "Series", "SinkError", "Source", "Target"]
 
 if TYPE_CHECKING:  # a type only: the plugin contract's data types read no clock
     from guardrail.clock import Clock
@@ -46,6 +47,13 @@ class PluginContext:
     base_dir: Path = field(default_factory=Path.cwd)
     """Directory relative paths in settings are resolved against (the plan's folder)."""
     service: str = ""
+    redact: Callable[[str], str] = field(default=lambda text: text)
+    """Masks the plan's secrets in ``text``, in every encoding (``guardrail.secrets``). A
+    plugin quoting what a server answered passes it through this *before* shortening it:
+    a server may echo a request's credentials, and half a secret cut off is no longer
+    recognisable afterwards."""
+    rollout_id: str = ""
+    """The rollout this instance works for; empty outside one (``check``, ``backtest``)."""
 
 
 # --- sources -------------------------------------------------------------------------
@@ -59,9 +67,27 @@ class Source:
     blocking_io: ClassVar[bool] = True
     """True when ``measure`` waits on the network: a tick then runs such probes
     concurrently. A source that computes in-process sets it False."""
+    live_name: ClassVar[str] = "the source"
+    """Who rejects a query, in ``guardrail validate --live`` messages."""
+    parse_error: ClassVar[Callable[..., str | None] | None] = None
+    """Optional: a method ``parse_error(self, query) -> str | None`` asking the live
+    backend whether it parses a check's query (``guardrail validate --live``); None
+    when the source cannot tell."""
 
     def __init__(self, settings: BaseModel, context: PluginContext):
         self.settings, self.context = settings, context
+
+    @staticmethod
+    def default_fail_if(params: BaseModel) -> str | None:
+        """The comparison a check of this source implies when it gives no ``fail_if``
+        (``min_success_ratio: 0.95`` implies ``< 0.95``); None when it must give one."""
+        return None
+
+    def escape(self, value: str) -> str:
+        """Escape a template value for where it lands in this source's params (a PromQL
+        string, a URL...). Declaring a ``before`` parameter, ``escape(value, before)``,
+        gets the template text before the placeholder, to tell one place from another."""
+        return value
 
     def measure(self, probe: Probe, at: float) -> Reading:
         """The value(s) at time ``at`` (epoch seconds; the past works where history exists)."""
@@ -103,6 +129,14 @@ class Target:
 class Outcome:
     ok: bool
     detail: str = ""
+    started: bool = True
+    """Whether the call may have changed anything: False when it never ran (a program
+    that does not exist or cannot be executed). A region whose deploy never started
+    runs the old version: it is not rolled back."""
+
+
+Readiness = list[tuple[tuple[str | int, ...], str]]
+"""Problems that keep a plugin from acting: (key path inside its ``with``, message)."""
 
 
 class Deployer:
@@ -119,6 +153,13 @@ class Deployer:
 
     def rollback(self, target: Target) -> Outcome:
         raise NotImplementedError
+
+    def validate_ready(self, regions: list[dict[str, Any]]) -> Readiness:
+        """Called once before the first deploy of a rollout, with each region's template
+        variables: can this deployer act at all (its programs exist, its URL parses)?
+        A problem refuses the rollout as a usage error (exit 2, at the key in the plan),
+        nothing deployed. Default: no check."""
+        return []
 
 
 # --- remediation actions -------------------------------------------------------------
@@ -150,14 +191,31 @@ class Action:
     def run(self, run: ActionRun) -> Outcome:
         raise NotImplementedError
 
+    def validate_ready(self, regions: list[dict[str, Any]]) -> Readiness:
+        """As ``Deployer.validate_ready``, for a remediation action of the plan."""
+        return []
+
 
 # --- incident sinks ------------------------------------------------------------------
 
 
+class SinkError(Exception):
+    """A notification that did not reach the service; ``retryable`` says whether trying
+    again later can help (a 429 or a 5xx) or not (a 400 or a 401: fix the settings)."""
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None):
+        super().__init__(message)
+        self.retryable, self.status = retryable, status
+
+
 class IncidentSink:
-    """Receives the lifecycle of the one incident of a failed rollout."""
+    """Receives the lifecycle of the one incident of a failed rollout. ``notify`` raises
+    ``SinkError`` when the service refused or could not be reached."""
 
     Settings: ClassVar[type[BaseModel]] = NoSettings
+    stop: threading.Event | None = None
+    """Optional: an event the sink's waits (a 429's Retry-After) watch; guardrail sets it
+    to cut them short when the process must end."""
 
     def __init__(self, settings: BaseModel, context: PluginContext):
         self.settings, self.context = settings, context

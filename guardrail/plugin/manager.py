@@ -37,6 +37,8 @@ class Registered:
     name: str
     factory: Any
     plugin: str
+    schema: Any = None
+    """For a document kind: the pydantic model of its documents (``guardrail schema``)."""
 
 
 @dataclass
@@ -55,6 +57,14 @@ class Registry:
         if name not in table:
             raise PluginError(unknown_name_message(KIND_LABEL[kind], name, table))
         return table[name].factory
+
+    def build(self, kind: str, name: str, settings: Any, context: Any) -> Any:
+        """An instance of plugin ``name`` of ``kind``: its ``Settings`` model validates
+        ``settings`` (the plan's ``with:`` block), then the factory is called with them
+        and the context. The one place a plugin instance is made."""
+        factory = self.get(kind, name)
+        model = getattr(factory, "Settings", None)
+        return factory(model.model_validate(settings) if model is not None else settings, context)
 
 
 def unknown_name_message(label: str, name: str, known: Any) -> str:
@@ -80,18 +90,20 @@ class GuardrailPluginManager(pluggy.PluginManager):
     entry_points: dict[str, tuple[str, str, str]]  # plugin name -> (dist, version, module)
 
 
-def _register_into(table: dict[str, Registered], plugin: str, builtins: set[str]) -> Callable[[str, Any], None]:
-    """A ``register`` callback. A third-party plugin may replace a built-in of the same
-    name (the built-ins are defaults); two third-party plugins may not collide."""
+def _register_into(table: dict[str, Registered], plugin: str, builtins: set[str]) -> Callable[..., None]:
+    """A ``register`` callback. Registrations arrive in pluggy's call order and the first
+    one of a name wins; a later one is ignored when either side is a built-in. The
+    built-ins' hooks are ``trylast``, so they register after every other plugin: a
+    plugin that registers a built-in's name replaces it. Two plugins that are not
+    built-ins may not register the same name."""
 
-    def register(name: str, factory: Any) -> None:
+    def register(name: str, factory: Any, *, schema: Any = None) -> None:
         current = table.get(name)
         if current is not None and current.plugin != plugin:
-            if plugin in builtins:
-                return  # the user's plugin already overrides this default
-            if current.plugin not in builtins:
-                raise PluginError(f"plugin {plugin!r} registers {name!r}, already registered by {current.plugin!r}")
-        table[name] = Registered(name, factory, plugin)
+            if current.plugin in builtins or plugin in builtins:
+                return
+            raise PluginError(f"plugin {plugin!r} registers {name!r}, already registered by {current.plugin!r}")
+        table[name] = Registered(name, factory, plugin, schema)
 
     return register
 
@@ -177,14 +189,15 @@ def _check_pending(pm: pluggy.PluginManager) -> None:
 
 
 def _collect(pm: pluggy.PluginManager) -> Registry:
+    """Call every ``guardrail_register_*`` implementation in pluggy's own call order
+    (``tryfirst`` first, ``trylast`` last, otherwise the last registered plugin first),
+    each with a ``register`` that knows which plugin is registering."""
     registry = Registry()
     builtins = {name for name, (origin, _, _) in getattr(pm, "entry_points", {}).items() if origin == "builtin"}
-    for name, plugin in pm.list_name_plugin():
-        for kind in KINDS:
-            hook = getattr(pm.hook, f"guardrail_register_{kind}")
-            impls = [impl for impl in hook.get_hookimpls() if impl.plugin is plugin]
-            for impl in impls:
-                impl.function(register=_register_into(getattr(registry, kind), name, builtins))
+    for kind in KINDS:
+        hook = getattr(pm.hook, f"guardrail_register_{kind}")
+        for impl in reversed(hook.get_hookimpls()):  # get_hookimpls() lists the call order backwards
+            impl.function(register=_register_into(getattr(registry, kind), impl.plugin_name, builtins))
     return registry
 
 

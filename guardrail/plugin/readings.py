@@ -32,6 +32,20 @@ class Reading:
     error: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     """Evidence for people: failing hosts, status codes, the exact query sent."""
+    newest_sample: float | None = None
+    """How fresh the samples behind the value are: the time of the newest sample of the
+    query's stalest input (for each input selector its newest sample over its series,
+    then the oldest of those; ``-inf`` when an input has no sample at all). None: the
+    source does not know (a live probe measures
+    now, and is fresh by construction). The judgement compares it with the check's
+    ``max_age`` (``guardrail.judging.evaluate.staleness``)."""
+    window_coverage: float | None = None
+    """For a query over range windows (``rate(x[5m])``): the smallest share, 0..1, of a
+    window that holds samples (per windowed input, its best-covered series). None: no
+    windows, or the source does not know. Compared with ``min_window_coverage``."""
+    sample_interval: float | None = None
+    """Seconds between two samples of the inputs, as the source learnt or was told (a
+    scrape interval): the default ``max_age`` is twice it."""
 
     @classmethod
     def of(cls, value: float | None, **detail: Any) -> Reading:
@@ -40,6 +54,22 @@ class Reading:
     @classmethod
     def failed(cls, reason: str, **detail: Any) -> Reading:
         return cls(error=reason, detail=detail)
+
+    def with_freshness(self, freshness: Freshness | None) -> Reading:
+        """This reading with what a source learnt about its samples' ages."""
+        if freshness is None:
+            return self
+        return Reading(self.series, self.error, self.detail, freshness.newest_sample, freshness.window_coverage,
+                       freshness.sample_interval)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How old the samples behind a reading are (see ``Reading``'s fields of the same names)."""
+
+    newest_sample: float | None
+    window_coverage: float | None = None
+    sample_interval: float | None = None
 
 
 @dataclass(frozen=True)

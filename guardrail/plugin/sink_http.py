@@ -28,20 +28,11 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from guardrail.version import __version__
-from guardrail.plugin.interfaces import IncidentSink
+from guardrail.plugin.interfaces import IncidentSink, SinkError
 from guardrail.plugin.types import Duration
 
 RETRYABLE_STATUS = {408, 429}
 USER_AGENT = f"guardrail/{__version__}"
-
-
-class SinkError(Exception):
-    """A notification that did not reach the service; ``retryable`` says whether trying
-    again later can help."""
-
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None):
-        super().__init__(message)
-        self.retryable, self.status = retryable, status
 
 
 class HttpSettings(BaseModel):
@@ -67,13 +58,14 @@ class HttpSink(IncidentSink):
     def request(self, method: str, url: str, *, json_body: Any = None, content: bytes | None = None,
                 headers: dict[str, str] | None = None, params: dict[str, str] | None = None) -> httpx.Response:
         return request(method, url, json_body=json_body, content=content, headers=headers, params=params,
-                       settings=self.settings, stop=self.stop)
+                       settings=self.settings, stop=self.stop, redact=self.context.redact)
 
 
 def request(method: str, url: str, *, settings: Any, json_body: Any = None, content: bytes | None = None,
             headers: dict[str, str] | None = None, params: dict[str, str] | None = None,
-            stop: threading.Event | None = None) -> httpx.Response:
-    """Send one request, retrying what is worth retrying; return the 2xx response or raise ``SinkError``."""
+            stop: threading.Event | None = None, redact: Any = None) -> httpx.Response:
+    """Send one request, retrying what is worth retrying; return the 2xx response or raise ``SinkError``.
+    A reply quoted in the error is ``redact``-ed before it is shortened (``PluginContext.redact``)."""
     stop = stop or threading.Event()
     sent_headers = {"User-Agent": USER_AGENT, **(headers or {})}
     if json_body is not None:
@@ -93,7 +85,7 @@ def request(method: str, url: str, *, settings: Any, json_body: Any = None, cont
         else:
             if response.is_success:
                 return response
-            error = classify(response)
+            error = classify(response, redact)
             wait = wait_hint(response)
         if not error.retryable:
             raise error
@@ -109,22 +101,23 @@ def request(method: str, url: str, *, settings: Any, json_body: Any = None, cont
         attempt += 1
 
 
-def classify(response: httpx.Response) -> SinkError:
+def classify(response: httpx.Response, redact: Any = None) -> SinkError:
     """The failure a non-2xx response means, in the service's own words."""
     status = response.status_code
-    text = service_error(response)
+    text = service_error(response, redact=redact)
     rate_limited = status == 403 and response.headers.get("x-ratelimit-remaining") == "0"
     retryable = status in RETRYABLE_STATUS or status >= 500 or rate_limited
     return SinkError(f"HTTP {status}: {text}" if text else f"HTTP {status}", retryable=retryable, status=status)
 
 
-def service_error(response: httpx.Response, limit: int = 300) -> str:
+def service_error(response: httpx.Response, limit: int = 300, redact: Any = None) -> str:
     """The error text a service put in its answer: ``message``/``error``/``errors`` of a
     JSON body (PagerDuty, Opsgenie, GitHub, Statuspage), else the text (Slack)."""
+    redact = redact or (lambda text: text)
     try:
         body = response.json()
     except ValueError:
-        return response.text.strip()[:limit]
+        return redact(response.text).strip()[:limit]
     parts: list[str] = []
     if isinstance(body, dict):
         for key in ("message", "error", "errors", "status"):
@@ -132,7 +125,7 @@ def service_error(response: httpx.Response, limit: int = 300) -> str:
             if value and (key != "status" or not parts):
                 parts.append(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
     text = "; ".join(parts) if parts else json.dumps(body, sort_keys=True)
-    return text[:limit]
+    return redact(text)[:limit]
 
 
 def wait_hint(response: httpx.Response, now: float | None = None) -> float | None:

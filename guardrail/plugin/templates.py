@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import re
 from typing import Any, Callable
+from urllib.parse import quote
 
 _TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _BROKEN_TEMPLATE = re.compile(r"\{\{(?!\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\})")
@@ -62,6 +63,35 @@ def render(text: str, variables: dict[str, Any], escape: Callable[..., str] = _v
 
     return _TEMPLATE.sub(fill, text)
 
+
+
+_HOST = re.compile(r"^[A-Za-z0-9._-]*$")
+
+
+def url_segment(value: str) -> str:
+    """``value`` as one piece of a URL path or query: every character that means something
+    in a URL (``/ ? & = # % +``, spaces...) percent-encoded, and a value of only dots
+    (``..``) too, so that it cannot climb out of its folder."""
+    if value and not value.strip("."):
+        return value.replace(".", "%2E")
+    return quote(value, safe="")
+
+
+def escape_url(value: str | list[str], before: str = "") -> str:
+    """A template value escaped for where it lands in a URL (``before`` is the template
+    text preceding it): in the path a path segment, in the query a query value, in the
+    fragment a fragment, each percent-encoded so that it cannot add a segment, a
+    parameter or a fragment; a list is its items so encoded, joined by commas. In the host
+    name only letters, digits, ``.``, ``-`` and ``_`` are accepted (ValueError otherwise):
+    no encoding makes another character part of a host."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(escape_url(str(v), before) for v in value)
+    scheme = before.find("://")
+    if scheme >= 0 and not re.search(r"[/?#]", before[scheme + 3:]):  # still in the host (or port)
+        if not _HOST.match(value):
+            raise ValueError(f"{value!r} cannot be filled into the host name of a URL")
+        return value
+    return url_segment(value)
 
 
 def render_value(value: Any, variables: dict[str, Any], escape: Callable[..., str] = _verbatim) -> Any:

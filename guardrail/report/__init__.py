@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from guardrail.secrets import Redactor
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.protocol import Store
 from guardrail.report.data import Report, gather
 from guardrail.report.github import annotations, step_summary
 from guardrail.report.html import render as render_html
@@ -40,7 +40,7 @@ def save(report: Report, *, html: Path | None = None, junit: Path | None = None,
             path.write_text(redact(render(report)), encoding="utf-8")
 
 
-def write(store: SQLiteStore, rollout_id: str, *, html: Path | None = None, junit: Path | None = None) -> Report:
+def write(store: Store, rollout_id: str, *, html: Path | None = None, junit: Path | None = None) -> Report:
     """Gather the rollout once and write the files asked for."""
     report = gather(store, rollout_id)
     save(report, html=html, junit=junit, redactor=store.redactor)

@@ -26,10 +26,11 @@ from typing import Any
 
 from guardrail.language.documents import display_name
 from guardrail.errors import NotFound
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.protocol import Store
 from guardrail.report.summary import summarize
 from guardrail.language.yamldoc import parse
 from guardrail.report.timeline import Mark, Span, build_timeline
+from guardrail.text import number
 
 PLOT_BUCKETS = 356
 """Time buckets per plot: the width of a plot's drawing area in SVG units."""
@@ -167,46 +168,14 @@ class Report:
         return [v for c in self.checks for v in c.verdicts if v.wave is not None]
 
 
-def fmt(value: float | None) -> str:
-    """A number as people read it in evidence: 4 significant digits."""
-    if value is None:
-        return "-"
-    if value != value or value in (float("inf"), float("-inf")):
-        return str(value)
-    return f"{value:.4g}"
+fmt = number  # the name the report modules use
 
 
 # -- reading the store ----------------------------------------------------------------
 
 
-def _query(store: SQLiteStore, sql: str, args: tuple = ()) -> list[Any]:
-    """An aggregate query on the store's own connection (and lock): the store has no
-    streaming read of measurements, and the report needs aggregates, not rows."""
-    return store._read(sql, args)  # noqa: SLF001 - see the module docstring
-
-
-_GROUPS = """
-SELECT phase, region, policy, check_name, COUNT(*), MIN(at), MAX(at),
-       SUM(status = 'fail'), SUM(status = 'inconclusive'),
-       MIN(CASE WHEN status = 'fail' THEN id END), MAX(id),
-       MIN(CASE WHEN pending = 1 OR status = 'fail' THEN at END)
-FROM measurements WHERE rollout_id = ?
-GROUP BY phase, region, policy, check_name
-"""
-
-_BUCKETS = """
-SELECT policy, check_name, region, MIN(CAST((at - ?) / ? AS INTEGER), ?) AS b,
-       MIN(at), MAX(at), MIN(value), MAX(value),
-       MAX(CASE WHEN status = 'fail' THEN 3 WHEN status = 'inconclusive' THEN 2 WHEN pending = 1 THEN 1 ELSE 0 END),
-       AVG(threshold), AVG(reference)
-FROM measurements WHERE rollout_id = ?
-GROUP BY policy, check_name, region, b
-ORDER BY policy, check_name, region, b
-"""
-
-
-def _verdicts(store: SQLiteStore, rollout_id: str) -> list[Verdict]:
-    groups = _query(store, _GROUPS, (rollout_id,))
+def _verdicts(store: Store, rollout_id: str) -> list[Verdict]:
+    groups = store.verdict_groups(rollout_id)
     rows = store.measurements_by_id({g[9] for g in groups if g[9] is not None} | {g[10] for g in groups})
     out = []
     for phase, region, policy, check, count, first, last, fails, incs, fail_id, last_id, breach in groups:
@@ -233,12 +202,12 @@ def _clean(row: dict[str, Any]) -> str:
     return "skipped" if row["evidence"].get("skipped") else "pass"
 
 
-def _buckets(store: SQLiteStore, rollout_id: str, start: float, end: float,
+def _buckets(store: Store, rollout_id: str, start: float, end: float,
              count: int) -> dict[tuple[str, str], dict[str, list[Bucket]]]:
     width = max(end - start, 1e-6) / count
     out: dict[tuple[str, str], dict[str, list[Bucket]]] = {}
-    for policy, check, region, _, t0, t1, low, high, worst, threshold, reference in _query(
-            store, _BUCKETS, (start, width, count - 1, rollout_id)):
+    for policy, check, region, _, t0, t1, low, high, worst, threshold, reference in store.measurement_buckets(
+            rollout_id, start, width, count):
         out.setdefault((policy, check), {}).setdefault(region, []).append(
             Bucket(t0, t1, low, high, worst, threshold, reference))
     return out
@@ -295,7 +264,7 @@ def _specs(files: list[SourceFile]) -> dict[tuple[str, str], tuple[dict[str, Any
 # -- the whole report -------------------------------------------------------------------
 
 
-def gather(store: SQLiteStore, rollout_id: str, *, buckets: int = PLOT_BUCKETS) -> Report:
+def gather(store: Store, rollout_id: str, *, buckets: int = PLOT_BUCKETS) -> Report:
     """Everything the report shows about one rollout (a unique id prefix is enough)."""
     row = store.rollout(rollout_id)
     rid = row["id"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from guardrail.state.people import sentence
+
 
 def describe(e: dict[str, Any]) -> str | None:
     """One event as a sentence for the event log (None for bookkeeping events)."""
@@ -16,8 +18,12 @@ def describe(e: dict[str, Any]) -> str | None:
     if kind == "rollout.resumed":
         return f"resumed (was {e.get('previous_state')})"
     if kind == "preflight":
-        failing = e.get("failing") or []
-        return "preflight: policies pass" if not failing else "preflight: already failing: " + "; ".join(failing)
+        failing, missing = e.get("failing") or [], e.get("missing") or []
+        if failing:
+            return "preflight: already failing: " + "; ".join(failing)
+        if missing:
+            return "preflight: evidence missing: " + "; ".join(missing)
+        return "preflight: policies pass"
     if kind == "plan.changed":
         return f"the plan or its policies changed since the rollout started: {e.get('detail')}"
     if kind == "window.overridden":
@@ -62,10 +68,28 @@ def describe(e: dict[str, Any]) -> str | None:
             return f"took over this rollout's lock from its earlier process ({held}): {_why_taken(e)}"
         return f"took over the lock of {e.get('service')} from rollout {e.get('previous_rollout')} ({held}): " \
                f"{_why_taken(e)}"
+    if kind == "runner.attempt":
+        text = f"run by worker {e.get('worker')} (attempt {e.get('attempt')} of workflow {e.get('workflow_id')})"
+        previous = e.get("previous") or {}
+        if previous.get("worker"):
+            text += f", after worker {previous['worker']} (attempt {previous.get('attempt')})"
+        if e.get("unwatched_since") and e.get("at"):
+            text += f"; nobody watched for {e['at'] - e['unwatched_since']:.0f}s, not counted as bake"
+        return text
+    if kind == "runner.stopped":
+        return f"STOPPED: {e.get('why')}; `guardrail resume` or `guardrail abort` continues it"
     if kind == "lock.lost":
         why = _why_taken(e, whose="this rollout's")
         return f"lock of {e.get('service')} taken over at {_when(e.get('taken_at'))} by rollout " \
                f"{e.get('by_rollout')} ({e.get('by_holder')}): {why}"
+    if kind == "person.acted":
+        return sentence(e)
+    if kind == "rollout.interrupted":
+        return (f"INTERRUPTED by {e.get('signal')} ({e.get('by')} on {e.get('host')}, pid {e.get('pid')}) while "
+                f"{e.get('where')}")
+    if kind == "rollout.error":
+        return f"INTERNAL ERROR: {e.get('error')} (at {e.get('where')})" + (
+            f" while rolling back {e['region']}" if e.get("region") else "")
     if kind == "state.verifying_recovery":
         return f"verifying recovery of {', '.join(e.get('regions') or [])} for {e.get('for')}"
     if kind == "recovery.relapsed":
@@ -89,6 +113,10 @@ def _when(epoch: float | None) -> str:
 
 def _why_taken(e: dict[str, Any], whose: str = "its") -> str:
     """Why a lock's holder could no longer hold it (``guardrail.state.locks.stale_reason``)."""
+    if e.get("why") == "taken-over":
+        return f"a person took it over: {e.get('reason')}"
+    if e.get("why") == "runner-replaced":
+        return f"{whose} runner {e.get('holder')} was replaced: Temporal gave the rollout to another worker"
     if e.get("why") == "process-gone":
         return f"{whose} process {e.get('pid')} is gone from {e.get('host')}"
     why = f"{whose} lease expired at {_when(e.get('lease_expires_at'))}"

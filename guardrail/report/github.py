@@ -16,11 +16,12 @@ and table cells have their ``|`` escaped.
 from __future__ import annotations
 
 import os
+import re
 from html import escape
 from pathlib import Path
 
 from guardrail.errors import OUTCOME_EXIT
-from guardrail.text import iso
+from guardrail.text import iso, printable
 from guardrail.report.data import Report, fmt
 
 MAX_ERRORS = 10
@@ -28,6 +29,9 @@ ICON = {"promoted": "✅", "rolled_back": "❌", "halted": "⚠️", "rollback_f
 
 
 def escape_data(text: str) -> str:
+    # Each line's other control characters (an ESC the log viewer would obey) are escaped
+    # as text first; the newlines left are the message's own, which GitHub encodes.
+    text = re.sub("[^\r\n]+", lambda part: printable(part.group()), text)
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
@@ -81,7 +85,7 @@ def annotations(report: Report, workspace: str | None = None) -> list[str]:
 
 
 def _cell(value: object) -> str:
-    return escape(str(value if value is not None else "-")).replace("|", "\\|").replace("\n", " ")
+    return escape(printable(value if value is not None else "-")).replace("|", "\\|")
 
 
 def step_summary(report: Report, report_file: str | None = None) -> str:

@@ -28,7 +28,7 @@ from guardrail.report.timeline import describe
 BADGE = {"promoted": "pass", "pass": "pass", "rolled_back": "fail", "fail": "fail", "deploy_failed": "fail",
          "rollback_failed": "fail", "halted": "warn", "inconclusive": "warn", "refused": "warn",
          "investigating": "fail", "identified": "fail", "monitoring": "warn", "resolved": "pass",
-         "recovered": "pass", "not recovered": "fail"}
+         "recovered": "pass", "not recovered": "fail", "pending": "warn", "paused": "warn", "aborted": "fail"}
 HEADLINE = {
     "promoted": "Promoted: every wave passed",
     "rolled_back": "Rolled back: a check failed, the change was undone",
@@ -96,12 +96,16 @@ def _header(report: Report) -> str:
         f"<tr><td>{e(w['name'])}</td><td>{e(reg['region'])}</td><td>{e(reg['deployed_at'] or '-')}</td>"
         f"<td>{e(reg['rolled_back_at'] or '-')}</td><td>{badge(reg['verdict'])}</td></tr>"
         for w in s["waves"] for reg in w["regions"])
+    covered = "".join(f"<li>{e(c['text'])}</li>" for w in s["waves"] for reg in w["regions"]
+                      for c in reg.get("coverage") or [] if c.get("applies", True))
+    coverage = (f'<div class="coverage"><h3>Covered bake time ({e(s.get("coverage_phase") or "")})</h3>'
+                f"<ul>{covered}</ul></div>") if covered else ""
     return (f'<header class="top outcome-{e(BADGE.get(outcome, "none"))}"><p class="kicker">guardrail rollout report</p>'
             f"<h1>{e(r['service'])} <span class=\"version\">{e(r['version'])}</span> {badge(outcome)}</h1>"
             f'<p class="headline">{e(headline)}</p>'
             f'<div class="summary"><table class="facts">{table}</table>'
             f'<table class="regions"><thead><tr><th>wave</th><th>region</th><th>deployed</th><th>rolled back</th>'
-            f"<th>verdict</th></tr></thead><tbody>{regions}</tbody></table></div></header>")
+            f"<th>verdict</th></tr></thead><tbody>{regions}</tbody></table></div>{coverage}</header>")
 
 
 def _exit(outcome: str) -> int | None:
@@ -153,6 +157,10 @@ def _check(report: Report, index: int, c: CheckView) -> str:
         facts.append(f"for <code>{e(spec['for'])}</code>")
     if spec.get("compare"):
         facts.append(f"compare <code>{e(spec['compare'])}</code>")
+    against = {v.phase: (v.row.get("evidence") or {}).get("judged_against") for v in c.verdicts}
+    for phase, what in against.items():
+        if what:
+            facts.append(f"{e(phase)} judged against {e(what)}")
     no_data = spec.get("on_no_data") or policy.get("on_no_data")
     if no_data:
         facts.append(f"no data → <code>{e(no_data)}</code>")

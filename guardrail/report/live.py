@@ -15,14 +15,14 @@ from typing import Any
 
 from guardrail.report.event_text import describe
 from guardrail.report.summary import summarize
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.protocol import Store
 from guardrail.state.states import outcome_of
 from guardrail.text import iso
 
 LAST_EVENTS = 6
 
 
-def live_view(store: SQLiteStore, rollout_id: str, now: float | None = None) -> dict[str, Any]:
+def live_view(store: Store, rollout_id: str, now: float | None = None) -> dict[str, Any]:
     """The rollout as it stands. ``now``: the wall clock for a real-clock rollout; a
     simulated one is read at its own latest recorded time."""
     summary = summarize(store, rollout_id)
@@ -42,7 +42,7 @@ def live_view(store: SQLiteStore, rollout_id: str, now: float | None = None) -> 
     }
 
 
-def _bake(store: SQLiteStore, rollout_id: str, now: float, running: bool) -> dict[str, Any] | None:
+def _bake(store: Store, rollout_id: str, now: float, running: bool) -> dict[str, Any] | None:
     """The latest bake: its wave, length, and time covered and left (a bake that stopped
     early, on a failure or a halt, covered up to its last evaluation)."""
     steps = store.steps(rollout_id, "bake:")
@@ -62,7 +62,7 @@ def _bake(store: SQLiteStore, rollout_id: str, now: float, running: bool) -> dic
             "started_at": iso(start)}
 
 
-def _latest(store: SQLiteStore, rollout_id: str, phase: str) -> list[dict[str, Any]]:
+def _latest(store: Store, rollout_id: str, phase: str) -> list[dict[str, Any]]:
     latest: dict[tuple[str, str, str], dict[str, Any]] = {}
     for m in store.measurements(rollout_id, phase):
         latest[(m["region"], m["policy"], m["check"])] = m

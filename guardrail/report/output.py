@@ -63,9 +63,9 @@ OUTCOMES = Literal["promoted", "rolled_back", "halted", "rollback_failed"]
 
 
 class RolloutDocument(_Open):
-    """``rollout``, ``resume``, ``abort``, ``approve`` and ``status``: one rollout as it stands."""
+    """``rollout``, ``resume``, ``abort``, ``rollback``, ``approve`` and ``status``: one rollout as it stands."""
 
-    command: Literal["rollout", "resume", "abort", "approve", "status"]
+    command: Literal["rollout", "resume", "abort", "rollback", "approve", "status"]
     rollout_id: str
     exit_code: int = Field(ge=0, le=5)
     state: str

@@ -2,8 +2,11 @@
 
 Its shape is a contract documented in README: rollout id, service, version, outcome,
 ``waves[].regions[]`` with ``deployed_at``, ``rolled_back_at`` and ``verdict``, the
-failing checks with their evidence, the incident, and ``notices``: sentences about
-what a person should not miss (a lock taken over, a change window overridden).
+failing checks with their evidence, the incident, ``notices``: sentences about
+what a person should not miss (a lock taken over, a change window overridden, an
+interruption, an internal error), ``driver``: who drives the rollout now
+(``guardrail.state.liveness``; null once finished), and ``people``: every act of a
+person on it (``guardrail.state.people``).
 """
 
 from __future__ import annotations
@@ -12,37 +15,40 @@ from typing import Any
 
 from guardrail.errors import NotFound
 from guardrail.report.event_text import describe
+from guardrail.report.evidence import coverage_by_region, region_verdict
 from guardrail.text import iso
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.liveness import driver
+from guardrail.state.people import on_record
+from guardrail.state.protocol import Store
 from guardrail.state.states import outcome_of
 
 OUTCOMES = ("promoted", "rolled_back", "halted", "rollback_failed", "locked")
-NOTICES = ("lock.taken_over", "lock.lost", "window.overridden", "plan.changed")
+NOTICES = ("lock.taken_over", "lock.lost", "window.overridden", "plan.changed", "rollout.interrupted", "rollout.error")
 """Events a person reading ``status`` should not miss, told as sentences (``notices``)."""
 
 
-def summarize(store: SQLiteStore, rollout_id: str) -> dict[str, Any]:
+def summarize(store: Store, rollout_id: str) -> dict[str, Any]:
     row = store.rollout(rollout_id)
     started = store.events(rollout_id, "rollout.started")
     layout = started[0]["waves"] if started else []
     steps = {s["key"]: s for s in store.steps(rollout_id)}
-    verdicts = _verdicts(store, rollout_id)
+    failed = steps.get("decision:failed")
+    failure = (failed["detail"] or {}) if failed else None
+    phase, coverage = coverage_by_region(store, rollout_id, layout)
     waves = []
     for wave in layout:
         regions = []
+        passed = f"wave:{wave['name']}:passed" in steps
         for region in wave["regions"]:
             deploy, rollback = steps.get(f"deploy:{region}"), steps.get(f"rollback:{region}")
-            if deploy is None:
-                verdict = "not_deployed"
-            elif deploy["status"] == "failed":
-                verdict = "deploy_failed"
-            else:
-                verdict = verdicts.get(region, "not_evaluated")
+            rollback = rollback if rollback and rollback["status"] == "done" else None
             regions.append({
                 "region": region,
                 "deployed_at": iso(deploy["finished_at"]) if deploy and deploy["status"] == "done" else None,
-                "rolled_back_at": iso(rollback["finished_at"]) if rollback and rollback["status"] == "done" else None,
-                "verdict": verdict,
+                "rolled_back_at": iso(rollback["finished_at"]) if rollback else None,
+                "verdict": region_verdict(region, deploy=deploy, rollback=rollback, row=row, failed=failure,
+                                          wave_passed=passed),
+                "coverage": coverage.get(region, []) if deploy else [],
             })
         waves.append({"name": wave["name"], "regions": regions})
     failed = steps.get("decision:failed")
@@ -62,17 +68,11 @@ def summarize(store: SQLiteStore, rollout_id: str) -> dict[str, Any]:
         "started_at": iso(row["clock_start"]),
         "finished": bool(row["finished_at"]),
         "waves": waves,
+        "coverage_phase": phase,
         "failing_checks": (failed["detail"] or {}).get("findings", []) if failed else [],
         "incident": incident,
         "notices": [str(describe(e)) for e in store.events(rollout_id, NOTICES)],
+        "driver": driver(store, row),
+        "people": on_record(store, rollout_id),
     }
 
-
-def _verdicts(store: SQLiteStore, rollout_id: str) -> dict[str, str]:
-    """Per region: the worst verdict over the bakes (fail > inconclusive > pass)."""
-    rank = {"pass": 0, "inconclusive": 1, "fail": 2}
-    worst: dict[str, str] = {}
-    for region, status in store.measurement_statuses(rollout_id, "bake:%"):
-        if rank[status] > rank.get(worst.get(region), -1):
-            worst[region] = status
-    return worst

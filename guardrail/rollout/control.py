@@ -12,10 +12,12 @@ points the verdict is a pending pass ("collecting samples"), which does not coun
 inconclusive evidence but does keep the wave from being promoted.
 
 With no control region left (the last wave deploys everything that remains) the check
-is skipped: a pass that says so, recorded with its reason. Blocking there would make
-every plan's last wave wait for a comparison that can no longer exist; that wave is
-guarded by the absolute and ``compare: baseline`` checks, and every earlier wave was
-compared against the regions that waited.
+follows its ``on_no_control``: ``baseline`` (the default) compares the deployed window
+with the region's own window before the change (as long as the wave's bake, ending
+when the region's wave captured its baselines, sampled every interval), so a
+regression only a comparison would see is still judged; ``inconclusive`` says there is
+no comparison; ``skip`` passes without one and does not count toward covered time.
+Each evaluation records what it was judged against (``judged_against``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from guardrail.judging.evaluate import NO_CONTROL, ControlEvidence, control_window
+from guardrail.judging.evaluate import DEFAULT_BASELINE_WINDOW, NO_CONTROL, ControlEvidence, control_window
 from guardrail.plugin.readings import RangeReading
 from guardrail.rollout.evaluation import Evaluator, Item
 
@@ -42,6 +44,8 @@ class Round:
     windows: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
     deployed: dict[Item, Future] = field(default_factory=dict)
     control: dict[tuple[str, str], list[tuple[str, Future]]] = field(default_factory=dict)
+    before: dict[Item, Future] = field(default_factory=dict)
+    """With no control left: each item's window before the change."""
 
 
 class ControlChecks:
@@ -51,6 +55,8 @@ class ControlChecks:
         self.evaluator, self.start = evaluator, start
         self.items = {i for i in items if evaluator.checks[(i.policy, i.check)].compare == "control"}
         self.controls = control_regions(evaluator, store, rollout_id) if self.items else []
+        self.store, self.rollout_id = store, rollout_id
+        self._before: dict[Item, Future] = {}
 
     def __contains__(self, item: Item) -> bool:
         return item in self.items
@@ -66,9 +72,13 @@ class ControlChecks:
             check = self.evaluator.checks[key]
             interval = self.evaluator.policies[item.policy].interval
             begin, samples = batch.windows.setdefault(key, control_window(check, interval, self.start, at))
-            if not self.controls or samples < check.min_samples:
+            if not self.controls and check.on_no_control == "baseline":
+                batch.before[item] = self._window_before(item, interval)
+            if (not self.controls and check.on_no_control != "baseline") or samples < check.min_samples:
                 continue
             batch.deployed[item] = self.evaluator.submit_range(item, begin, at, interval)
+            if not self.controls:
+                continue
             if key not in batch.control:
                 batch.control[key] = [
                     (r, self.evaluator.submit_range(Item(item.policy, item.check, r), begin, at, interval))
@@ -80,11 +90,25 @@ class ControlChecks:
         key = (item.policy, item.check)
         window = batch.windows[key]
         if not self.controls:
-            return ControlEvidence(window, skipped=NO_CONTROL)
+            deployed = _result(batch.deployed[item]) if item in batch.deployed else None
+            before = _result(batch.before[item]) if item in batch.before else None
+            return ControlEvidence(window, deployed, skipped=NO_CONTROL, baseline=before)
         if item not in batch.deployed:
             return ControlEvidence(window)
         return ControlEvidence(window, _result(batch.deployed[item]),
                                [(region, _result(future)) for region, future in batch.control[key]])
+
+
+    def _window_before(self, item: Item, interval: float) -> Future:
+        """The item's region's window before its change (measured once per phase)."""
+        if item not in self._before:
+            wave = self.evaluator.plan.rollout.wave_of(item.region)
+            step = self.store.step(self.rollout_id, f"baseline:{wave.name}")
+            end = (step["detail"] or {}).get("at") if step else None
+            end = self.start if end is None else end
+            span = wave.bake or DEFAULT_BASELINE_WINDOW
+            self._before[item] = self.evaluator.submit_range(item, end - span, end, interval)
+        return self._before[item]
 
 
 def _result(future: Future) -> RangeReading:

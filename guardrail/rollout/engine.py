@@ -9,6 +9,10 @@ same key (deployers are idempotent per key), stored ticks are replayed.
 
 States: pending → deploying → baking → promoted | failed → rolling_back →
 rolled_back → verifying_recovery → done; plus halted, rollback_failed, aborted.
+
+A signal stops the procedure at its next safe point (``guardrail.rollout.interrupt``);
+an unexpected error is contained: recorded, a decided rollback still run, the rollout
+left halted (``guardrail.rollout.containment``).
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from dataclasses import asdict
 from typing import Any
 
 from guardrail.rollout.evaluation import Evaluator, Item
+from guardrail.judging.coverage import describe
 from guardrail.judging.decisions import Failure, Halt
 from guardrail.judging.evaluate import baseline_reference, baseline_window
 from guardrail.incidents.lifecycle import IncidentTracker, Notifier
+from guardrail.errors import LockLostError
 from guardrail.plugin.interfaces import ActionRun, Outcome, PluginContext, Target
 from guardrail.language.loader import Plan
 from guardrail.state.journal import Journal
@@ -30,16 +36,23 @@ from guardrail.plugin.manager import Registry
 from guardrail.incidents.notify import Announcer
 from guardrail.rollout.freeze import freeze_before_wave
 from guardrail.rollout.gates import ask_gate, refusal as gate_refusal
+from guardrail.rollout.containment import contain
+from guardrail.rollout.interrupt import Interrupted, Interruption, halt_interrupted
 from guardrail.rollout.recovery import verify_recovery
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.protocol import Store
 from guardrail.rollout.ticks import Phase
 
 
 
 class Engine:
-    def __init__(self, *, plan: Plan, store: SQLiteStore, registry: Registry, hook: Any, clock: Any,
+    def __init__(self, *, plan: Plan, store: Store, registry: Registry, hook: Any, clock: Any,
                  rollout_id: str, context: PluginContext, lease: Lease, realtime: bool,
-                 resumed_from_halt: bool = False, resumed_at: float | None = None, concurrency: int = 16):
+                 resumed_from_halt: bool = False, resumed_at: float | None = None, concurrency: int = 16,
+                 interruption: Interruption | None = None):
+        self.interruption = interruption or Interruption()
+        clock = self.interruption.wrap(clock)
+        self.where = "starting"
+        """What the rollout is doing, for an interruption's record."""
         self.plan, self.store, self.registry, self.hook, self.clock = plan, store, registry, hook, clock
         self.id, self.context, self.lease, self.realtime = rollout_id, context, lease, realtime
         self.resumed_from_halt = resumed_from_halt
@@ -49,8 +62,7 @@ class Engine:
         self.announcer: Announcer | None = None
         self.journal = Journal(store, rollout_id, clock, guard=lease.check, observe=self._observe)
         self.evaluator = Evaluator(plan, registry, context, concurrency=concurrency)
-        factory = registry.get("deployers", self.rollout.deploy.plugin)
-        self.deployer = factory(_settings(factory, self.rollout.deploy.with_), context)
+        self.deployer = registry.build("deployers", self.rollout.deploy.plugin, self.rollout.deploy.with_, context)
         self.notifier = Notifier(store, registry, context, self.rollout.on_failure.incident_refs(), rollout_id=rollout_id,
                                  emit=self.journal.emit, notify_refs=self.rollout.notify)
         self.announcer = Announcer(store, self.rollout, rollout_id, self.notifier.send)
@@ -68,6 +80,7 @@ class Engine:
     def transition(self, state: str, *, outcome: str | None = None, reason: str | None = None,
                    finished: bool = False, **data: Any) -> None:
         self.lease.check()
+        self.where = f"{state} wave {data['wave']}" if data.get("wave") else state
         self.store.set_state(self.id, state, outcome=outcome, reason=reason, finished=finished)
         self.journal.emit(f"state.{state}", **({"reason": reason} if reason else {}), **data)
 
@@ -83,7 +96,8 @@ class Engine:
             outcome = Outcome(False, f"{type(exc).__name__}: {exc}")
         if not isinstance(outcome, Outcome):
             outcome = Outcome(bool(outcome), "")
-        self.journal.finish(key, outcome.ok, {**detail, "outcome": outcome.detail})
+        self.journal.finish(key, outcome.ok, {**detail, "outcome": outcome.detail,
+                                              **({} if outcome.started else {"started": False})})
         return outcome
 
     def _requests(self) -> dict[str, Any]:
@@ -95,7 +109,14 @@ class Engine:
         """Run (or continue) the rollout; return its outcome."""
         try:
             self.notifier.start()  # what earlier runs left undelivered, in the background
-            return self._run()
+            try:
+                return self._run()
+            except Interrupted as stop:  # at a safe point: halted, lock kept, said
+                return halt_interrupted(self, stop)
+            except LockLostError:
+                raise  # another rollout holds the service: change nothing more
+            except Exception as exc:  # a bug: recorded, a decided rollback still runs, then halted
+                return contain(self, exc)
         finally:
             self.evaluator.close()
             self.notifier.close(self.rollout.on_failure.delivery_grace)  # bounded: undelivered updates stay spooled
@@ -113,6 +134,7 @@ class Engine:
             if wave.approval == "manual" and wave.name not in approvals:
                 return self._halt(f"wave {wave.name!r} waits for approval: run `guardrail approve {self.id}`",
                                   waiting_for=wave.name)
+            self.interruption.check(f"about to deploy wave {wave.name}")
             if not all(self.journal.done(f"deploy:{r}") for r in wave.regions):  # a freeze stops deploys only
                 freeze = freeze_before_wave(self.rollout, self.id, wave.name, self.clock.now(),
                                             self.store.events(self.id, "window.overridden"))
@@ -127,6 +149,9 @@ class Engine:
             self._capture_baselines(wave)
             self.transition("deploying", wave=wave.name, regions=wave.regions)
             failures = self._deploy_wave(wave)
+            # A deploy cut short by the signal (Ctrl-C reaches the deploy tool too) is not a
+            # verdict: its step is not done, so the resume repeats it with its key.
+            self.interruption.check(f"deploying wave {wave.name}")
             if failures:
                 return self._fail(_deploy_failure(wave, failures))
             result = self._bake(wave)
@@ -194,10 +219,10 @@ class Engine:
             outcomes = {}
             for region in wave.regions:
                 outcomes[region] = self._deploy_region(region)
-                if not outcomes[region].ok:
+                if not outcomes[region].ok or self.interruption.requested:
                     break
         return [{"region": r, "check": "deploy", "policy": "-", "reason": o.detail or "deploy failed",
-                 "wave": wave.name} for r, o in outcomes.items() if not o.ok]
+                 "wave": wave.name, "started": o.started} for r, o in outcomes.items() if not o.ok]
 
     # -- baselines and bake ----------------------------------------------------------
 
@@ -222,6 +247,7 @@ class Engine:
         """Between ticks: stop if the lock was lost; honour pause/abort requests (the lease
         renews itself)."""
         self.lease.check()
+        self.interruption.check(self.where)
         requests = self._requests()
         if requests.get("abort"):
             raise _Interrupted(Failure(f"aborted: {requests['abort']}", aborted=True))
@@ -232,19 +258,23 @@ class Engine:
     def _bake(self, wave) -> Failure | Halt | None:
         name = f"bake:{wave.name}"
         step = self.store.step(self.id, name)
+        required = wave.bake * wave.min_coverage
+        extension = wave.bake if wave.max_extension is None else wave.max_extension
         if step is None:
             start = self.clock.now()
-            self.store.start_step(self.id, name, start, {"start": start})
+            deadline = start + wave.bake + extension
+            self.store.start_step(self.id, name, start, {"start": start, "deadline": deadline})
             self.transition("baking", wave=wave.name, bake=format_duration(wave.bake))
         else:
             start = step["detail"]["start"]
+            deadline = step["detail"].get("deadline", start + wave.bake + extension)
             if self.realtime and self.resumed_at is not None:
                 # Time while halted, paused or dead gathered no evidence: it does not
                 # count as bake. The bake's start moves by that gap, durably.
                 gap = max(0.0, self.clock.now() - self.resumed_at)
                 if gap > 0:
                     start += gap
-                    self.store.update_step_detail(self.id, name, {"start": start})
+                    deadline += gap
             self.transition("baking", wave=wave.name, bake=format_duration(wave.bake), resumed=True)  # not `deploying`
         end = start + wave.bake
         regions = self.deployed_regions()
@@ -252,6 +282,13 @@ class Engine:
                       evaluator=self.evaluator, store=self.store, clock=self.clock,
                       baselines=self.store.baselines(self.id), realtime=self.realtime,
                       reset_streaks=self.resumed_from_halt)
+        if step is not None and self.resumed_from_halt:
+            # A person resumed: the evidence still missing gets its time again, plus the
+            # extension; what was covered before stays counted, nothing more.
+            missing = max(phase.lacking(required).values(), default=0.0)
+            deadline = max(deadline, self.clock.now() + missing + extension)
+        if step is not None:
+            self.store.update_step_detail(self.id, name, {"start": start, "deadline": deadline})
         extend_from = max(end, self.clock.now())
         try:
             for at, batch in phase.run(before=self._watch):
@@ -270,19 +307,27 @@ class Engine:
                                        sorted({self.rollout.wave_of(i.region).name for i in stuck} | {wave.name}))
                     return Halt(reason)
                 if phase.next_time() > end:
+                    lacking = phase.lacking(required)
                     unclean = phase.unclean()
-                    if not unclean:
+                    if not unclean and not lacking:
                         break
-                    # The bake goes on while a breach is holding or evidence is missing,
-                    # each for as long as its own check could still settle: a breach that
-                    # starts during the extension gets its whole `for:` too.
-                    overdue = [i for i in unclean if phase.next_time() > self._settle_by(phase, i, extend_from)]
+                    # The bake goes on while covered time is short of the bake (up to
+                    # `max_extension`), and while a breach is holding or evidence is
+                    # missing, each for as long as its own check could still settle: a
+                    # breach that starts during the extension gets its whole `for:` too.
+                    if lacking and phase.next_time() > deadline:
+                        return Halt("bake not covered by fresh evidence: " + "; ".join(
+                            describe(str(i), phase.coverage[i], required) for i in list(lacking)[:5]))
+                    overdue = [i for i in unclean if i not in lacking and phase.next_time() > (
+                        deadline if phase.states[i].last is not None and phase.states[i].last.status == "inconclusive"
+                        else self._settle_by(phase, i, extend_from))]
                     if overdue:
                         return Halt("bake ended without clean evidence for " + ", ".join(map(str, overdue[:5])))
         except _Interrupted as interrupted:
             return interrupted.result
-        self.store.finish_step(self.id, name, True, self.clock.now(), {"start": start})
-        self.journal.emit("bake.passed", wave=wave.name, regions=regions)
+        self.store.finish_step(self.id, name, True, self.clock.now(), {"start": start, "deadline": deadline})
+        self.journal.emit("bake.passed", wave=wave.name, regions=regions,
+                          covered={str(i): c.covered for i, c in phase.coverage.items() if c.applies})
         return None
 
     def _settle_by(self, phase: Phase, item: Item, extend_from: float) -> float:
@@ -325,22 +370,24 @@ class Engine:
         targets = self._rollback_targets(failure)
         incident = IncidentTracker(self.journal, self.rollout, self.notifier, failure, targets)
         incident.record()  # "investigating", in the store only
-        self.transition("rolling_back", regions=targets)
+        self.transition("rolling_back", regions=targets, reason=failure.reason)
         incident.identified()  # queued: delivered in the background while the rollback runs
         broken = [r for r in targets if not self._rollback_region(r).ok]
-        if broken:
+        if broken:  # a rollback tool killed by the same Ctrl-C failed for that reason: retried on resume
+            self.interruption.check(f"rolling back {', '.join(targets)}")
             reason = f"rollback failed in {', '.join(broken)}: a person is needed now"
             incident.needs_person("rollback-failed", reason)
             self.transition("rollback_failed", outcome="rollback_failed", reason=reason, finished=True)
             self.lease.keep(f"rollback failed for rollout {self.id}")
             return "rollback_failed"
-        self.transition("rolled_back", regions=targets)
+        self.transition("rolled_back", regions=targets, reason=failure.reason)
+        self.interruption.check(f"rolled back {', '.join(targets)}, before the remediation actions")
         actions = self._actions("failure", self.rollout.on_failure.actions, targets)
         incident.monitoring(actions)
-        self.transition("verifying_recovery", regions=targets,
+        self.transition("verifying_recovery", regions=targets, reason=failure.reason,
                         **{"for": format_duration(self.rollout.verify_recovery.for_)})
         recovered, detail = verify_recovery(self.journal, self.rollout, self.evaluator, failure, targets, incident,
-                                             realtime=self.realtime, renew=self.lease.renew)
+                                             realtime=self.realtime, renew=self._renew)
         if not recovered:
             reason = f"recovery not achieved: {detail}; a person is needed now"
             incident.needs_person("recovery-failed", reason)
@@ -352,6 +399,10 @@ class Engine:
         self.transition("done", outcome="rolled_back", reason=failure.reason, finished=True)
         self.lease.release()
         return "rolled_back"
+
+    def _renew(self) -> None:
+        self.lease.renew()
+        self.interruption.check(self.where)
 
     def _rollback_targets(self, failure: Failure) -> list[str]:
         deployed = self.deployed_regions()
@@ -372,8 +423,7 @@ class Engine:
     def _actions(self, phase: str, refs, regions: list[str]) -> list[dict[str, Any]]:
         results = []
         for index, ref in enumerate(refs):
-            factory = self.registry.get("actions", ref.plugin)
-            action = factory(_settings(factory, ref.with_), self.context)
+            action = self.registry.build("actions", ref.plugin, ref.with_, self.context)
             per_region = any("region" in template_names(t) for t in action.templates())
             for region in (regions if per_region else [None]):
                 variables = self.rollout.region_vars(region) if region else {
@@ -398,7 +448,3 @@ class _Interrupted(Exception):
 def _deploy_failure(wave: Wave, failures: list[dict[str, Any]]) -> Failure:
     return Failure(f"deploy failed in {', '.join(f['region'] for f in failures)}", failures, [wave.name])
 
-
-def _settings(factory: Any, raw: dict[str, Any]) -> Any:
-    model = getattr(factory, "Settings", None)
-    return model.model_validate(raw) if model is not None else raw

@@ -54,10 +54,7 @@ class Evaluator:
         key = (name, region)
         if key not in self._sources:
             plugin, settings = self.plan.source_config(name, region)
-            factory = self.registry.get("sources", plugin)
-            model = getattr(factory, "Settings", None)
-            parsed = model.model_validate(settings) if model is not None else settings
-            self._sources[key] = factory(parsed, self.context)
+            self._sources[key] = self.registry.build("sources", plugin, settings, self.context)
         return self._sources[key]
 
     def probe(self, item: Item) -> tuple[Any, Probe]:
@@ -66,7 +63,7 @@ class Evaluator:
             return self._probes[item]
         check = self.checks[(item.policy, item.check)]
         source = self.source(check.source, item.region)
-        escape = getattr(source, "escape", None) or (lambda v: v)
+        escape = getattr(source, "escape", None) or (lambda v: v)  # Source.escape: declared there
         variables = self.plan.rollout.region_vars(item.region)
         params = render_value(check.params, variables, escape)
         self._probes[item] = source, Probe(check=item.check, region=item.region, params=params)
@@ -92,7 +89,7 @@ class Evaluator:
             except Exception as exc:  # the source could not be built or the probe rendered
                 out[item] = self._broken(exc)
                 continue
-            if getattr(source, "blocking_io", True):
+            if getattr(source, "blocking_io", True):  # Source.blocking_io: declared there
                 futures[item] = self._pool.submit(self._read, source, probe, at)
             else:
                 out[item] = self._read(source, probe, at)

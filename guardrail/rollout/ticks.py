@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from guardrail.clock import Clock
+from guardrail.judging.coverage import Coverage
 from guardrail.judging.evaluate import comparison_text, judge_check
 from guardrail.judging.judge import CheckState, Verdict, is_clean
 from guardrail.rollout.control import ControlChecks
 from guardrail.rollout.evaluation import Evaluator, Item
 from guardrail.language.model import Check
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.protocol import Store
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class _Plan:
 
 def _restore(row: dict[str, Any]) -> CheckState:
     verdict = Verdict(row["status"], row["value"], row["threshold"], row["reference"], row["reason"] or "",
-                      bool(row["pending"]))
+                      bool(row["pending"]), skipped=bool((row.get("evidence") or {}).get("skipped")))
     return CheckState(row["breach_since"], row["first_breach_at"], row["streak"], row["evaluations"],
                       row["failures"], row["inconclusives"], verdict)
 
@@ -46,11 +47,13 @@ class Phase:
     """The ticks of one phase over a fixed set of items."""
 
     def __init__(self, *, rollout_id: str, name: str, start: float, items: list[Item], evaluator: Evaluator,
-                 store: SQLiteStore, clock: Clock, baselines: dict, realtime: bool,
+                 store: Store, clock: Clock, baselines: dict, realtime: bool,
                  reset_streaks: bool = False):
         self.rollout_id, self.name, self.start = rollout_id, name, start
         self.items, self.evaluator, self.store, self.clock = items, evaluator, store, clock
         self.states: dict[Item, CheckState] = {item: CheckState() for item in items}
+        self.coverage: dict[Item, Coverage] = {item: Coverage() for item in items}
+        """Covered time per item, rebuilt from the stored ticks on resume (``judging.coverage``)."""
         self.policies = sorted({item.policy for item in items})
         self.intervals = {p: evaluator.policies[p].interval for p in self.policies}
         self._by_policy = {p: [i for i in items if i.policy == p] for p in self.policies}
@@ -71,6 +74,7 @@ class Phase:
         for (tick, item), row in sorted(self._stored.items(), key=lambda kv: kv[0][0]):
             if tick < self.next_tick[item.policy]:
                 self.states[item] = _restore(row)
+                self.coverage[item].add(tick, row["at"], self.intervals[item.policy], self.states[item].last)
         if reset_streaks:  # a person resumed a halted rollout: count inconclusive evidence afresh
             self.states = {i: CheckState(s.breach_since, s.first_breach_at, 0, s.evaluations, s.failures,
                                          s.inconclusives, s.last) for i, s in self.states.items()}
@@ -118,6 +122,7 @@ class Phase:
             tick = self.next_tick[item.policy]
             if stored and (tick, item) in stored:
                 states[item] = _restore(stored[(tick, item)])
+                self.coverage[item].add(tick, at, self.intervals[item.policy], states[item].last)
                 continue
             plan = plans[item]
             if control is not None and item in control:
@@ -126,12 +131,16 @@ class Phase:
                                                      control=control.evidence(item, windows))
             else:
                 reading = readings[item]
-                verdict, state, _ = judge_check(plan.check, at=at, state=states[item], on_no_data=plan.on_no_data,
-                                                reading=reading, reference=plan.reference)
+                verdict, state, stale = judge_check(plan.check, at=at, state=states[item],
+                                                    on_no_data=plan.on_no_data, reading=reading,
+                                                    reference=plan.reference)
                 detail = reading.detail
                 if detail and detail.keys() == {"query"}:
                     detail = None  # the query is stored in its own field
+                if stale:
+                    detail = {**(detail or {}), **stale}
             states[item] = state
+            self.coverage[item].add(tick, at, self.intervals[item.policy], verdict)
             evaluations = ticks.get(item.policy)
             if evaluations is None:
                 evaluations = ticks[item.policy] = []
@@ -142,7 +151,19 @@ class Phase:
                 state.inconclusives])
         if ticks:
             self.store.add_ticks(self.rollout_id, [(self.name, policy, self.next_tick[policy], at, evaluations)
-                                                   for policy, evaluations in ticks.items()])
+                                                   for policy, evaluations in ticks.items()],
+                                 coverage=[(self.name, i.region, i.policy, i.check, self.coverage[i].covered,
+                                            self.coverage[i].uncovered, self.coverage[i].spans,
+                                            self.coverage[i].applies) for i in batch])
+
+    def lacking(self, required: float) -> dict[Item, float]:
+        """Items that have covered less than ``required`` seconds, with what they lack."""
+        out = {}
+        for item, coverage in self.coverage.items():
+            missing = coverage.lacking(required)
+            if missing > 1e-6:
+                out[item] = missing
+        return out
 
     def unclean(self) -> list[Item]:
         """Items whose latest verdict is not a clean pass (failed, inconclusive, pending, none)."""

@@ -16,10 +16,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from guardrail.clock import Clock
+from guardrail.state.protocol import Store
 
 
 class Journal:
-    def __init__(self, store: Any, rollout_id: str, clock: Clock, *, guard: Callable[[], None] = lambda: None,
+    def __init__(self, store: Store, rollout_id: str, clock: Clock, *, guard: Callable[[], None] = lambda: None,
                  observe: Callable[[dict[str, Any]], None] = lambda event: None):
         self.store, self.id, self.clock = store, rollout_id, clock
         self.guard, self.observe = guard, observe
@@ -54,8 +55,10 @@ class Journal:
         self.store.finish_step(self.id, key, True, now, detail)
 
     def started_regions(self, order: list[str]) -> list[str]:
-        """Regions whose deploy was at least started, in ``order``."""
-        started = {s["key"].split(":", 1)[1] for s in self.store.steps(self.id, "deploy:")}
+        """Regions whose deploy was at least started, in ``order``: not those whose deploy
+        failed without ever running (``started: false``), which still run the old version."""
+        started = {s["key"].split(":", 1)[1] for s in self.store.steps(self.id, "deploy:")
+                   if not (s["status"] == "failed" and (s["detail"] or {}).get("started") is False)}
         return [r for r in order if r in started]
 
     # -- events -----------------------------------------------------------------------

@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from guardrail.errors import LockLostError, LockedError, NotFound
-from guardrail.state.sqlite import SQLiteStore
+from guardrail.state.protocol import Store
 
 NEVER = 1e18
-HOST = socket.gethostname()
+HOST = os.environ.get("GUARDRAIL_HOST") or socket.gethostname()
+"""This runner's name in locks. Its pids are checked only against locks of the same name:
+set ``GUARDRAIL_HOST`` where runners sharing a database may share a hostname (containers),
+or a live lock of another machine would look like a dead process of this one."""
 
 
 def process_alive(pid: int) -> bool:
@@ -48,6 +51,8 @@ def process_alive(pid: int) -> bool:
 
 PROCESS_GONE = "process-gone"
 LEASE_EXPIRED = "lease-expired"
+TAKEN_OVER = "taken-over"
+"""A person took the lock of a halted or interrupted rollout (``--take-over "reason"``)."""
 
 
 def stale_reason(row: dict) -> str | None:
@@ -80,11 +85,13 @@ class Takeover:
     """``process-gone`` (its pid no longer runs on this host) or ``lease-expired``."""
     at: float
     """When it was taken over (epoch seconds, the wall clock)."""
+    reason: str | None = None
+    """A person's reason, when a person took it over."""
 
     @classmethod
-    def of(cls, service: str, row: dict[str, Any], why: str) -> Takeover:
+    def of(cls, service: str, row: dict[str, Any], why: str, reason: str | None = None) -> Takeover:
         return cls(service, row["rollout_id"], row["holder"], row["host"], row["pid"], row["acquired_at"],
-                   row["expires_at"], why, time.time())
+                   row["expires_at"], why, time.time(), reason)
 
     @property
     def pid_running(self) -> bool | None:
@@ -97,7 +104,7 @@ class Takeover:
     def facts(self) -> dict[str, Any]:
         return {"service": self.service, "why": self.why, "host": self.host, "pid": self.pid,
                 "pid_running": self.pid_running, "held_since": self.since, "lease_expires_at": self.expires_at,
-                "taken_at": self.at}
+                "taken_at": self.at, **({"reason": self.reason} if self.reason else {})}
 
 
 class Lease:
@@ -108,7 +115,7 @@ class Lease:
     not let another rollout in; a killed process stops renewing and the lease expires.
     """
 
-    def __init__(self, store: SQLiteStore, service: str, rollout_id: str, *, duration: float = 120.0):
+    def __init__(self, store: Store, service: str, rollout_id: str, *, duration: float = 120.0):
         self.store, self.service, self.rollout_id, self.duration = store, service, rollout_id, duration
         self._renewed = 0.0
         self._stop = threading.Event()
@@ -139,11 +146,12 @@ class Lease:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def acquire(self, *, takeover_own: bool = False) -> None:
+    def acquire(self, *, takeover_own: bool = False, take_over: str | None = None) -> None:
         """Take the service's lock, or raise ``LockedError`` naming its holder.
 
         ``takeover_own``: the lock may already belong to this rollout (a resume), left
-        by a process of it that is gone or halted.
+        by a process of it that is gone or halted. ``take_over``: a person's reason to
+        take the lock of a halted or interrupted rollout too (never a live process's).
         """
         pid = os.getpid()
         self.holder = f"{HOST}:{pid}"
@@ -153,8 +161,10 @@ class Lease:
             if takeover_own and row["rollout_id"] == self.rollout_id:
                 return True
             why = stale_reason(row)
+            if why is None and take_over and row["pid"] == 0:
+                why = TAKEN_OVER
             if why is not None:
-                taken.append(Takeover.of(self.service, row, why))
+                taken.append(Takeover.of(self.service, row, why, take_over))
             return why is not None
 
         own = self.store.lock(self.service) if takeover_own else None
@@ -229,7 +239,7 @@ class Lease:
             self.store.release_lock(self.service, self.rollout_id, self.holder)
 
 
-def check_resumable(store: SQLiteStore, service: str, rollout_id: str) -> None:
+def check_resumable(store: Store, service: str, rollout_id: str) -> None:
     """Refuse to resume a rollout that a live process is still running."""
     row = store.lock(service)
     if row is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from guardrail.errors import NotFound
 
@@ -89,14 +89,17 @@ class OutboxStore:
         return self._write("UPDATE deliveries SET status = 'pending' WHERE status = 'rejected'"
                            " AND (? IS NULL OR incident_id = ?)", (incident_id, incident_id)).rowcount
 
-    def claim_chain(self, incident_id: str, sink: str, holder: str, lease: float) -> dict[str, Any] | None:
+    def claim_chain(self, incident_id: str, sink: str, holder: str, lease: float,
+                    gone: Callable[[str], bool] | None = None) -> dict[str, Any] | None:
         """Claim (or renew) the delivery of one (incident, sink) chain for ``lease`` seconds.
-        Returns None when ``holder`` has it, else the live claim of whoever does."""
+        Returns None when ``holder`` has it, else the live claim of whoever does. A claim
+        whose holder ``gone(holder)`` says is gone is taken at once, not when it lapses."""
         now = time.time()
         with self._transaction() as db:
             row = db.execute("SELECT holder, expires_at FROM delivery_claims WHERE incident_id = ? AND sink = ?",
                              (incident_id, sink)).fetchone()
-            if row is not None and row["holder"] != holder and row["expires_at"] > now:
+            if (row is not None and row["holder"] != holder and row["expires_at"] > now
+                    and not (gone is not None and gone(row["holder"]))):
                 return dict(row)
             db.execute("INSERT OR REPLACE INTO delivery_claims VALUES (?,?,?,?)",
                        (incident_id, sink, holder, now + lease))

@@ -15,8 +15,7 @@ announces, so a process killed at any instant leaves a store from which
   delivered) and ``delivery_claims``: the outbox, in ``store_outbox``;
 - ``locks``: one rollout per service.
 
-``Store`` is the interface a PostgreSQL backend would implement; ``SQLiteStore`` is
-the one shipped. Everything written passes through a ``Redactor`` so secrets from
+``SQLiteStore`` implements ``protocol.Store``, as ``PostgresStore`` does. Everything written passes through a ``Redactor`` so secrets from
 ``${env:...}`` never reach the file.
 """
 
@@ -80,6 +79,8 @@ class SQLiteStore(OutboxStore):
 
     def __init__(self, path: str | Path, redactor: Redactor | None = None):
         self.path = Path(path)
+        self.location = str(self.path)
+        self.state_dir = self.path.absolute().parent
         self.redactor = redactor or Redactor()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,12 +166,19 @@ class SQLiteStore(OutboxStore):
 
     def set_state(self, rollout_id: str, state: str, *, outcome: str | None = None, reason: str | None = None,
                   finished: bool = False) -> None:
+        """The rollout's state now, with the outcome and reason of *this* decision: a
+        promotion after a halt has no reason left over from the halt."""
         now = time.time()
         self._write(
-            "UPDATE rollouts SET state = ?, outcome = COALESCE(?, outcome), reason = COALESCE(?, reason),"
+            "UPDATE rollouts SET state = ?, outcome = ?, reason = ?,"
             " updated_at = ?, finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
             (state, outcome, self.redactor.redact(reason), now, finished, now, rollout_id),
         )
+
+    def reopen(self, rollout_id: str) -> None:
+        """A finished rollout runs again (the rollback of a promoted release): no outcome yet."""
+        self._write("UPDATE rollouts SET outcome = NULL, finished_at = NULL, updated_at = ? WHERE id = ?",
+                    (time.time(), rollout_id))
 
     def request(self, rollout_id: str, name: str, value: Any) -> None:
         """Record a person's request (pause, abort, approval) for the engine to see."""
@@ -202,8 +210,11 @@ class SQLiteStore(OutboxStore):
         return [{"seq": r["seq"], "at": r["at"], "kind": r["kind"], **json.loads(r["data"])} for r in rows]
 
     def last_time(self, rollout_id: str) -> float | None:
-        """The rollout clock's latest recorded time (events and measurements)."""
+        """The rollout clock's latest recorded time (events and measurements). A person's act
+        (``person.acted``) is dated on the wall clock and is not the rollout's progress: a
+        halted bake's gap runs from the halt, not from an unlock or an approval."""
         row = self._read("SELECT MAX(t) FROM (SELECT MAX(at) AS t FROM events WHERE rollout_id = ?"
+                         " AND kind != 'person.acted'"
                          " UNION ALL SELECT MAX(at) FROM ticks WHERE rollout_id = ?)", (rollout_id, rollout_id))
         return row[0][0] if row else None
 
@@ -241,24 +252,51 @@ class SQLiteStore(OutboxStore):
 
     MEASUREMENT_COLUMNS = MEASUREMENT_COLUMNS
 
-    def add_ticks(self, rollout_id: str, ticks: list[tuple[str, str, int, float, list[list]]]) -> None:
+    def add_ticks(self, rollout_id: str, ticks: list[tuple[str, str, int, float, list[list]]],
+                  coverage: list[tuple] = ()) -> None:
         """Store evaluation ticks in one transaction: ``(phase, policy, tick, at, evaluations)``,
         each evaluation a list in the order of ``store_schema.PACKED`` (``evidence`` a dict
-        or None). Evaluations of a tick already stored are appended to it: a phase resumed
-        with more items (a plan changed before an abort) completes its stored ticks."""
+        or None). Evaluations of a tick already stored are appended to it when it lacks
+        them (by region and check): a phase resumed with more items (a plan changed before
+        an abort) completes its stored ticks, and a repeated call adds nothing.
+        ``coverage``: the covered time after these ticks, ``(phase, region, policy, check,
+        covered, uncovered, spans, applies)``, in the same transaction."""
         if self.redactor.active:
             redact = self.redactor.redact
-            reason_at, evidence_at = PACKED.index("reason"), PACKED.index("evidence")
+            reason_at, evidence_at, query_at = PACKED.index("reason"), PACKED.index("evidence"), PACKED.index("query")
+            queries: dict[Any, Any] = {}  # a rendered query (an http URL may hold a secret) repeats every tick
             for *_, evaluations in ticks:
                 for evaluation in evaluations:
                     evaluation[reason_at] = redact(evaluation[reason_at])
                     evaluation[evidence_at] = redact(evaluation[evidence_at])
-        self._many("INSERT INTO ticks (rollout_id, phase, policy, tick, at, evaluations) VALUES (?,?,?,?,?,?)"
-                   " ON CONFLICT (rollout_id, phase, policy, tick) DO UPDATE SET evaluations = ("
-                   "SELECT json_group_array(json(value)) FROM (SELECT value FROM json_each(ticks.evaluations)"
-                   " UNION ALL SELECT value FROM json_each(excluded.evaluations)))",
-                   [(rollout_id, phase, policy, tick, at, _json_text(evaluations))
-                    for phase, policy, tick, at, evaluations in ticks])
+                    query = evaluation[query_at]
+                    if isinstance(query, str):
+                        if query not in queries:
+                            queries[query] = redact(query)
+                        evaluation[query_at] = queries[query]
+        with self._transaction() as db:
+            db.executemany("INSERT INTO ticks (rollout_id, phase, policy, tick, at, evaluations) VALUES (?,?,?,?,?,?)"
+                           " ON CONFLICT (rollout_id, phase, policy, tick) DO UPDATE SET evaluations = ("
+                           "SELECT json_group_array(json(v)) FROM (SELECT a.value AS v FROM json_each(ticks.evaluations) a"
+                           " UNION ALL SELECT b.value FROM json_each(excluded.evaluations) b WHERE NOT EXISTS ("
+                           "SELECT 1 FROM json_each(ticks.evaluations) c WHERE json_extract(c.value, '$[0]') ="
+                           " json_extract(b.value, '$[0]') AND json_extract(c.value, '$[1]') ="
+                           " json_extract(b.value, '$[1]'))))",
+                           [(rollout_id, phase, policy, tick, at, _json_text(evaluations))
+                            for phase, policy, tick, at, evaluations in ticks])
+            if coverage:
+                db.executemany("INSERT OR REPLACE INTO coverage VALUES (?,?,?,?,?,?,?,?,?)",
+                               [(rollout_id, phase, region, policy, check, covered, uncovered, json.dumps(spans),
+                                 int(applies)) for phase, region, policy, check, covered, uncovered, spans, applies
+                                in coverage])
+
+    def coverage(self, rollout_id: str, phase: str | None = None) -> list[dict[str, Any]]:
+        """Covered time per phase, region, policy and check (``judging.coverage``)."""
+        sql, args = "SELECT * FROM coverage WHERE rollout_id = ?", [rollout_id]
+        if phase is not None:
+            sql, args = sql + " AND phase = ?", args + [phase]
+        return [dict(r) | {"check": r["check_name"], "spans": json.loads(r["spans"]), "applies": bool(r["applies"])}
+                for r in self._read(sql + " ORDER BY phase, region, policy, check_name", args)]
 
     def add_measurements(self, rollout_id: str, rows: list[tuple]) -> None:
         """``add_ticks`` for rows in the order of ``MEASUREMENT_COLUMNS``, grouped by phase,
@@ -308,11 +346,11 @@ class SQLiteStore(OutboxStore):
         row = self._read("SELECT SUM(json_array_length(evaluations)) FROM ticks WHERE rollout_id = ?", (rollout_id,))
         return row[0][0] or 0
 
-    def measurement_statuses(self, rollout_id: str, phase_like: str) -> list[tuple[str, str]]:
-        """(region, status) pairs present in phases matching a LIKE pattern."""
-        rows = self._read("SELECT DISTINCT region, status FROM measurements WHERE rollout_id = ? AND phase LIKE ?",
-                          (rollout_id, phase_like))
-        return [(r[0], r[1]) for r in rows]
+    def verdict_groups(self, rollout_id: str) -> list[tuple]:
+        return [tuple(r) for r in self._read(_GROUPS, (rollout_id,))]
+
+    def measurement_buckets(self, rollout_id: str, start: float, width: float, count: int) -> list[tuple]:
+        return [tuple(r) for r in self._read(_BUCKETS, (start, width, count - 1, rollout_id))]
 
     def set_baseline(self, rollout_id: str, region: str, policy: str, check: str, value: float | None,
                      window: tuple[float, float], evidence: dict[str, Any]) -> None:
@@ -356,3 +394,25 @@ class SQLiteStore(OutboxStore):
         return self._write("DELETE FROM locks WHERE service = ? AND (? IS NULL OR rollout_id = ?)"
                            " AND (? IS NULL OR holder = ?)", (service, rollout_id, rollout_id, holder, holder)
                            ).rowcount > 0
+
+
+# The report's aggregates (``verdict_groups``, ``measurement_buckets``).
+_GROUPS = """
+SELECT phase, region, policy, check_name, COUNT(*), MIN(at), MAX(at),
+       SUM(status = 'fail'), SUM(status = 'inconclusive'),
+       MIN(CASE WHEN status = 'fail' THEN id END), MAX(id),
+       MIN(CASE WHEN pending = 1 OR status = 'fail' THEN at END)
+FROM measurements WHERE rollout_id = ?
+GROUP BY phase, region, policy, check_name
+ORDER BY phase, region, policy, check_name
+"""
+
+_BUCKETS = """
+SELECT policy, check_name, region, MIN(CAST((at - ?) / ? AS INTEGER), ?) AS b,
+       MIN(at), MAX(at), MIN(value), MAX(value),
+       MAX(CASE WHEN status = 'fail' THEN 3 WHEN status = 'inconclusive' THEN 2 WHEN pending = 1 THEN 1 ELSE 0 END),
+       AVG(threshold), AVG(reference)
+FROM measurements WHERE rollout_id = ?
+GROUP BY policy, check_name, region, b
+ORDER BY policy, check_name, region, b
+"""

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from guardrail.secrets import Redactor
 from guardrail.language import documents
 from guardrail.clock import SystemClock
 from guardrail.errors import ConfigError, UsageError
@@ -68,8 +69,13 @@ def exit_code(results: list[CheckResult]) -> int:
 def check_now(policy_path: str | Path, region: str, registry: Registry, *, variables: dict[str, Any] | None = None,
               prometheus_url: str | None = None, plan_path: str | Path | None = None, at: float | None = None,
               environ: dict[str, str] | None = None, state_dir: Path | None = None,
-              concurrency: int = 16) -> list[CheckResult]:
+              concurrency: int = 16, deployed_at: float | None = None) -> list[CheckResult]:
     """Evaluate every check of the policy once at ``at`` (default: now) in ``region``.
+
+    ``deployed_at``: judge as a bake of a change deployed then would at ``at``: the
+    baseline window ends at ``deployed_at`` and control windows start there (without
+    it, the baseline is the window ending at ``at`` and a control window is the last
+    ``min_samples`` steps).
 
     Raises ``ConfigError`` for an invalid policy or plan and ``UsageError`` for a
     region the plan lacks or a Prometheus check with nowhere to ask."""
@@ -77,15 +83,16 @@ def check_now(policy_path: str | Path, region: str, registry: Registry, *, varia
                            Path(plan_path) if plan_path else None, environ)
     at = time.time() if at is None else float(at)
     context = PluginContext(clock=SystemClock(), state_dir=state_dir or Path.cwd(), base_dir=plan.path.parent,
-                            service=plan.rollout.service)
+                            service=plan.rollout.service, redact=Redactor(plan.secrets).redact)
     evaluator = Evaluator(plan, registry, context, concurrency=concurrency)
     try:
-        return _evaluate(evaluator, plan, region, controls, at)
+        return _evaluate(evaluator, plan, region, controls, at, deployed_at)
     finally:
         evaluator.close()
 
 
-def _evaluate(evaluator: Evaluator, plan: Plan, region: str, controls: list[str], at: float) -> list[CheckResult]:
+def _evaluate(evaluator: Evaluator, plan: Plan, region: str, controls: list[str], at: float,
+              deployed_at: float | None) -> list[CheckResult]:
     items = evaluator.items([region])
     checks = {i: evaluator.checks[(i.policy, i.check)] for i in items}
     interval = {i: evaluator.policies[i.policy].interval for i in items}
@@ -93,9 +100,13 @@ def _evaluate(evaluator: Evaluator, plan: Plan, region: str, controls: list[str]
     for item, check in checks.items():  # windows first: they are in flight while the instants are measured
         if check.compare == "baseline":
             width = baseline_window(check, plan.rollout.wave_of(region).bake)
-            ranges[item] = evaluator.submit_range(item, at - width, at, interval[item])
+            end = at if deployed_at is None else deployed_at
+            ranges[item] = evaluator.submit_range(item, end - width, end, interval[item])
         elif check.compare == "control" and controls:
-            windows[item] = begin, _ = control_window(check, interval[item], float("-inf"), at)
+            start = float("-inf") if deployed_at is None else deployed_at
+            windows[item] = begin, samples = control_window(check, interval[item], start, at)
+            if samples < check.min_samples:
+                continue  # the window still fills: a pending pass, as in a bake
             ranges[item] = evaluator.submit_range(item, begin, at, interval[item])
             control_ranges[item] = [(r, evaluator.submit_range(Item(item.policy, item.check, r), begin, at,
                                                                interval[item])) for r in controls]
@@ -105,9 +116,13 @@ def _evaluate(evaluator: Evaluator, plan: Plan, region: str, controls: list[str]
         on_no_data = evaluator.policies[item.policy].on_no_data
         detail: dict[str, Any] = {}
         if check.compare == "control":
-            evidence = (ControlEvidence(windows[item], ranges[item].result(),
-                                        [(r, f.result()) for r, f in control_ranges[item]])
-                        if controls else ControlEvidence((at, 0), skipped=NO_PLAN))
+            if not controls:
+                evidence = ControlEvidence((at, 0), skipped=NO_PLAN)
+            elif item not in ranges:
+                evidence = ControlEvidence(windows[item])
+            else:
+                evidence = ControlEvidence(windows[item], ranges[item].result(),
+                                           [(r, f.result()) for r, f in control_ranges[item]])
             verdict, detail = judge_once(check, at=at, on_no_data=on_no_data, control=evidence)
             detail.pop("window", None)
             detail.pop("control_samples_by_region", None)

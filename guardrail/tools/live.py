@@ -85,13 +85,12 @@ def _files(paths: Iterable[str | Path]) -> Iterable[Path]:
 
 def _source(registry: Registry, plugin: str, settings: dict[str, Any], base: Path, cache: dict[str, Any]) -> Any:
     factory = registry.get("sources", plugin)
-    if not hasattr(factory, "parse_error"):
+    if getattr(factory, "parse_error", None) is None:  # Source.parse_error: None, a source that cannot tell
         return None
     key = repr((plugin, sorted(settings.items()), str(base)))
     if key not in cache:
-        model = getattr(factory, "Settings", None)
-        parsed = model.model_validate(settings) if model is not None else settings
-        cache[key] = factory(parsed, PluginContext(clock=SystemClock(), state_dir=base, base_dir=base))
+        cache[key] = registry.build("sources", plugin, settings,
+                                    PluginContext(clock=SystemClock(), state_dir=base, base_dir=base))
     return cache[key]
 
 
@@ -101,7 +100,7 @@ def _policy_asks(doc: Any, registry: Registry, url: str | None, cache: dict[str,
         return []  # the static validation reports them
     asks = []
     for i, check in enumerate(policy.checks):
-        if not hasattr(registry.get("sources", check.source), "parse_error"):
+        if getattr(registry.get("sources", check.source), "parse_error", None) is None:
             continue
         if check.source == "prometheus" and url is None:
             raise GuardrailError(f"validate --live: {doc.file} has prometheus checks: pass --prometheus URL")

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from guardrail import hookimpl
-from guardrail.errors import Problem
-from guardrail.language.yamldoc import Document
+from guardrail import Document, Problem, hookimpl
 
 from .fleet import FleetLog, default_fleet_path
 from .promql import PromQLError, StaticStore, evaluate
@@ -49,7 +47,7 @@ def guardrail_register_deployers(register):
 
 @hookimpl(trylast=True)
 def guardrail_register_document_kinds(register):
-    register("Scenario", validate_scenario)
+    register("Scenario", validate_scenario, schema=Scenario)
 
 
 __all__ = ["FleetLog", "PromQLError", "Scenario", "SimDeployer", "SimSource", "StaticStore", "default_fleet_path",

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail.plugin.interfaces import Deployer, Outcome, PluginContext, Target
-from guardrail.language.types import Duration
+from guardrail import Deployer, Duration, Outcome, PluginContext, Target
 
 from .source import open_fleet
 

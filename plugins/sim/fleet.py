@@ -13,6 +13,13 @@ same idempotency key is recognised. Appends happen under ``flock`` so parallel d
 
 The ``start`` line pins the scenario start when the scenario itself has none: every
 reader then agrees on where history begins, and a resumed run sees the same data.
+
+Each rollout has its own fleet inside the file: the sim plugins of a rollout open the
+log with ``run`` = the rollout id, write it on every line and read only their own
+lines. So any number of rollouts (of one service, of different scenarios, a replay
+with the same ``--start-at``) share one state folder without reading each other's
+history, and a resumed rollout finds its own. A log opened without ``run`` (tests,
+tools outside a rollout) reads every line.
 Readers re-read the file only when its size, inode or mtime changed. A line that is not
 valid JSON (a write cut short by a crash) is ignored.
 """
@@ -31,8 +38,10 @@ from collections.abc import Iterator
 class FleetLog:
     """One fleet log file. Cheap to create; ``refresh`` reloads it only when it changed."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, run: str | None = None):
         self.path = Path(path)
+        self.run = run
+        """Whose fleet this is (a rollout id): only its lines are read and written; None: all."""
         self.generation = 0
         """Bumped whenever the content changed, so caches know when to recompute."""
         self._stamp: tuple[int, int, int] | None = None
@@ -54,7 +63,7 @@ class FleetLog:
             text = self.path.read_text(encoding="utf-8") if stamp else ""
         except FileNotFoundError:
             text = ""
-        self._stamp, self._records = stamp, _parse(text)
+        self._stamp, self._records = stamp, self._mine(_parse(text))
         self.generation += 1
         return True
 
@@ -77,6 +86,12 @@ class FleetLog:
         changes = self.timeline(region)
         return changes[-1][1] if changes else baseline
 
+    def _mine(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return records if self.run is None else [r for r in records if r.get("run") == self.run]
+
+    def _stamped(self, record: dict[str, Any]) -> dict[str, Any]:
+        return record if self.run is None else {**record, "run": self.run}
+
     def has_key(self, key: str) -> bool:
         self.refresh()
         return any(r.get("key") == key for r in self._records)
@@ -89,7 +104,7 @@ class FleetLog:
             start = _start_of(records)
             if start is None:
                 start = float(now)
-                _append(fh, {"at": start, "action": "start"})
+                _append(fh, self._stamped({"at": start, "action": "start"}))
         self.refresh()
         return start
 
@@ -99,7 +114,8 @@ class FleetLog:
         with self._locked() as (fh, records):
             if any(r.get("key") == key for r in records):
                 return False
-            _append(fh, {"at": float(at), "region": region, "version": version, "action": action, "key": key})
+            _append(fh, self._stamped({"at": float(at), "region": region, "version": version, "action": action,
+                                       "key": key}))
         self.refresh()
         return True
 
@@ -110,7 +126,7 @@ class FleetLog:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 fh.seek(0)
-                yield fh, _parse(fh.read())
+                yield fh, self._mine(_parse(fh.read()))
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 

@@ -175,11 +175,12 @@ class ScenarioStore:
                origin: float, lo: float, hi: float) -> None:
         """Apply ``effect`` to the samples in (``lo``, ``hi``], its time counted from ``origin``."""
         since = (t_ms - origin) / 1000.0
-        end = effect.after + effect.for_ if effect.for_ is not None else _INF
-        active = (t_ms > lo) & (t_ms <= hi) & (since >= effect.after) & (since < end)
+        begin = effect.after - effect.before
+        end = begin + effect.for_ if effect.for_ is not None else _INF
+        active = (t_ms > lo) & (t_ms <= hi) & (since >= begin) & (since < end)
         if not active.any():
             return
-        phase = since - effect.after
+        phase = since - begin
         discrete = effect.reset or (spec.definition.type == "counter" and effect.add is not None
                                     and effect.every is not None and effect.lasting is None)
         if discrete:
@@ -190,9 +191,9 @@ class ScenarioStore:
             fired = np.where(t_ms > lo, self._fired(effect, spec, phase), 0.0)
             stop = origin + end * 1000.0
             if stop < _INF and stop <= hi:
-                cap = self._fired(effect, spec, np.array([(stop - origin) / 1000.0 - effect.after]), strict=True)[0]
+                cap = self._fired(effect, spec, np.array([(stop - origin) / 1000.0 - begin]), strict=True)[0]
             elif hi < _INF:
-                cap = self._fired(effect, spec, np.array([(hi - origin) / 1000.0 - effect.after]))[0]
+                cap = self._fired(effect, spec, np.array([(hi - origin) / 1000.0 - begin]))[0]
             else:
                 cap = _INF
             fired = np.minimum(fired, cap)
@@ -214,6 +215,8 @@ class ScenarioStore:
             level[active] += strength * (effect.set - level[active])
         elif effect.scale is not None:
             level[active] *= 1.0 + strength * (effect.scale - 1.0)
+        elif effect.bump is not None:
+            level[active] += effect.bump * (1.0 - np.cos(2.0 * math.pi * phase[active] / effect.for_)) / 2.0
         elif effect.gap:
             state.present &= ~active
 
@@ -302,7 +305,7 @@ def _segments(history_start_ms: int, baseline: str, changes: list[tuple[float, s
 
 
 def _applies(effect: Effect, spec: SeriesSpec) -> bool:
-    return (effect.metric == spec.metric
+    return ((effect.metric == spec.metric or effect.metric == "*")
             and (effect.regions is None or spec.region in effect.regions)
             and (effect.instances is None or spec.instance in effect.instances))
 

@@ -42,12 +42,17 @@ Metrics
     makes N series per region with ``instance`` = ``<region>-1`` … ``<region>-N``.
 
 Effects (a list under ``versions.<v>.effects`` or ``incidents``)
-    ``metric`` (required), optional ``regions`` and ``instances`` (1-based numbers) to
-    narrow it, ``after`` (when it starts, default 0s) and ``for`` (how long it lasts,
-    default: as long as the version runs / forever), and exactly one of:
+    ``metric`` (required; ``"*"`` for every metric of the scenario), optional
+    ``regions`` and ``instances`` (1-based numbers) to narrow it, ``after`` (when it
+    starts, default 0s), ``before`` (incidents only: start this much earlier, so an
+    effect can already be under way before the scenario start and the first deploy,
+    e.g. traffic that was already rising) and ``for`` (how long it lasts, default: as
+    long as the version runs / forever), and exactly one of:
 
     - ``add: X``   add X to the value (a counter: X more per second);
     - ``set: X``   replace the value; ``scale: X`` multiply it;
+    - ``bump: X``  a one-off smooth bump over its ``for`` (required): X is added at
+      the middle, nothing at either end, a raised cosine in between (a load peak);
     - ``gap: true`` no samples at all (a scrape outage: queries see *no data* once the
       5-minute lookback runs out, exactly as with Prometheus);
     - ``reset: true`` (counters) the process restarts: the counter drops to 0.
@@ -82,13 +87,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from guardrail.language.documents import read, validate
-from guardrail.errors import ConfigError, Problem
-from guardrail.language.types import Duration
-from guardrail.language.yamldoc import Document
+from guardrail import ConfigError, Document, Duration, Problem
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_SHAPES = ("add", "set", "scale", "gap", "reset")
+_SHAPES = ("add", "set", "scale", "bump", "gap", "reset")
+EVERY_METRIC = "*"
 
 
 class _Strict(BaseModel):
@@ -134,6 +138,7 @@ class Effect(_Strict):
     regions: list[str] | None = Field(None, min_length=1, description="default: every region")
     instances: list[int] | None = Field(None, min_length=1, description="1-based instance numbers; default: all")
     after: Duration = Field(0.0, ge=0, description="start, from the deploy (versions) or the scenario start (incidents)")
+    before: Duration = Field(0.0, ge=0, description="incidents: start this much before the scenario start")
     for_: Duration | None = Field(None, alias="for", gt=0, description="how long it lasts; default: for good")
     every: Duration | None = Field(None, gt=0, description="repeat: one event per period")
     lasting: Duration | None = Field(None, gt=0, description="how long each event lasts; default one step")
@@ -142,6 +147,7 @@ class Effect(_Strict):
     add: float | None = None
     set: float | None = None
     scale: float | None = None
+    bump: float | None = None
     gap: bool = False
     reset: bool = False
 
@@ -150,7 +156,9 @@ class Effect(_Strict):
         given = [name for name in _SHAPES if _given(getattr(self, name))]
         if len(given) != 1:
             found = f"got {', '.join(given)}" if given else "got none"
-            raise ValueError(f"an effect needs exactly one of add, set, scale, gap, reset ({found})")
+            raise ValueError(f"an effect needs exactly one of add, set, scale, bump, gap, reset ({found})")
+        if given[0] == "bump" and (self.for_ is None or self.every is not None or self.ramp is not None):
+            raise ValueError("bump: needs for: (how long the bump lasts), and takes no every: or ramp:")
         if self.every is None and (self.lasting is not None or self.jitter):
             raise ValueError("lasting: and jitter need every:")
         if self.every is not None and self.ramp is not None:
@@ -239,6 +247,16 @@ def reference_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], 
     places = [(("versions", v, "effects", i), e) for v, entry in scenario.versions.items() for i, e in enumerate(entry.effects)]
     places += [(("incidents", i), e) for i, e in enumerate(scenario.incidents)]
     for path, effect in places:
+        if effect.before and path[0] == "versions":
+            found.append((path + ("before",), "before: applies to incidents; a version's effects start at its deploy"))
+        if effect.metric == EVERY_METRIC:
+            if effect.reset or effect.instances:
+                found.append((path + ("metric",), '"*" (every metric) takes no reset: or instances:'))
+            for j, region in enumerate(effect.regions or []):
+                if region not in scenario.regions:
+                    found.append((path + ("regions", j), f"unknown region {region!r}; the scenario has "
+                                                         f"{', '.join(scenario.regions)}"))
+            continue
         metric = scenario.metrics.get(effect.metric)
         if metric is None:
             close = difflib.get_close_matches(effect.metric, list(scenario.metrics), n=1)

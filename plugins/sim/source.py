@@ -13,11 +13,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail.plugin.interfaces import PluginContext, Probe, RangeReading, Reading, Series, Source
-from guardrail.language.types import Template
+from guardrail import PluginContext, Probe, RangeReading, Reading, Series, Source, Template
 from guardrail_plugins.prometheus import PrometheusSource, escape_promql
 
 from .fleet import FleetLog, default_fleet_path
+from .freshness import sample_freshness
 from .promql import PromQLError, evaluate
 from .scenario import Scenario, load_scenario
 
@@ -26,7 +26,7 @@ def open_fleet(scenario_path: str, fleet: str | None, context: PluginContext) ->
     """The scenario and fleet log a sim plugin instance works with (paths from the plan)."""
     scenario = load_scenario(Path(context.base_dir) / scenario_path)
     path = Path(context.base_dir) / fleet if fleet else default_fleet_path(context.state_dir, context.service)
-    return scenario, FleetLog(path)
+    return scenario, FleetLog(path, run=getattr(context, "rollout_id", "") or None)
 
 
 class SimSource(Source):
@@ -65,12 +65,18 @@ class SimSource(Source):
         return tuple(Series(dict(labels), value) for labels, value in result if value == value)
 
     def measure(self, probe: Probe, at: float) -> Reading:
+        """A reading with the freshness of its samples, by the ``prometheus`` source's rules."""
         query = probe.params["query"]
         try:
             series = self._series(query, at)
         except PromQLError as exc:
             return Reading.failed(f"sim: query {query!r} failed: {exc}", query=query)
-        return Reading(series=series, detail={"query": query})
+        reading = Reading(series=series, detail={"query": query})
+        if not series:
+            return reading
+        with self._lock:
+            fresh = sample_freshness(query, self.store, at, self.store.scenario.step)
+        return reading.with_freshness(fresh)
 
     def measure_range(self, probe: Probe, start: float, end: float, step: float) -> RangeReading:
         """Like the base class, without building a Reading per step."""

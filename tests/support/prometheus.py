@@ -66,12 +66,15 @@ class PrometheusServer(LoopbackServer):
     name = "prometheus"
 
     def __init__(self, base: Path, *, tsdb: Path | None = None, scrape: Iterable[str] = (),
-                 scrape_interval: str = "1s", startup_timeout: float = 60.0):
+                 scrape_interval: str = "1s", global_interval: str | None = None, startup_timeout: float = 60.0):
         binary = ensure("prometheus", "prometheus")
         base.mkdir(parents=True, exist_ok=True)
         self.tsdb = tsdb or base / "tsdb"
         targets = list(scrape)
-        config: dict[str, Any] = {"global": {"scrape_interval": scrape_interval, "evaluation_interval": "1m"}}
+        # The global interval is what guardrail's prometheus source learns as the sample
+        # interval of every series (freshness): say the backfilled history's step there.
+        config: dict[str, Any] = {"global": {"scrape_interval": global_interval or scrape_interval,
+                                             "evaluation_interval": "1m"}}
         if targets:
             config["scrape_configs"] = [{"job_name": "sim", "honor_labels": True, "scrape_interval": scrape_interval,
                                          "static_configs": [{"targets": targets}]}]
@@ -123,7 +126,8 @@ def start_loaded(base: Path) -> tuple[Loaded, Any]:
     # of a second boundary must not read the same counter value twice and make a rate of 0.
     metrics = serve_metrics(live, SystemClock(), timestamps=True)
     try:
-        server = PrometheusServer(base, tsdb=base / "tsdb", scrape=[f"127.0.0.1:{metrics.port}"])
+        server = PrometheusServer(base, tsdb=base / "tsdb", scrape=[f"127.0.0.1:{metrics.port}"],
+                                  global_interval=f"{int(stores[0].scenario.step)}s")
     except BaseException:
         metrics.close()
         raise

@@ -49,6 +49,8 @@ SEARCH_ATTRIBUTES = {
     "GuardrailRollout": "Keyword",
     "GuardrailWave": "Keyword",
     "GuardrailRegions": "KeywordList",
+    "GuardrailVersion": "Keyword",
+    "GuardrailOutcome": "Keyword",
 }
 """Registered at start-up with ``--search-attribute``: the dev server pre-registers no custom ones."""
 

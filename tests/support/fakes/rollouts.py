@@ -81,9 +81,9 @@ def run_api(plan: Path, state: Path, env: dict[str, str] | None = None, **api_kw
 
 
 def deliveries(state: Path, sink: str | None = None) -> list[dict]:
-    from guardrail.state.sqlite import SQLiteStore
+    from guardrail.state.open import open_store
 
-    store = SQLiteStore(state)
+    store = open_store(state)
     try:
         return store.deliveries(sink=sink)
     finally:

@@ -14,11 +14,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from guardrail.language import documents
-from guardrail.errors import ConfigError, Problem
+from guardrail import ConfigError, Document, Duration, Problem
 from guardrail.language.loader import LoadedPolicy, load_policy
-from guardrail.language.types import Duration
-from guardrail.language.yamldoc import Document
-from guardrail.tools.policytest.notation import expand
+from guardrail_plugins.policytest.notation import expand
 
 Verdict = Literal["pass", "fail", "inconclusive"]
 

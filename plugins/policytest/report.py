@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from guardrail.language.types import format_duration
-from guardrail.language.yamldoc import Document
-from guardrail.tools.policytest.model import Case, Expectation
-from guardrail.tools.policytest.runner import Outcome, Tick
+from guardrail import Document, format_duration
+from guardrail_plugins.policytest.model import Case, Expectation
+from guardrail_plugins.policytest.runner import Outcome, Tick
 
 CONTEXT = 3
 """Evaluations shown before and after the first divergence."""

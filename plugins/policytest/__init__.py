@@ -1,4 +1,8 @@
-"""``guardrail test``: policy unit tests, in the spirit of ``promtool test rules``.
+"""``kind: PolicyTest`` and ``guardrail test``: policy unit tests, in the spirit of ``promtool test rules``.
+
+A built-in plugin: it registers the document kind (so ``guardrail validate`` checks test
+files wherever they are, and ``guardrail schema policytest`` prints their schema) and the
+``test`` command.
 
 Why: a policy decides whether a release is rolled back, and until now the only way
 to learn what it decides was a production incident (or a live cluster, with Argo
@@ -50,12 +54,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from guardrail import UsageError, hookimpl
 from guardrail.language import documents
-from guardrail.errors import UsageError
-from guardrail.tools.policytest.model import LoadedTest, PolicyTest, load_test, validate_document
-from guardrail.tools.policytest.notation import expand
-from guardrail.tools.policytest.report import Mismatch, compare
-from guardrail.tools.policytest.runner import Outcome, run_case
+from guardrail_plugins.policytest.model import LoadedTest, PolicyTest, load_test, validate_document
+from guardrail_plugins.policytest.notation import expand
+from guardrail_plugins.policytest.report import Mismatch, compare
+from guardrail_plugins.policytest.runner import Outcome, run_case
 
 
 @dataclass
@@ -126,3 +130,15 @@ def run_paths(paths: Iterable[str | Path], registry: Any) -> list[FileResult]:
 
 __all__ = ["FileResult", "LoadedTest", "Mismatch", "Outcome", "PolicyTest", "expand", "load_test", "run_case",
            "find_test_files", "run_loaded", "run_paths", "validate_document"]
+
+
+@hookimpl(trylast=True)
+def guardrail_register_document_kinds(register):
+    register("PolicyTest", validate_document, schema=PolicyTest)
+
+
+@hookimpl(trylast=True)
+def guardrail_register_commands(app):
+    from .command import policy_test
+
+    app.command("test")(policy_test)

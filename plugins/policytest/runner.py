@@ -17,14 +17,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from guardrail.judging.evaluate import (NO_CONTROL, ControlEvidence, baseline_reference, baseline_window,
+from guardrail.judging.evaluate import (DEFAULT_BASELINE_WINDOW, NO_CONTROL, ControlEvidence, baseline_reference, baseline_window,
                                         control_window, judge_check)
 from guardrail.judging.judge import CheckState
 from guardrail.language.model import Check, Policy
-from guardrail.plugin.interfaces import Probe, Reading, Series, Source
-from guardrail.plugin.templates import render_value
-from guardrail.tools.policytest.model import Case, PolicyTest, series_labels
-from guardrail.tools.policytest.notation import expand
+from guardrail import Probe, Reading, Series, Source, render_value
+from guardrail_plugins.policytest.model import Case, PolicyTest, series_labels
+from guardrail_plugins.policytest.notation import expand
 
 
 @dataclass(frozen=True)
@@ -135,7 +134,8 @@ def run_case(test: PolicyTest, case: Case, policy: Policy) -> dict[tuple[str, st
             check = checks[key[1]]
             outcome, state = outcomes[key], states[key]
             if check.compare == "control":
-                evidence = _control_evidence(check, source, probes, key, case.control, start, at, interval)
+                evidence = _control_evidence(check, source, probes, key, case.control, start, at, interval,
+                                             bake=until - start)
                 verdict, state, _ = judge_check(check, at=at, state=state, on_no_data=policy.on_no_data,
                                                 control=evidence)
             else:
@@ -173,12 +173,17 @@ def _baseline(check: Check, source: InputSource, probe: Probe, start: float, bak
 
 
 def _control_evidence(check: Check, source: InputSource, probes: dict, key: tuple[str, str], controls: list[str],
-                      start: float, at: float, interval: float) -> ControlEvidence:
+                      start: float, at: float, interval: float, bake: float) -> ControlEvidence:
     """As ``guardrail.rollout.control.ControlChecks.evidence``, over the test's inputs."""
     window = control_window(check, interval, start, at)
-    if not controls:
-        return ControlEvidence(window, skipped=NO_CONTROL)
     begin, samples = window
+    if not controls:
+        if check.on_no_control != "baseline":
+            return ControlEvidence(window, skipped=NO_CONTROL)
+        span = bake or DEFAULT_BASELINE_WINDOW
+        return ControlEvidence(window, source.measure_range(probes[key], begin, at, interval)
+                               if samples >= check.min_samples else None, skipped=NO_CONTROL,
+                               baseline=source.measure_range(probes[key], start - span, start, interval))
     if samples < check.min_samples:
         return ControlEvidence(window)
     return ControlEvidence(window, source.measure_range(probes[key], begin, at, interval),
