@@ -4,6 +4,7 @@ emits: one list (``guardrail.plugin.events``), checked against the source."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 from guardrail.plugin import hookspecs
@@ -36,8 +37,28 @@ def _literal_kinds() -> set[str]:
     return {k for k in kinds if not k.endswith(".")}  # "incident." + status: checked through INCIDENT_STATUSES
 
 
+@functools.cache
+def _constants() -> dict[str, str]:
+    """Module-level ``NAME = "text"`` assignments: a kind may be emitted through one."""
+    found = {}
+    for path in SOURCE.rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                    and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+                found[node.targets[0].id] = node.value.value
+    return found
+
+
 def _strings(args: list[ast.expr]) -> set[str]:
-    return {n.value for arg in args for n in ast.walk(arg) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    constants = _constants()
+    out = set()
+    for arg in args:
+        for n in ast.walk(arg):
+            if isinstance(n, ast.Constant) and isinstance(n.value, str):
+                out.add(n.value)
+            elif isinstance(n, ast.Name) and n.id in constants:
+                out.add(constants[n.id])
+    return out
 
 
 def test_every_emitted_kind_is_documented_and_every_documented_kind_is_emitted():

@@ -20,6 +20,7 @@ from guardrail.cli import create_app
 from guardrail.report import gather, render_html
 from guardrail.report.data import PLOT_BUCKETS
 from guardrail.state.sqlite import SQLiteStore
+from support.stores import add_measurements
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "examples" / "quickstart"
@@ -330,7 +331,7 @@ def test_200k_measurements_make_a_small_page_quickly(tmp_path):
         rows = [("bake:all", k, start + 5 * k, region, "p", check, "pass", (k * 7919) % 1000 / 10.0, 120.0, None,
                  "> 120", False, "", "q", None, None, None, 0, k + 1, 0, 0)
                 for k in range(first, first + 1000) for check in ("a", "b", "c", "d") for region in regions]
-        store.add_measurements("long", rows)
+        add_measurements(store, "long", rows)
     store.set_state("long", "promoted", outcome="promoted", finished=True)
     assert store.measurement_count("long") == 200_000
     # CPU seconds of this process: the work the page costs. Wall-clock time also counts

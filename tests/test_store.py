@@ -25,6 +25,7 @@ from guardrail.secrets import Redactor
 from guardrail.state.open import open_store
 from guardrail.state.protocol import Store
 from guardrail.state.sqlite import SCHEMA_VERSION, SQLiteStore
+from support.stores import add_measurements
 
 DATA = Path(__file__).parent / "data" / "engine"
 SECRET = "s3cr3t-T0KEN-4f9a2c"
@@ -128,10 +129,10 @@ def test_a_step_is_committed_as_started_before_and_finished_after(backend):
 def test_measurements_are_stored_with_the_judges_memory_and_read_back_by_phase(backend):
     with closing(backend.open()) as store:
         _rollout(store)
-        store.add_measurements("r-1", [_measurement(store), _measurement(store, region="r1"),
+        add_measurements(store, "r-1", [_measurement(store), _measurement(store, region="r1"),
                                        _measurement(store, tick=1, at=1030.0, status="inconclusive", value=None,
                                                     streak=1, reason="no data")])
-        store.add_measurements("r-1", [_measurement(store, phase="recovery")])
+        add_measurements(store, "r-1", [_measurement(store, phase="recovery")])
         assert store.measurement_count("r-1") == 4
         rows = store.measurements("r-1", "bake:canary", region="r3", check="errors")
         assert [(m["tick"], m["status"], m["streak"], m["pending"]) for m in rows] == [
@@ -143,15 +144,15 @@ def test_measurements_are_stored_with_the_judges_memory_and_read_back_by_phase(b
 def test_a_tick_is_one_row_and_the_view_shows_each_evaluation(backend):
     with closing(backend.open()) as store:
         _rollout(store)
-        store.add_measurements("r-1", [_measurement(store, check_name=f"c{i}") for i in range(3)]
+        add_measurements(store, "r-1", [_measurement(store, check_name=f"c{i}") for i in range(3)]
                                + [_measurement(store, policy="other")])
         # A phase resumed with more items (its plan changed before an abort) completes the
         # tick it had stored: the new evaluations are appended to the same row, in order.
-        store.add_measurements("r-1", [_measurement(store, check_name="late", value=float("inf"))])
+        add_measurements(store, "r-1", [_measurement(store, check_name="late", value=float("inf"))])
         assert [m["check"] for m in store.measurements("r-1")] == ["c0", "c1", "c2", "late", "errors"]
         assert store.measurements("r-1", check="late")[0]["value"] == float("inf")
         # Added again (a write retried after a lost connection): nothing twice.
-        store.add_measurements("r-1", [_measurement(store, check_name="late", value=float("inf"))])
+        add_measurements(store, "r-1", [_measurement(store, check_name="late", value=float("inf"))])
         assert store.measurement_count("r-1") == 5
     assert backend.rows("SELECT policy, tick FROM ticks ORDER BY id") == [("errors", 0), ("other", 0)]
     assert backend.rows("SELECT check_name, status, value, pending FROM measurements WHERE check_name = 'c1'") == [
@@ -164,7 +165,7 @@ def test_infinite_and_nan_values_stay_readable_by_sql_and_python(backend):
     inf = float("inf")
     with closing(backend.open()) as store:
         _rollout(store)
-        store.add_measurements("r-1", [_measurement(store, value=inf, threshold=-inf, reference=float("nan"),
+        add_measurements(store, "r-1", [_measurement(store, value=inf, threshold=-inf, reference=float("nan"),
                                                     reason="Infinity NaN", evidence={"raw": inf})])
         [row] = store.measurements("r-1")
         assert (row["value"], row["threshold"], row["reference"]) == (inf, -inf, None)
@@ -259,10 +260,12 @@ def test_secrets_given_to_the_redactor_never_reach_the_storage(backend):
         store.set_state("r-1", "failed", reason=f"deploy failed: {leak}")
         store.start_step("r-1", "deploy:r3", 1000.0, {"argv": ["deploy.sh", SECRET]})
         store.finish_step("r-1", "deploy:r3", False, 1001.0, {"outcome": leak})
-        store.add_measurements("r-1", [_measurement(store, reason=leak, evidence={"detail": leak})])
+        add_measurements(store, "r-1", [_measurement(store, reason=leak, evidence={"detail": leak})])
         store.set_baseline("r-1", "r3", "errors", "errors", 1.0, (0.0, 1000.0), {"error": leak})
         store.save_incident({"id": "INC-r-1", "rollout_id": "r-1", "status": "identified", "decision": leak})
-        store.spool({"id": "INC-r-1", "status": "identified", "decision": leak}, "webhook", f"401 for {SECRET}")
+        store.enqueue_delivery({"id": "INC-r-1", "status": "identified", "decision": leak, "revision": 1}, "webhook")
+        [queued] = store.deliveries(incident_id="INC-r-1")
+        store.record_delivery(queued["id"], "pending", f"401 for {SECRET}")
         assert store.events("r-1")[0]["detail"] == "Authorization: Bearer ***"
         assert store.rollout("r-1")["reason"] == "deploy failed: Authorization: Bearer ***"
     written = backend.written()
@@ -343,7 +346,7 @@ def test_rollouts_requests_events_and_baselines_read_back_as_written(backend):
         assert first["seq"] > 0 and [e["kind"] for e in store.events(rid)] == ["a.b", "c.d", "a.b"]
         assert [e["x"] for e in store.events(rid, "a.b")] == [1, 2]
         assert [e["kind"] for e in store.events(rid, ("c.d", "none"))] == ["c.d"]
-        store.add_measurements(rid, [_measurement(store, at=1010.0)])
+        add_measurements(store, rid, [_measurement(store, at=1010.0)])
         assert store.last_time(rid) == 1010.0 and store.last_time("nope") is None
         store.set_baseline(rid, "r3", "errors", "errors", 0.5, (0.0, 900.0), {"q": 1})
         store.set_baseline(rid, "r3", "errors", "errors", 0.7, (0.0, 950.0), {"q": 2})
@@ -357,7 +360,7 @@ def test_rollouts_requests_events_and_baselines_read_back_as_written(backend):
 def test_report_aggregates_agree_with_the_rows(backend):
     with closing(backend.open()) as store:
         _rollout(store)
-        store.add_measurements("r-1", [_measurement(store, tick=t, at=1000.0 + 30 * t, status=s, value=v, pending=p)
+        add_measurements(store, "r-1", [_measurement(store, tick=t, at=1000.0 + 30 * t, status=s, value=v, pending=p)
                                        for t, (s, v, p) in enumerate([("pass", 1.0, 0), ("pass", 3.0, 1),
                                                                       ("fail", 5.0, 0), ("inconclusive", None, 0)])])
         [group] = store.verdict_groups("r-1")
@@ -383,7 +386,9 @@ def test_the_outbox_queues_each_revision_once_in_order(backend):
         assert store.enqueue_delivery(incident, "slack") is True
         assert store.enqueue_delivery(incident, "slack") is False  # repeated after a crash: nothing new
         assert store.enqueue_delivery(incident | {"revision": 2, "status": "resolved"}, "slack") is True
-        store.spool(incident, "webhook", "503")
+        assert store.enqueue_delivery(incident, "webhook") is True
+        [spooled] = store.deliveries("pending", sink="webhook")
+        store.record_delivery(spooled["id"], "pending", "503")  # a failed attempt: spooled for later
         rows = store.deliveries("pending", sink="slack")
         assert [r["payload"]["revision"] for r in rows] == [1, 2] and rows[0]["id"] < rows[1]["id"]
         store.record_delivery(rows[0]["id"], "delivered")

@@ -29,9 +29,7 @@ def _api(state):
     path = state_path(state)
     if not is_url(path) and not path.exists():  # opening it would create an empty state file
         raise UsageError(f"no state file at {path}: pass --state (or set $GUARDRAIL_STATE) to where rollouts are kept")
-    api = Guardrail(path, pm=plugin_manager())
-    _close_with_command(api)
-    return api
+    return Guardrail(path, pm=plugin_manager())
 
 
 @incidents_app.command("list")
@@ -108,15 +106,6 @@ def flush(incident: Annotated[str | None, typer.Argument(help="only this inciden
         out_console.print(f"{len(results)} attempted, {len(left)} not delivered" if results or left
                           else "nothing to deliver")
     raise typer.Exit(1 if left else 0)
-
-
-def _close_with_command(api) -> None:
-    """A database's connection pool closes when the command ends, whichever way."""
-    import click
-
-    context = click.get_current_context(silent=True)
-    if context is not None:
-        context.call_on_close(api.close)
 
 
 def register(app: typer.Typer) -> None:

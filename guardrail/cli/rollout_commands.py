@@ -54,7 +54,6 @@ def _guardrail(state: Path | None, progress: bool, *, existing: bool = False, ma
         pm.register(listener)
     api = Guardrail(path, pm=pm, interruption=Interruption())
     watch(api.store.redactor)  # a crash log masks the plan's secrets too
-    _close_with_command(api)
     return api, listener
 
 
@@ -377,15 +376,6 @@ def _short_time(text: str | None, day: str) -> str:
 def status_command(rollout_id: str, state: Path | str | None) -> str:
     """The ``guardrail status`` command line that shows this rollout from here, as printed."""
     return _command("status", rollout_id, state)
-
-
-def _close_with_command(api) -> None:
-    """A database's connection pool closes when the command ends, whichever way."""
-    import click
-
-    context = click.get_current_context(silent=True)
-    if context is not None:
-        context.call_on_close(api.close)
 
 
 def register(app: typer.Typer) -> None:

@@ -40,6 +40,8 @@ EVENTS: dict[str, str] = {
     "rollout.error": "an unexpected error stopped the procedure; the rollout halted (or still rolled back): error, where",
     "person.acted": "a person paused, resumed, approved, aborted, unlocked, took over or overrode a window: action, "
                     "by, reason",
+    "runner.attempt": "a Temporal worker began an attempt at the rollout: worker, host, pid, attempt",
+    "runner.stopped": "a Temporal worker stopped running the rollout: worker, host, pid, why",
     "lock.taken_over": "this rollout took over a stale lock: previous_rollout, previous_holder, why, own",
     "lock.lost": "this rollout's lock was taken over by another: by_rollout, by_holder, why",
     **{f"state.{state}": f"the rollout entered {state!r}" for state in STATES},

@@ -44,6 +44,8 @@ class PluginContext:
 
     clock: Clock
     state_dir: Path
+    """Where the plugin keeps local files: the state file's folder, or with a database state
+    ``GUARDRAIL_STATE_DIR``, else the working folder."""
     base_dir: Path = field(default_factory=Path.cwd)
     """Directory relative paths in settings are resolved against (the plan's folder)."""
     service: str = ""

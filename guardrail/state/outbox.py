@@ -48,15 +48,6 @@ class OutboxStore:
     def set_sink_ref(self, incident_id: str, sink: str, ref: dict[str, Any] | None) -> None:
         self._write("INSERT OR REPLACE INTO sink_refs VALUES (?,?,?)", (incident_id, sink, self._clean(ref)))
 
-    def spool(self, incident: dict[str, Any], sink: str, error: str) -> None:
-        """Keep an undelivered notification for ``guardrail incidents flush``."""
-        self._write(
-            "INSERT INTO deliveries (incident_id, sink, status, incident_status, attempts, created_at, last_error,"
-            " payload) VALUES (?,?,?,?,?,?,?,?)",
-            (incident["id"], sink, "pending", incident["status"], 1, time.time(), self.redactor.redact(error),
-             self._clean(incident)),
-        )
-
     def enqueue_delivery(self, incident: dict[str, Any], sink: str) -> bool:
         """Queue one revision of an incident for a sink (``pending``). Idempotent per
         (incident, sink, revision), so a publish repeated after a crash queues nothing new."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -35,7 +36,6 @@ from guardrail.state.postgres_outbox import PostgresOutbox
 from guardrail.state.schema import PACKED, POSTGRES_MIGRATIONS, ROW_SPAN, SCHEMA_VERSION
 from guardrail.state.sqlite import MEASUREMENT_COLUMNS, _dumps, _json_text
 
-_PACK = tuple(MEASUREMENT_COLUMNS.index(f) for f in PACKED)
 _REGION, _CHECK = PACKED.index("region"), PACKED.index("check_name")
 _NOW = "extract(epoch from clock_timestamp())::float8"
 MIGRATION_LOCK = 0x67726472  # "grdr": the advisory lock key schema changes are made under
@@ -52,6 +52,10 @@ class PostgresStore(PostgresOutbox):
                  migrate: bool = True, retry_for: float | None = None, timeout: float | None = None):
         self.redactor = redactor or Redactor()
         self.db = Database(url, self.redactor, environ=environ, retry_for=retry_for, timeout=timeout)
+        # A store dropped without close() closes its pool here, in the thread that dropped
+        # it: left to the garbage collector, the pool may be finalised in one of its own
+        # worker threads, which cannot join themselves.
+        self._closer = weakref.finalize(self, self.db.close)
         self.location = self.db.location
         env = os.environ if environ is None else environ
         self.state_dir = Path(env.get("GUARDRAIL_STATE_DIR") or Path.cwd()).absolute()
@@ -71,7 +75,7 @@ class PostgresStore(PostgresOutbox):
         return self.location
 
     def close(self) -> None:
-        self.db.close()
+        self._closer()
 
     # -- schema ------------------------------------------------------------------------
 
@@ -273,12 +277,6 @@ class PostgresStore(PostgresOutbox):
             new = [e for e in ticks[i][4] if (e[_REGION], e[_CHECK]) not in seen]
             if new:
                 conn.execute("UPDATE ticks SET evaluations = %s WHERE id = %s", (_json_text(have + new), tick_id))
-
-    def add_measurements(self, rollout_id: str, rows: list[tuple]) -> None:
-        ticks: dict[tuple, list[list]] = {}
-        for row in rows:
-            ticks.setdefault((row[0], row[4], row[1], row[2]), []).append([row[i] for i in _PACK])
-        self.add_ticks(rollout_id, [(*key, evaluations) for key, evaluations in ticks.items()])
 
     def measurements(self, rollout_id: str, phase: str | None = None, *, region: str | None = None,
                      check: str | None = None) -> list[dict[str, Any]]:

@@ -60,13 +60,6 @@ class PostgresOutbox:
         self.db.write("INSERT INTO sink_refs VALUES (%s,%s,%s) ON CONFLICT (incident_id, sink)"
                       " DO UPDATE SET ref = excluded.ref", (incident_id, sink, self._clean(ref)))
 
-    def spool(self, incident: dict[str, Any], sink: str, error: str) -> None:
-        self.db.write(
-            "INSERT INTO deliveries (incident_id, sink, status, incident_status, attempts, created_at, last_error,"
-            " payload) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
-            (incident["id"], sink, "pending", incident["status"], 1, time.time(), self.redactor.redact(error),
-             self._clean(incident)), once=True)
-
     def enqueue_delivery(self, incident: dict[str, Any], sink: str) -> bool:
         def fn(conn: psycopg.Connection) -> bool:
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s || '/' || %s, 0))", (incident["id"], sink))

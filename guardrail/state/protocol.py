@@ -51,7 +51,7 @@ class Store(Protocol):
     """The local folder plugins keep their own files in (the journal sink, the simulated
     fleet): the state file's folder, or for a server database the working folder."""
     MEASUREMENT_COLUMNS: tuple[str, ...]
-    """The fields of a row given to ``add_measurements``, in order."""
+    """The fields of a measurement row (``measurements``), in order."""
 
     def close(self) -> None: ...
 
@@ -114,9 +114,6 @@ class Store(Protocol):
     def coverage(self, rollout_id: str, phase: str | None = None) -> list[Row]:
         """Covered time per phase, region, policy and check (``judging.coverage``)."""
 
-    def add_measurements(self, rollout_id: str, rows: list[tuple]) -> None:
-        """``add_ticks`` for rows in the order of ``MEASUREMENT_COLUMNS``."""
-
     def measurements(self, rollout_id: str, phase: str | None = None, *, region: str | None = None,
                      check: str | None = None) -> list[Row]:
         """Every evaluation in the order stored: ``MEASUREMENT_COLUMNS`` plus ``id``, ``rollout_id``, ``check``."""
@@ -165,9 +162,6 @@ class Store(Protocol):
     def sink_ref(self, incident_id: str, sink: str) -> Row | None: ...
 
     def set_sink_ref(self, incident_id: str, sink: str, ref: Row | None) -> None: ...
-
-    def spool(self, incident: Row, sink: str, error: str) -> None:
-        """Keep an undelivered notification (``pending``) for a later flush."""
 
     def enqueue_delivery(self, incident: Row, sink: str) -> bool:
         """Queue one revision of an incident for a sink; idempotent per (incident, sink, revision)."""

@@ -43,8 +43,7 @@ def _dumps(value: Any) -> str:
 MEASUREMENT_COLUMNS = ("phase", "tick", "at", "region", "policy", "check_name", "status", "value", "threshold",
                        "reference", "comparison", "pending", "reason", "query", "evidence", "breach_since",
                        "first_breach_at", "streak", "evaluations", "failures", "inconclusives")
-"""The fields of a measurement row given to ``add_measurements``, in order."""
-_PACK = tuple(MEASUREMENT_COLUMNS.index(f) for f in PACKED)
+"""The fields of a measurement row (``measurements``), in order."""
 
 _NON_FINITE = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
 _AS_JSON = {"Infinity": "1e999", "-Infinity": "-1e999", "NaN": "null"}
@@ -297,14 +296,6 @@ class SQLiteStore(OutboxStore):
             sql, args = sql + " AND phase = ?", args + [phase]
         return [dict(r) | {"check": r["check_name"], "spans": json.loads(r["spans"]), "applies": bool(r["applies"])}
                 for r in self._read(sql + " ORDER BY phase, region, policy, check_name", args)]
-
-    def add_measurements(self, rollout_id: str, rows: list[tuple]) -> None:
-        """``add_ticks`` for rows in the order of ``MEASUREMENT_COLUMNS``, grouped by phase,
-        policy and tick in the order given (for tools that write measurements one by one)."""
-        ticks: dict[tuple, list[list]] = {}
-        for row in rows:
-            ticks.setdefault((row[0], row[4], row[1], row[2]), []).append([row[i] for i in _PACK])
-        self.add_ticks(rollout_id, [(*key, evaluations) for key, evaluations in ticks.items()])
 
     def measurements(self, rollout_id: str, phase: str | None = None, *, region: str | None = None,
                      check: str | None = None) -> list[dict[str, Any]]:

@@ -60,3 +60,18 @@ class PostgresBackend:
         for table in tables:
             out += [r[0] for r in self.rows(f'SELECT t::text FROM "{table}" t')]
         return "\n".join(out).encode()
+
+
+def add_measurements(store, rollout_id: str, rows: list[tuple]) -> None:
+    """Store measurement rows (in the order of ``MEASUREMENT_COLUMNS``) as the engine
+    stores them: one tick per phase, policy and tick number, through ``add_ticks``."""
+    from guardrail.state.schema import PACKED
+
+    columns = store.MEASUREMENT_COLUMNS
+    pack = [columns.index(name) for name in PACKED]
+    ticks: dict[tuple, list[list]] = {}
+    for row in rows:
+        key = (row[columns.index("phase")], row[columns.index("policy")], row[columns.index("tick")],
+               row[columns.index("at")])
+        ticks.setdefault(key, []).append([row[i] for i in pack])
+    store.add_ticks(rollout_id, [(*key, evaluations) for key, evaluations in ticks.items()])
