@@ -37,12 +37,12 @@ def _wait_for_rollout(state: Path, timeout: float = 60.0) -> str:
             store = SQLiteStore(state)
             try:
                 rows = store.rollouts()
-                if rows and store.steps(rows[0]["id"], "bake:"):
+                if rows:
                     return rows[0]["id"]
             finally:
                 store.close()
         time.sleep(0.1)
-    raise AssertionError("the rollout never started baking")
+    raise AssertionError("the rollout never started")
 
 
 def _read_all(fd: int, proc: subprocess.Popen, timeout: float) -> str:
@@ -64,7 +64,8 @@ def _read_all(fd: int, proc: subprocess.Popen, timeout: float) -> str:
 
 def test_watch_in_a_terminal_follows_the_bake_and_ends_with_the_outcome(work, state):  # noqa: F811
     plan = write_plan(work, "watched", base="realtime.yaml", waves=[
-        {"name": "canary", "regions": ["r3"], "bake": "6s"}, {"name": "main", "regions": ["r1", "r2"], "bake": "4s"}])
+        # The canary bakes long enough for a watcher started on a loaded machine to see it advance.
+        {"name": "canary", "regions": ["r3"], "bake": "15s"}, {"name": "main", "regions": ["r1", "r2"], "bake": "3s"}])
     driver = subprocess.Popen([sys.executable, "-m", "guardrail", "rollout", str(plan), "--state", str(state),
                                "--output", "json"], cwd=REPO, env=_env(), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)

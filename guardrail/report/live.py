@@ -27,8 +27,10 @@ def live_view(store: Store, rollout_id: str, now: float | None = None) -> dict[s
     simulated one is read at its own latest recorded time."""
     summary = summarize(store, rollout_id)
     row = store.rollout(rollout_id)
-    if row["clock"] == "virtual" or now is None:
-        now = store.last_time(rollout_id) or row["clock_start"] if row["clock"] == "virtual" else time.time()
+    if row["clock"] == "virtual":
+        now = store.last_time(rollout_id) or row["clock_start"]
+    elif now is None:
+        now = time.time()
     bake = _bake(store, rollout_id, now, running=row["state"] == "baking")
     phase = "recovery" if row["state"] == "verifying_recovery" else f"bake:{bake['wave']}" if bake else None
     events = [e for e in store.events(rollout_id) if describe(e)][-LAST_EVENTS:]
