@@ -86,6 +86,7 @@ def test_the_rollout_commands_for_every_exit_code(contract, work, state):  # noq
 
     assert c(3, "resume", gated["rollout_id"], "--state", state)["outcome"] == "halted"  # still waits
     assert c(0, "resume", ok["rollout_id"], "--state", state)["outcome"] == "promoted"  # finished: its result
+    c(2, "resume", "no-such-rollout", "--state", state)  # nothing to resume
     paused = c(0, "pause", gated["rollout_id"], "--state", state)
     assert (paused["outcome"], paused["state"]) == ("pause_requested", "halted")
     c(2, "pause", ok["rollout_id"], "--state", state)

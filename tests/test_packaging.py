@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -80,7 +81,7 @@ def test_the_distribution_name_is_ours_everywhere():
     for example in (REPO / "examples" / "ci").iterdir():
         for line in example.read_text().splitlines():
             if "pip install" in line:
-                assert f"pip install {DISTRIBUTION}" in line, f"{example.name}: {line.strip()}"
+                assert re.search(rf"pip install '?{DISTRIBUTION}\b", line), f"{example.name}: {line.strip()}"
     assert f"pip install {DISTRIBUTION}" in (REPO / "README.md").read_text()
 
 
