@@ -115,9 +115,14 @@ def _failure_measures(lib, result) -> dict[str, Any]:
     from guardrail_plugins.sim import load_scenario
 
     scenario = load_scenario(result.directory / "scenario.yaml")
-    first_effect = min((e.after for e in scenario.effects_of(result.version)), default=0.0)
+    effects = scenario.effects_of(result.version)
+
+    def first_effect(region: str) -> float | None:  # an effect narrowed to other regions is no onset here
+        return min((e.after for e in effects if e.regions is None or region in e.regions), default=None)
+
     end = result.decided_at if result.decided_at is not None else max(e["at"] for e in result.events)
-    onsets = {r: spans[0][0] + first_effect for r, spans in result.exposure.items() if spans}
+    onsets = {r: spans[0][0] + first_effect(r) for r, spans in result.exposure.items()
+              if spans and first_effect(r) is not None}
     minutes = sum(((until if until is not None else end) - since) / 60.0
                   for spans in result.exposure.values() for since, until in spans)
     rolled_back = [until for spans in result.exposure.values() for _, until in spans if until is not None]

@@ -3,7 +3,7 @@ every CI run): mutated plans and policies, and what it cost.
 
     python benchmarks/fuzz_validate.py --runs 100000 [--seed 20261203]
 
-Prints the count, uncaught exceptions, runs over 2 s, problems without a location, the
+Prints the count, uncaught exceptions, runs over 2 s of CPU, problems without a location, the
 CPU and wall time, the slowest file, the process's peak RSS, and the traced peak memory
 of the 20 slowest mutants validated again one by one.
 """
@@ -57,7 +57,8 @@ def main() -> None:
     print(f"problems without a location:  {len(result.unlocated)}")
     print(f"time:                         {cpu:.0f} s CPU, {wall:.0f} s wall"
           f" ({cpu / result.runs * 1000:.1f} ms CPU per file)")
-    print(f"slowest file:                 {result.slowest * 1000:.0f} ms wall (seed {result.slowest_seed})")
+    print(f"slowest file:                 {result.slowest * 1000:.0f} ms wall (seed {result.slowest_seed}),"
+          f" {result.slowest_cpu * 1000:.0f} ms CPU at most")
     print(f"peak RSS of the process:      {rss:.0f} MiB")
     print(f"traced peak, 20 slowest:      max {max(peaks):.1f} MiB, median {sorted(peaks)[len(peaks) // 2]:.1f} MiB")
     for finding in (result.crashes + result.slow + result.unlocated)[:20]:

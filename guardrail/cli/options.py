@@ -14,18 +14,32 @@ from guardrail.errors import UsageError
 
 STATE_ENV = "GUARDRAIL_STATE"
 
-_manager = None
+_manager: tuple[tuple, object] | None = None
 
 
 def plugin_manager():
     """The plugin manager of this command-line run: built once, on first use, and shared
-    by every command (``create_app`` starts each run with none)."""
+    by every command while the places plugins are found from stay the same (the folders
+    on ``sys.path`` and what they hold, ``GUARDRAIL_PLUGINS``,
+    ``GUARDRAIL_DISABLE_PLUGIN_AUTOLOAD``): a process that installs a plugin (a test, an
+    embedding program) gets a manager that sees it."""
     global _manager
-    if _manager is None:
-        from guardrail.plugin.manager import get_plugin_manager
+    import sys
 
-        _manager = get_plugin_manager()
-    return _manager
+    from guardrail.plugin.manager import DISABLE_AUTOLOAD_ENV, PLUGINS_ENV, get_plugin_manager
+
+    key = (tuple(_stamp(entry) for entry in sys.path), os.environ.get(PLUGINS_ENV),
+           os.environ.get(DISABLE_AUTOLOAD_ENV))
+    if _manager is None or _manager[0] != key:
+        _manager = (key, get_plugin_manager())
+    return _manager[1]
+
+
+def _stamp(entry: str) -> tuple[str, int]:
+    try:
+        return entry, os.stat(entry or ".").st_mtime_ns
+    except OSError:
+        return entry, 0
 
 
 def forget_plugin_manager() -> None:

@@ -29,7 +29,7 @@ _DATED = re.compile(
     r"^(?P<a>\d{4}-\d{2}-\d{2})(?:\s+(?P<at>\d{1,2}:\d{2}))?\s*-\s*(?P<b>\d{4}-\d{2}-\d{2})(?:\s+(?P<bt>\d{1,2}:\d{2}))?$"
 )
 WEEK = 7 * 86400
-FIRST_YEAR, LAST_YEAR = 2000, 2199
+FIRST_YEAR, LAST_YEAR = 2000, 2999
 """Dated windows lie in these years: anything else is a typo (and year 9999 plus a day
 is past what a datetime can hold)."""
 _ZONE_NAME = re.compile(r"^[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*$")

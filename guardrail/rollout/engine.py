@@ -308,7 +308,12 @@ class Engine:
                     return Halt(reason)
                 if phase.next_time() > end:
                     lacking = phase.lacking(required)
-                    unclean = phase.unclean()
+                    # Late samples at the end of a covered bake do not hold it: the bake
+                    # is covered, and they are not a breach nor a source that cannot
+                    # answer (those count in the streak; a breach held by for: is pending).
+                    unclean = [i for i in phase.unclean() if not (
+                        phase.states[i].last is not None and phase.states[i].last.status == "inconclusive"
+                        and phase.states[i].inconclusive_streak == 0 and i not in lacking)]
                     if not unclean and not lacking:
                         break
                     # The bake goes on while covered time is short of the bake (up to

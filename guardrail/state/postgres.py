@@ -34,7 +34,7 @@ from guardrail.secrets import Redactor
 from guardrail.state.pgconn import Database
 from guardrail.state.postgres_outbox import PostgresOutbox
 from guardrail.state.schema import PACKED, POSTGRES_MIGRATIONS, ROW_SPAN, SCHEMA_VERSION
-from guardrail.state.sqlite import MEASUREMENT_COLUMNS, _dumps, _json_text
+from guardrail.state.sqlite import MEASUREMENT_COLUMNS, _dumps, _json_text, redact_ticks
 
 _REGION, _CHECK = PACKED.index("region"), PACKED.index("check_name")
 _NOW = "extract(epoch from clock_timestamp())::float8"
@@ -222,19 +222,7 @@ class PostgresStore(PostgresOutbox):
         """As ``SQLiteStore.add_ticks``. A tick already stored gains only the evaluations
         (by region and check) it lacks, so a retried call adds nothing twice; the covered
         time is written in the same transaction."""
-        if self.redactor.active:
-            redact = self.redactor.redact
-            reason_at, evidence_at, query_at = PACKED.index("reason"), PACKED.index("evidence"), PACKED.index("query")
-            queries: dict[Any, Any] = {}  # a rendered query (an http URL may hold a secret) repeats every tick
-            for *_, evaluations in ticks:
-                for evaluation in evaluations:
-                    evaluation[reason_at] = redact(evaluation[reason_at])
-                    evaluation[evidence_at] = redact(evaluation[evidence_at])
-                    query = evaluation[query_at]
-                    if isinstance(query, str):
-                        if query not in queries:
-                            queries[query] = redact(query)
-                        evaluation[query_at] = queries[query]
+        redact_ticks(self.redactor, ticks)
         rows = [(rollout_id, phase, policy, tick, at, _json_text(evaluations))
                 for phase, policy, tick, at, evaluations in ticks]
         covered = [(rollout_id, phase, region, policy, check, c, u, json.dumps(spans), int(applies))

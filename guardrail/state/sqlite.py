@@ -36,6 +36,25 @@ from guardrail.state.outbox import OutboxStore
 from guardrail.state.schema import PACKED, ROW_SPAN, SCHEMA as _SCHEMA, SCHEMA_VERSION, migrate
 
 
+def redact_ticks(redactor: Redactor, ticks: list[tuple]) -> None:
+    """Mask secrets in the reason, evidence and query of every evaluation of ``ticks``
+    (``(phase, policy, tick, at, evaluations)``), in place, before any backend stores them."""
+    if not redactor.active:
+        return
+    redact = redactor.redact
+    reason_at, evidence_at, query_at = PACKED.index("reason"), PACKED.index("evidence"), PACKED.index("query")
+    queries: dict[Any, Any] = {}  # a rendered query (an http URL may hold a secret) repeats every tick
+    for *_, evaluations in ticks:
+        for evaluation in evaluations:
+            evaluation[reason_at] = redact(evaluation[reason_at])
+            evaluation[evidence_at] = redact(evaluation[evidence_at])
+            query = evaluation[query_at]
+            if isinstance(query, str):
+                if query not in queries:
+                    queries[query] = redact(query)
+                evaluation[query_at] = queries[query]
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -260,19 +279,7 @@ class SQLiteStore(OutboxStore):
         an abort) completes its stored ticks, and a repeated call adds nothing.
         ``coverage``: the covered time after these ticks, ``(phase, region, policy, check,
         covered, uncovered, spans, applies)``, in the same transaction."""
-        if self.redactor.active:
-            redact = self.redactor.redact
-            reason_at, evidence_at, query_at = PACKED.index("reason"), PACKED.index("evidence"), PACKED.index("query")
-            queries: dict[Any, Any] = {}  # a rendered query (an http URL may hold a secret) repeats every tick
-            for *_, evaluations in ticks:
-                for evaluation in evaluations:
-                    evaluation[reason_at] = redact(evaluation[reason_at])
-                    evaluation[evidence_at] = redact(evaluation[evidence_at])
-                    query = evaluation[query_at]
-                    if isinstance(query, str):
-                        if query not in queries:
-                            queries[query] = redact(query)
-                        evaluation[query_at] = queries[query]
+        redact_ticks(self.redactor, ticks)
         with self._transaction() as db:
             db.executemany("INSERT INTO ticks (rollout_id, phase, policy, tick, at, evaluations) VALUES (?,?,?,?,?,?)"
                            " ON CONFLICT (rollout_id, phase, policy, tick) DO UPDATE SET evaluations = ("

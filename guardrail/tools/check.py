@@ -123,7 +123,9 @@ def _evaluate(evaluator: Evaluator, plan: Plan, region: str, controls: list[str]
             else:
                 evidence = ControlEvidence(windows[item], ranges[item].result(),
                                            [(r, f.result()) for r, f in control_ranges[item]])
-            verdict, detail = judge_once(check, at=at, on_no_data=on_no_data, control=evidence)
+            # Without a plan there is no change either: nothing to compare with, before or after.
+            judged = check if controls else check.model_copy(update={"on_no_control": "skip"})
+            verdict, detail = judge_once(judged, at=at, on_no_data=on_no_data, control=evidence)
             detail.pop("window", None)
             detail.pop("control_samples_by_region", None)
         elif check.compare == "baseline":

@@ -14,12 +14,12 @@ same idempotency key is recognised. Appends happen under ``flock`` so parallel d
 The ``start`` line pins the scenario start when the scenario itself has none: every
 reader then agrees on where history begins, and a resumed run sees the same data.
 
-Each rollout has its own fleet inside the file: the sim plugins of a rollout open the
-log with ``run`` = the rollout id, write it on every line and read only their own
+Each rollout has its own fleet inside the default file (in the state folder): the sim
+plugins of a rollout open it with ``run`` = the rollout id, write it on every line and read only their own
 lines. So any number of rollouts (of one service, of different scenarios, a replay
 with the same ``--start-at``) share one state folder without reading each other's
-history, and a resumed rollout finds its own. A log opened without ``run`` (tests,
-tools outside a rollout) reads every line.
+history, and a resumed rollout finds its own. A log opened without ``run`` (a ``fleet:``
+file the plan names, shared on purpose; tests; tools outside a rollout) reads every line.
 Readers re-read the file only when its size, inode or mtime changed. A line that is not
 valid JSON (a write cut short by a crash) is ignored.
 """

@@ -25,7 +25,10 @@ from .scenario import Scenario, load_scenario
 def open_fleet(scenario_path: str, fleet: str | None, context: PluginContext) -> tuple[Scenario, FleetLog]:
     """The scenario and fleet log a sim plugin instance works with (paths from the plan)."""
     scenario = load_scenario(Path(context.base_dir) / scenario_path)
-    path = Path(context.base_dir) / fleet if fleet else default_fleet_path(context.state_dir, context.service)
+    if fleet:  # named by the plan: shared on purpose (an outside deploy tool may write it), read whole
+        return scenario, FleetLog(Path(context.base_dir) / fleet)
+    # The default log in the state folder: this rollout's own fleet within it.
+    path = default_fleet_path(context.state_dir, context.service)
     return scenario, FleetLog(path, run=getattr(context, "rollout_id", "") or None)
 
 

@@ -27,8 +27,10 @@ entry = {"action": action, "region": region, "version": version, "key": key, "re
 if action in ("deploy", "rollback") and key not in seen and os.environ.get("SIM_FLEET"):
     from guardrail_plugins.sim.fleet import FleetLog
 
-    FleetLog(os.environ["SIM_FLEET"]).record(region=region, version=version, action=action, key=key,
-                                             at=float(os.environ["GUARDRAIL_CLOCK_NOW"]))
+    # The key is ROLLOUT_ID:ACTION:REGION: the change belongs to that rollout's own fleet,
+    # as the sim deployer's records do (guardrail_plugins.sim.fleet).
+    FleetLog(os.environ["SIM_FLEET"], run=key.split(":", 1)[0] or None).record(
+        region=region, version=version, action=action, key=key, at=float(os.environ["GUARDRAIL_CLOCK_NOW"]))
 with open(log, "a") as f:
     f.write(json.dumps(entry) + "\n")
 if os.environ.get("KILL_PARENT_ON") == f"{action}:{region}" and not entry["repeat"]:
