@@ -177,11 +177,14 @@ class Guardrail:
 
     def resume(self, rollout_id: str, *, allow_changed_plan: bool = False, by: str | None = None,
                reason: str | None = None, take_over: str | None = None, record: bool = True,
-               takeover_by: str | None = None) -> RolloutResult:
+               takeover_by: str | None = None, override_window: str | None = None) -> RolloutResult:
         """Continue a rollout that was halted, paused or killed. A finished rollout is not
         run again: its result is returned (``earlier`` set). A superseded rollout (another
         rollout took its lock over) raises ``SupersededError`` (exit 5) unless
         ``take_over`` gives a person's reason to take the service back.
+
+        ``override_window``: the reason to deploy inside the change freeze in force now
+        (recorded).
 
         ``takeover_by``: a runtime that knows the process running this rollout is gone (a
         retried Temporal activity) names the new runner. The lock passes to it whatever
@@ -228,6 +231,11 @@ class Guardrail:
             self.store.request(rollout_id, "pause_honoured", None)
         engine.journal.emit("rollout.resumed", previous_state=row["state"],
                             **({"runner": takeover_by} if takeover_by else {}))
+        frozen = frozen_by(plan.rollout.windows.deny, plan.rollout.windows.timezone, clock.now())
+        if frozen and override_window:
+            who = people.identity(by, self.environ)
+            engine.journal.emit("window.overridden", window=frozen, reason=override_window, by=who)
+            people.record(self.store, rollout_id, people.act("override-window", who, override_window, window=frozen))
         lease.record_takeover(engine.journal.emit)
         engine.run()
         return self.result(rollout_id)
@@ -345,7 +353,10 @@ class Guardrail:
     def result(self, rollout_id: str) -> RolloutResult:
         """Where a rollout stands now, as the result of the command that last drove it."""
         row = self.store.rollout(rollout_id)
-        return RolloutResult(rollout_id, row["service"], row["outcome"] or "halted", row["state"], row["reason"])
+        from guardrail.state.states import outcome_of
+
+        return RolloutResult(rollout_id, row["service"], outcome_of(row["state"]) or "halted", row["state"],
+                             row["reason"])
 
 
 __all__ = ["Guardrail", "RolloutResult", "GuardrailError"]

@@ -2,8 +2,9 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-DISTRIBUTION = "guardrail"
-"""The name guardrail is installed under (``pip install``)."""
+DISTRIBUTION = "guardrail-rollout"
+"""The name guardrail is installed under (``pip install guardrail-rollout``): ``guardrail`` on the
+public index is an unrelated project. The import package and the command stay ``guardrail``."""
 
 try:
     __version__ = version(DISTRIBUTION)

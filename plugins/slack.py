@@ -31,6 +31,20 @@ class SlackSink(HttpSink):
         return {"messages": (ref or {}).get("messages", 0) + 1}
 
 
+    def announce(self, notification: dict, ref: dict | None) -> dict:
+        text = f"{EVENT_ICON.get(notification['event'], '')} {notification['title']}".strip()
+        self.request("POST", self.settings.url, json_body={"text": clip(text, 3000), "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": clip(_escape(text), 3000)}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(f"`{notification['see_more']}`", 3000)}]},
+        ]})
+        return {"messages": (ref or {}).get("messages", 0) + 1}
+
+
+EVENT_ICON = {"started": ":rocket:", "wave_deployed": ":package:", "wave_promoted": ":arrow_forward:",
+              "waiting_for_approval": ":hourglass:", "halted": ":warning:", "rolled_back": ":rewind:",
+              "done": ":checkered_flag:"}
+
+
 def blocks(incident: dict) -> list[dict]:
     change = incident["change"]
     out: list[dict] = [

@@ -112,6 +112,18 @@ class WebhookSink(HttpSink):
         return {"deliveries": (ref or {}).get("deliveries", 0) + 1}
 
 
+    def announce(self, notification: dict, ref: dict | None) -> dict:
+        event = f"rollout.{notification['event']}"
+        body = json.dumps({"event": event, "notification": notification}, sort_keys=True, separators=(",", ":"),
+                          default=str).encode()
+        headers = {**self.settings.headers, "Content-Type": "application/json", "X-Guardrail-Event": event,
+                   "X-Guardrail-Delivery": f"{notification['id']}:{notification['revision']}"}
+        if self.settings.secret:
+            headers["X-Guardrail-Signature"] = "sha256=" + sign(self.settings.secret, body)
+        self.request("POST", self.settings.url, content=body, headers=headers)
+        return {"deliveries": (ref or {}).get("deliveries", 0) + 1}
+
+
 def sign(secret: str, body: bytes) -> str:
     """The hex HMAC-SHA256 of ``body`` (what X-Guardrail-Signature carries after ``sha256=``)."""
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

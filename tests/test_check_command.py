@@ -138,14 +138,14 @@ def test_cli_json_and_exit_codes_zero_and_three(cli, prometheus, policy, tmp_pat
     healthy = cli("check", str(policy), "--region", "r2", "--prometheus", prometheus.url, "--at",
                   str(prometheus.start + 150 * MINUTE), "--json")
     assert healthy.exit_code == 0, healthy.output
-    answer = json.loads(healthy.output)
+    answer = json.loads(healthy.output)["checks"]
     assert [r["check"] for r in answer] == ["db-cpu-saturation", "queue-depth", "error-log-growth", "delivery-vs-control"]
     assert {r["status"] for r in answer} == {"pass"} and answer[0]["region"] == "r2"
     assert set(answer[0]) >= {"value", "threshold", "reference", "reason", "query", "pending", "skipped"}
     down = f"http://127.0.0.1:{refused_port}"
     unreachable = cli("check", str(policy), "--region", "r2", "--prometheus", down, "--json")
     assert unreachable.exit_code == 3, unreachable.output
-    reasons = [r["reason"] for r in json.loads(unreachable.output) if r["status"] == "inconclusive"]
+    reasons = [r["reason"] for r in json.loads(unreachable.output)["checks"] if r["status"] == "inconclusive"]
     assert len(reasons) == 3 and all(f"prometheus {down}: query " in r for r in reasons)
     assert reasons[2].startswith("baseline window: prometheus")
     assert "cannot connect (Connection refused)" in reasons[0]

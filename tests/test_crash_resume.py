@@ -138,7 +138,7 @@ def test_a_killed_rollout_keeps_its_lock_until_resumed(tmp_path):
     """The dead process's lock is taken over by `resume`, not by a second rollout of it."""
     killed = _guardrail(tmp_path, "rollout", str(PLAN), KILLPOINT_AT="30")
     assert killed.returncode == -signal.SIGKILL
-    history = json.loads(_guardrail(tmp_path, "history", "--json").stdout)
+    history = json.loads(_guardrail(tmp_path, "history", "--json").stdout)["rollouts"]
     assert history[0]["state"] == "baking"
     resumed = _guardrail(tmp_path, "resume", history[0]["id"], "--output", "json")
     assert resumed.returncode == 1, resumed.stderr

@@ -249,8 +249,9 @@ def test_two_rollouts_of_the_same_service_at_once_exactly_one_proceeds(work, sta
     winner, loser = (0, 1) if procs[0].returncode == 0 else (1, 0)
     won, lost = json.loads(outs[winner][0]), json.loads(outs[loser][0])
     assert won["outcome"] == "promoted"
-    assert lost == {"outcome": "locked", "service": SERVICE, "holder": f"{HOST}:{procs[winner].pid}",
-                    "rollout_id": won["rollout_id"], "exit_code": 5}
+    assert lost | {"message": "-"} == {"command": "rollout", "outcome": "locked", "service": SERVICE,
+                                       "holder": f"{HOST}:{procs[winner].pid}", "rollout_id": won["rollout_id"],
+                                       "exit_code": 5, "problems": [], "message": "-"}
     with closing(SQLiteStore(state)) as store:
         assert [r["id"] for r in store.rollouts()] == [won["rollout_id"]]  # the loser stored nothing
         assert store.lock(SERVICE) is None

@@ -124,7 +124,7 @@ def venv(tmp_path_factory) -> Venv:
 
 @pytest.mark.slow
 def test_guardrail_plugins_lists_the_installed_package(venv):
-    listed = json.loads(venv.run(venv.bin("guardrail"), "plugins", "--json").stdout)
+    listed = json.loads(venv.run(venv.bin("guardrail"), "plugins", "--json").stdout)["plugins"]
     [csv] = [p for p in listed if p["name"] == "csv"]
     assert csv == {"name": "csv", "version": "1.0.0", "origin": "guardrail-csv", "module": "guardrail_csv",
                    "registers": {"sources": ["csv"]}}

@@ -185,7 +185,7 @@ def test_incidents_list_and_show(tmp_path, cli):
     result = run_api(write_plan(tmp_path / "w"), state)
     listed = cli("incidents", "list", "--state", str(state), "--json")
     assert listed.exit_code == 0, listed.output
-    [row] = json.loads(listed.stdout)
+    [row] = json.loads(listed.stdout)["incidents"]
     assert row["id"] == f"INC-{result.rollout_id}" and row["status"] == "resolved" and row["spooled"] == 0
     table = cli("incidents", "list", "--state", str(state))
     assert f"INC-{result.rollout_id}" in table.stdout

@@ -91,9 +91,15 @@ def test_a_rolled_back_rollout(tmp_path):
     for needle in ("value: 2", "threshold: 1.5", "comparison: > 1.5", "failed at: ",
                    'query: sum(increase(service_restarts_total{region="r3"}[15m]))'):
         assert needle in failure.text, needle
-    # stalled sends were breaching, inside their `for: 5m`, when the bake stopped: no clean evidence
-    error = got[("mail-sender.canary.r3", "service-restarts/stalled-sends")].find("error")
-    assert error.get("type") == "inconclusive" and "breaching for 0s of 5m" in error.get("message")
+    # stalled sends were breaching, inside their `for: 5m`, when the rollback cut the bake
+    # short: a failure with its evidence, not an error of the check
+    cut = got[("mail-sender.canary.r3", "service-restarts/stalled-sends")]
+    assert cut.find("error") is None
+    failure = cut.find("failure")
+    assert failure.get("type") == "breach_cut_short"
+    assert failure.get("message").startswith("breach cut short by the rollback: ")
+    assert "breaching for 0s of 5m" in failure.get("message")
+    assert "query: sum(mail_sends_stalled" in failure.text and "breach began: " in failure.text
     assert got[("mail-sender.canary.r3", "queue-latency/queue-latency-p95")].find("*") is None  # passed
     # the main wave was never reached: every case skipped, saying why
     assert main.get("tests") == main.get("skipped") == "10"
@@ -101,8 +107,11 @@ def test_a_rolled_back_rollout(tmp_path):
         assert case.find("skipped").get("message").startswith("not reached: the rollout ended rolled back")
     assert set(cases(recovery)) == {("mail-sender.rollback.r3", "rollback"),
                                     ("mail-sender.recovery.r3", "service-restarts/service-restarts")}
-    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("17", "1", "1", "10")
-    assert root.get("time") == "0.000"  # a virtual clock takes no wall time
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == ("17", "2", "0", "10")
+    # Times are on the rollout's clock (simulated here): the canary baked minutes, not 0 s.
+    assert float(canary.get("time")) >= 5 * 60 and float(root.get("time")) >= float(canary.get("time"))
+    deploy_and_checks = canary.findall("testcase")
+    assert max(float(c.get("time")) for c in deploy_and_checks) >= 5 * 60
 
 
 def test_a_promoted_rollout(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BUILTINS = {"command", "journal", "noop", "prometheus", "webhook"}
-VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+VERSION = PROJECT["version"]
+DISTRIBUTION = "guardrail-rollout"  # ours on the public index; `guardrail` there is an unrelated project
 IGNORED = (".git", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__", "*.pyc", ".pytest_cache", "out", "*.db*")
 
 pytestmark = pytest.mark.slow
@@ -56,14 +59,39 @@ def installed(tmp_path_factory) -> Installed:
     dist = root / "dist"
     _check(subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(source)],
                           capture_output=True, text=True, timeout=600))
-    [wheel] = dist.glob("guardrail-*.whl")
+    [wheel] = dist.glob("guardrail_rollout-*.whl")
     venv = root / "venv"
     _check(subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True, timeout=300))
     workdir = root / "work"
     workdir.mkdir()
     installed = Installed(wheel, venv, workdir)
-    _check(installed.run(installed.bin("python"), "-m", "pip", "install", "--quiet", str(wheel)))
+    # Installed by its distribution name, as a user types it: the wheel folder answers for that name.
+    _check(installed.run(installed.bin("python"), "-m", "pip", "install", "--quiet", "--find-links", str(dist),
+                         f"{DISTRIBUTION}=={VERSION}"))
     return installed
+
+
+def test_the_distribution_name_is_ours_everywhere():
+    from guardrail.version import DISTRIBUTION as declared
+
+    assert PROJECT["name"] == declared == DISTRIBUTION
+    assert f"{DISTRIBUTION}[postgres,temporal]" in PROJECT["optional-dependencies"]["test"]
+    plugin = tomllib.loads((REPO / "examples" / "plugin" / "pyproject.toml").read_text())["project"]
+    assert plugin["dependencies"] == [DISTRIBUTION]
+    for example in (REPO / "examples" / "ci").iterdir():
+        for line in example.read_text().splitlines():
+            if "pip install" in line:
+                assert re.search(rf"pip install '?{DISTRIBUTION}\b", line), f"{example.name}: {line.strip()}"
+    assert f"pip install {DISTRIBUTION}" in (REPO / "README.md").read_text()
+
+
+def test_guardrail_version_from_the_installed_wheel(installed):
+    result = _check(installed.run(installed.bin("guardrail"), "--version"))
+    assert result.stdout.strip() == f"guardrail {VERSION} ({DISTRIBUTION})"
+    shown = _check(installed.run(installed.bin("python"), "-m", "pip", "show", DISTRIBUTION)).stdout
+    assert f"Name: {DISTRIBUTION}" in shown and f"Version: {VERSION}" in shown
+    result = _check(installed.run(installed.bin("python"), "-c", "import guardrail; print(guardrail.__version__)"))
+    assert result.stdout.strip() == VERSION
 
 
 def test_the_wheel_installs_builtins_as_guardrail_plugins(installed):
@@ -95,7 +123,9 @@ def test_the_environment_is_fresh(installed):
 
 def test_plugins_json_from_the_installed_wheel(installed):
     result = _check(installed.run(installed.bin("guardrail"), "plugins", "--json"))
-    infos = {entry["name"]: entry for entry in json.loads(result.stdout)}
+    listed = json.loads(result.stdout)
+    assert (listed["version"], listed["distribution"]) == (VERSION, DISTRIBUTION)
+    infos = {entry["name"]: entry for entry in listed["plugins"]}
     for name in BUILTINS:
         assert infos[name]["origin"] == "builtin", infos[name]
         assert infos[name]["module"] == f"guardrail_plugins.{name}"
@@ -104,7 +134,7 @@ def test_plugins_json_from_the_installed_wheel(installed):
     assert "journal" in infos["journal"]["registers"]["incident_sinks"]
     disabled = _check(installed.run(installed.bin("guardrail"), "plugins", "--json",
                                     env={"GUARDRAIL_DISABLE_PLUGIN_AUTOLOAD": "1"}))
-    assert BUILTINS <= {entry["name"] for entry in json.loads(disabled.stdout)}
+    assert BUILTINS <= {entry["name"] for entry in json.loads(disabled.stdout)["plugins"]}
 
 
 def test_validate_from_the_installed_wheel(installed):

@@ -30,7 +30,8 @@ def _literal_kinds() -> set[str]:
     """The string constants given as the kind: ``emit(KIND, ...)``, ``add_event(id, at, KIND, ...)``."""
     kinds = set()
     for call in _calls("emit"):
-        kinds |= _strings(call.args[:1])
+        if call.args and not isinstance(call.args[0], ast.Dict):  # the CLI's emit(document): not an event
+            kinds |= _strings(call.args[:1])
     for call in _calls("add_event"):
         kinds |= _strings(call.args[2:3])
     return {k for k in kinds if not k.endswith(".")}  # "incident." + status: checked through INCIDENT_STATUSES

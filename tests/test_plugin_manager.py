@@ -272,7 +272,7 @@ def test_plugins_json_lists_name_version_origin_module_registers(install, cli):
     install("acme-guardrail", {"acme": "acme_plugin"}, {"acme_plugin": JOURNAL_OVERRIDE}, version="2.5.0")
     result = cli("plugins", "--json")
     assert result.exit_code == 0, result.output
-    infos = {entry["name"]: entry for entry in json.loads(result.stdout)}
+    infos = {entry["name"]: entry for entry in json.loads(result.stdout)["plugins"]}
     for entry in infos.values():
         assert set(entry) == {"name", "version", "origin", "module", "registers"}
     for name in BUILTINS:
@@ -282,7 +282,7 @@ def test_plugins_json_lists_name_version_origin_module_registers(install, cli):
     assert infos["command"]["registers"] == {"deployers": ["command"], "actions": ["command"]}
     assert infos["acme"] == {"name": "acme", "version": "2.5.0", "origin": "acme-guardrail", "module": "acme_plugin",
                              "registers": {"incident_sinks": ["journal"]}}
-    names = [entry["origin"] for entry in json.loads(result.stdout)]
+    names = [entry["origin"] for entry in json.loads(result.stdout)["plugins"]]
     assert names.index("acme-guardrail") > max(i for i, o in enumerate(names) if o == "builtin")  # built-ins first
 
     table = cli("plugins")

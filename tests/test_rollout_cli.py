@@ -147,10 +147,11 @@ def test_status_and_history_read_the_state_file(work, state):
 
     latest = run("status", "--state", state)
     assert latest.exit_code == 0, latest.output
-    assert other["rollout_id"] in latest.output and "rolled_back" in latest.output
+    assert other["rollout_id"] in latest.output and "rolled back" in latest.output
     by_id = run("status", bad["rollout_id"], "--state", state, "--json")
     assert by_id.exit_code == 0, by_id.output
-    assert json.loads(by_id.stdout) == {k: v for k, v in bad.items() if k != "exit_code"}
+    # The same document, but for the command that wrote it and its exit status.
+    assert json.loads(by_id.stdout) == bad | {"command": "status", "exit_code": 0}
     # A unique prefix is enough. Both ids start with the same second when the two runs
     # share it, and their random parts may share leading characters too: take the shortest
     # prefix, from all but the last two characters on, that the other id does not start with.
@@ -163,24 +164,35 @@ def test_status_and_history_read_the_state_file(work, state):
 
     history = run("history", "--state", state, "--json")
     assert history.exit_code == 0, history.output
-    rows = json.loads(history.stdout)
-    assert [r["id"] for r in rows] == [other["rollout_id"], bad["rollout_id"]]  # newest first
-    assert set(rows[0]) == {"id", "service", "version", "previous", "state", "outcome", "reason", "clock",
-                            "started_at"}
-    assert rows[1] | {"reason": None} == {"id": bad["rollout_id"], "service": SERVICE, "version": "2.1-bad",
-                                          "previous": "1.0", "state": "done", "outcome": "rolled_back",
-                                          "reason": None, "clock": "virtual", "started_at": bad["started_at"]}
-    only = json.loads(run("history", "--state", state, "--service", SERVICE, "--json").stdout)
-    assert [r["id"] for r in only] == [bad["rollout_id"]]
+    doc = json.loads(history.stdout)
+    assert (doc["command"], doc["outcome"], doc["exit_code"]) == ("history", "listed", 0)
+    rows = doc["rollouts"]
+    assert [r["rollout_id"] for r in rows] == [other["rollout_id"], bad["rollout_id"]]  # newest first
+    assert set(rows[0]) == {"rollout_id", "id", "service", "version", "previous", "state", "outcome", "reason",
+                            "clock", "started_at"}
+    assert rows[1] | {"reason": None} == {"rollout_id": bad["rollout_id"], "id": bad["rollout_id"],
+                                          "service": SERVICE, "version": "2.1-bad", "previous": "1.0",
+                                          "state": "done", "outcome": "rolled_back", "reason": None,
+                                          "clock": "virtual", "started_at": bad["started_at"]}
+    only = json.loads(run("history", "--state", state, "--service", SERVICE, "--output", "json").stdout)
+    assert [r["rollout_id"] for r in only["rollouts"]] == [bad["rollout_id"]]
     table = run("history", "--state", state)
     assert bad["rollout_id"] in table.output and "other-service" in table.output
 
     via_env = run("history", "--json", env={"GUARDRAIL_STATE": str(state)})  # every command honours it
-    assert via_env.exit_code == 0 and len(json.loads(via_env.stdout)) == 2
+    assert via_env.exit_code == 0 and len(json.loads(via_env.stdout)["rollouts"]) == 2
     assert run("status", "--json", env={"GUARDRAIL_STATE": str(state)}).exit_code == 0
 
     unknown = run("status", "no-such-id", "--state", state)
     assert unknown.exit_code == 2 and "no rollout 'no-such-id'" in unknown.stderr
+    # A mistyped state path is said as such, and no empty state file is left behind.
+    missing = state.parent / "mistyped.db"
+    for command in (["status"], ["history"], ["pause", "x"], ["abort", "x"], ["unlock", "svc"],
+                    ["incidents", "list"]):
+        result = run(*command, "--state", missing)
+        assert result.exit_code == 2 and f"no state file at {missing}" in result.stderr, (command, result.output)
+    assert not missing.exists()
+    SQLiteStore(state.parent / "empty.db").close()
     empty = run("status", "--state", state.parent / "empty.db")
     assert empty.exit_code == 2 and "no rollouts in" in empty.stderr
 
@@ -368,7 +380,7 @@ def test_abort_of_a_running_rollout_is_honoured_by_that_process_at_its_next_tick
         acknowledged = time.time()
         assert result.exit_code == 0, result.output
         requested = json.loads(result.stdout)  # the running process does the rollback and reports it
-        assert requested["rollout_id"] == rid and requested["abort"] == "requested"
+        assert requested["rollout_id"] == rid and requested["outcome"] == "abort_requested"
     except BaseException:
         _kill(proc)
         raise

@@ -80,6 +80,44 @@ def test_dated_spans_with_times():
 
 
 @pytest.mark.parametrize(
+    ("moment", "inside"),
+    [
+        ("2026-01-05 21:59", False),  # Monday
+        ("2026-01-05 22:00", True),
+        ("2026-01-05 22:59", True),
+        ("2026-01-05 23:00", False),
+        ("2026-01-09 22:30", True),   # Friday
+        ("2026-01-10 22:30", False),  # Saturday
+        ("2026-01-11 22:30", False),  # Sunday
+    ],
+)
+def test_a_daily_range_on_weekdays(moment, inside):
+    window = parse_window("Mon-Fri 22:00-23:00")
+    assert window.daily == (frozenset(range(5)), 22 * 3600, 23 * 3600)
+    assert window.contains(at(moment)) is inside
+
+
+def test_a_daily_range_past_midnight_and_day_ranges_that_wrap():
+    night = parse_window("Fri-Mon 22:00-02:00")  # Fri, Sat, Sun, Mon nights
+    assert night.daily[0] == frozenset({4, 5, 6, 0})
+    assert night.contains(at("2026-01-09 23:00"))       # Friday night
+    assert night.contains(at("2026-01-10 01:59"))       # ...until Saturday 02:00
+    assert night.contains(at("2026-01-13 01:00"))       # Monday night runs into Tuesday
+    assert not night.contains(at("2026-01-13 22:00"))   # Tuesday evening
+    assert not night.contains(at("2026-01-09 01:00"))   # Friday early morning: Thursday is not listed
+    one = parse_window("sat 10:00 - 12:00")
+    assert one.contains(at("2026-01-10 11:00")) and not one.contains(at("2026-01-17 12:00"))
+
+
+def test_a_dated_freeze_written_with_times_and_spaces():
+    window = parse_window("2026-12-24 00:00 - 2026-12-27 00:00")
+    assert window.dated == (datetime(2026, 12, 24), datetime(2026, 12, 27))
+    assert window.contains(at("2026-12-26 23:59")) and not window.contains(at("2026-12-27 00:00"))
+    assert frozen_by(["2026-12-24 00:00 - 2026-12-27 00:00"], "Asia/Tokyo",
+                     epoch("2026-12-23 15:30")) == "2026-12-24 00:00 - 2026-12-27 00:00"  # 00:30 in Tokyo
+
+
+@pytest.mark.parametrize(
     ("text", "message"),
     [
         ("Friday 15:00-Mon 08:00", 'expected a window like "Fri 15:00-Mon 08:00"'),
@@ -88,7 +126,10 @@ def test_dated_spans_with_times():
         ("Frx 15:00-Mon 08:00", "days are Mon, Tue, Wed, Thu, Fri, Sat, Sun"),
         ("2026-12-27-2026-12-24", "ends before it starts"),
         ("2026-13-01-2026-12-24", "month must be in 1..12"),
-        ("Mon-Fri 22:00-23:00", "expected a window like"),
+        ("Mon-Fri 22:00-22:00", "is empty: it ends when it starts"),
+        ("Mon-Fry 22:00-23:00", "days are Mon, Tue"),
+        ("Mon-Fri 22:00-25:00", "'25:00' is not a time of day"),
+        ("Mon-Fri 22:00-", "expected a window like"),
         ("weekends", "expected a window like"),
     ],
 )

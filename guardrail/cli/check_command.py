@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +11,8 @@ import typer
 from guardrail.cli.console import out_console
 from guardrail.tools.check import CheckResult, check_now, exit_code
 from guardrail.errors import UsageError
-from guardrail.cli.options import JsonOption, StateOption, plugin_manager, state_dir, state_path
+from guardrail.cli.options import (JsonOption, Output, OutputOption, StateOption, emit, plugin_manager, state_dir,
+                                   state_path, wants_json)
 from guardrail.text import number
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
@@ -65,17 +65,20 @@ def check(
     at: Annotated[str | None, typer.Option(
         "--at", help="evaluate at this time (ISO 8601 or epoch seconds) instead of now")] = None,
     state: StateOption = None,
+    output: OutputOption = Output.text,
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate every check of POLICY once, now; exit 0 all pass, 1 a check fails, 3 inconclusive."""
     results = check_now(policy, region, plugin_manager().registry, variables=parse_vars(var),
                         prometheus_url=prometheus, plan_path=plan, at=parse_time(at),
                         state_dir=state_dir(state_path(state)))
-    if as_json:
-        typer.echo(json.dumps([r.as_dict() for r in results], indent=2, default=str))
+    code = exit_code(results)
+    if wants_json(output, as_json):
+        emit({"outcome": {0: "pass", 1: "fail"}.get(code, "inconclusive"), "policy": str(policy), "region": region,
+              "checks": [r.as_dict() for r in results]}, exit_code=code)
     else:
         _table(results)
-    raise typer.Exit(exit_code(results))
+    raise typer.Exit(code)
 
 
 def _table(results: list[CheckResult]) -> None:

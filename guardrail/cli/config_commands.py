@@ -14,7 +14,7 @@ from guardrail.language.loader import validate_paths
 from guardrail.language.model import Policy, Rollout
 from guardrail.cli.options import plugin_manager
 from guardrail.plugin.manager import plugin_infos
-from guardrail.cli.options import JsonOption
+from guardrail.cli.options import JsonOption, Output, OutputOption, emit, wants_json
 
 
 def validate(
@@ -22,6 +22,8 @@ def validate(
     live: Annotated[bool, typer.Option("--live", help="also ask Prometheus to parse every check's query")] = False,
     prometheus: Annotated[str | None, typer.Option("--prometheus", metavar="URL",
                                                    help="the Prometheus for --live (default: the plan's)")] = None,
+    output: OutputOption = Output.text,
+    as_json: JsonOption = False,
 ) -> None:
     """Check YAML files; print every problem as FILE:LINE:COL: KEY.PATH: message (exit 2)."""
 
@@ -37,16 +39,26 @@ def validate(
         problems = live_problems(paths, registry, prometheus_url=prometheus)
         if problems:
             raise ConfigError(problems)
+    if wants_json(output, as_json):
+        emit({"outcome": "valid", "files": checked})
+        return
     out_console.print(f"[green]ok[/green]: {checked} file{'s' if checked != 1 else ''} valid")
 
 
 def schema(kind: Annotated[str, typer.Argument(
-        help="which document kind: rollout, policy, or a kind a plugin adds (policytest, scenario...)")]) -> None:
-    """Print the JSON Schema of a document kind, for editor completion."""
+        help="which document kind: rollout, policy, output (every command's --output json), or a kind a plugin "
+             "adds (policytest, scenario...)")]) -> None:
+    """Print the JSON Schema of a document kind, for editor completion; `output`: of every
+    command's --output json."""
+    if kind.lower() == "output":
+        from guardrail.report.output import output_schema
+
+        typer.echo(json.dumps(output_schema(), indent=2))
+        return
     models = schema_models(plugin_manager().registry)
     model = models.get(kind.lower())
     if model is None:
-        raise typer.BadParameter(f"unknown document kind {kind!r}; known: {', '.join(sorted(models))}",
+        raise typer.BadParameter(f"unknown document kind {kind!r}; known: {', '.join(sorted([*models, 'output']))}",
                                  param_hint="KIND")
     document = model.model_json_schema(by_alias=True)
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -63,13 +75,16 @@ def schema_models(registry) -> dict[str, type]:
     return models
 
 
-def plugins(as_json: JsonOption = False) -> None:
+def plugins(output: OutputOption = Output.text, as_json: JsonOption = False) -> None:
     """List loaded plugins: name, version, origin and what each registers."""
     from rich.table import Table
 
+    from guardrail.version import DISTRIBUTION, __version__
+
     infos = plugin_infos(plugin_manager())
-    if as_json:
-        typer.echo(json.dumps([info.__dict__ for info in infos], indent=2))
+    if wants_json(output, as_json):
+        emit({"outcome": "listed", "version": __version__, "distribution": DISTRIBUTION,
+              "plugins": [info.__dict__ for info in infos]})
         return
     table = Table("plugin", "version", "origin", "registers", box=None)
     for info in infos:

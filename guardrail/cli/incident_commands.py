@@ -7,14 +7,13 @@ is left to deliver, 1 when something stays spooled or was refused.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from guardrail.cli.console import out_console, shown
-from guardrail.cli.options import JsonOption, StateOption, state_path
+from guardrail.cli.options import JsonOption, Output, OutputOption, StateOption, emit, state_path, wants_json
 
 incidents_app = typer.Typer(help="Incidents of failed rollouts: list, show, flush the delivery spool.",
                             no_args_is_help=True)
@@ -24,12 +23,17 @@ IncidentArgument = Annotated[str, typer.Argument(help="incident id (INC-...) or 
 def _api(state):
     from guardrail.api import Guardrail
     from guardrail.cli.options import plugin_manager
+    from guardrail.errors import UsageError
+    from guardrail.state.open import is_url
 
-    return Guardrail(state_path(state), pm=plugin_manager())
+    path = state_path(state)
+    if not is_url(path) and not path.exists():  # opening it would create an empty state file
+        raise UsageError(f"no state file at {path}: pass --state (or set $GUARDRAIL_STATE) to where rollouts are kept")
+    return Guardrail(path, pm=plugin_manager())
 
 
 @incidents_app.command("list")
-def list_incidents(state: StateOption = None, as_json: JsonOption = False,
+def list_incidents(state: StateOption = None, output: OutputOption = Output.text, as_json: JsonOption = False,
                    limit: Annotated[int, typer.Option(help="how many incidents")] = 20) -> None:
     """List incidents, newest first, with how many updates are still spooled."""
 
@@ -37,26 +41,25 @@ def list_incidents(state: StateOption = None, as_json: JsonOption = False,
     pending = {}
     for row in api.store.deliveries("pending"):
         pending[row["incident_id"]] = pending.get(row["incident_id"], 0) + 1
-    rows = [{"id": i["id"], "status": i["status"], "service": i["service"], "version": i["change"]["version"],
+    rows = [{"id": i["id"], "rollout_id": i.get("rollout_id"), "status": i["status"], "service": i["service"], "version": i["change"]["version"],
              "severity": i.get("severity"), "opened_at": i.get("opened_at"), "updated_at": i.get("at"),
              "spooled": pending.get(i["id"], 0), "title": i["title"]} for i in api.store.incidents(limit)]
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+    if wants_json(output, as_json):
+        emit({"outcome": "listed", "incidents": rows})
         return
-    table = Table(box=None)
-    cells = [tuple(shown(v) for v in (r["id"], r["status"], r["service"], r["version"], r["opened_at"] or "-",
-                                      str(r["spooled"]))) for r in rows]
-    # Ids are what people copy into the next command: never truncated; only the title wraps.
-    for i, column in enumerate(("incident", "status", "service", "version", "opened", "spooled")):
-        table.add_column(column, no_wrap=True, min_width=max([len(column)] + [len(c[i]) for c in cells]))
-    table.add_column("title")
-    for r, c in zip(rows, cells):
-        table.add_row(*c, shown(r["title"]))
+    from guardrail.cli.tables import fitted
+
+    # Ids are what people copy into the next command: never cut; the title gives way first.
+    cells = [(r["id"], r["status"], r["service"], r["version"], (r["opened_at"] or "-").replace("T", " ")[5:16],
+              str(r["spooled"])) for r in rows]
+    table = fitted(out_console, ("incident", "status", "service", "version", "opened", "spooled"), cells, "title",
+                   [r["title"] for r in rows], drop_first=("spooled", "version", "opened"))
     out_console.print(table)
 
 
 @incidents_app.command("show")
-def show(incident: IncidentArgument, state: StateOption = None, as_json: JsonOption = False) -> None:
+def show(incident: IncidentArgument, state: StateOption = None, output: OutputOption = Output.text,
+         as_json: JsonOption = False) -> None:
     """Show an incident: what it says, its timeline, and each sink's delivery."""
     from guardrail.plugin.incident_text import plain_text
 
@@ -65,8 +68,8 @@ def show(incident: IncidentArgument, state: StateOption = None, as_json: JsonOpt
     deliveries = [{"sink": d["sink"], "status": d["incident_status"],
                    "revision": d["payload"].get("revision"), "delivery": d["status"], "attempts": d["attempts"],
                    "error": d["last_error"]} for d in api.store.deliveries(incident_id=doc["id"])]
-    if as_json:
-        typer.echo(json.dumps({"incident": doc, "deliveries": deliveries}, indent=2, default=str))
+    if wants_json(output, as_json):
+        emit({"outcome": "shown", "rollout_id": doc.get("rollout_id"), "incident": doc, "deliveries": deliveries})
         return
     out_console.print("\n".join(shown(line) for line in plain_text(doc).split("\n")), highlight=False)
     out_console.print("\n[bold]timeline[/bold]")
@@ -82,7 +85,7 @@ def show(incident: IncidentArgument, state: StateOption = None, as_json: JsonOpt
 
 @incidents_app.command("flush")
 def flush(incident: Annotated[str | None, typer.Argument(help="only this incident (default: all)")] = None,
-          state: StateOption = None, as_json: JsonOption = False,
+          state: StateOption = None, output: OutputOption = Output.text, as_json: JsonOption = False,
           rejected: Annotated[bool, typer.Option("--rejected", help="also retry updates a service refused")] = False,
           ) -> None:
     """Deliver spooled incident updates now (exit 1 if some are still not delivered)."""
@@ -92,8 +95,9 @@ def flush(incident: Annotated[str | None, typer.Argument(help="only this inciden
     results = flush_spool(api.store, api.pm.registry, incident=incident, rejected=rejected)
     left = [d for d in api.store.deliveries() if d["status"] != "delivered"
             and (incident is None or incident in (d["incident_id"], d["payload"].get("rollout_id")))]
-    if as_json:
-        typer.echo(json.dumps({"results": [r.as_dict() for r in results], "left": len(left)}, indent=2))
+    if wants_json(output, as_json):
+        emit({"outcome": "undelivered" if left else "delivered", "results": [r.as_dict() for r in results],
+              "left": len(left)}, exit_code=1 if left else 0)
     else:
         for r in results:
             colour = "green" if r.ok else "yellow" if r.outcome == "busy" else "red"

@@ -2,6 +2,9 @@
 
 Transitions print as lines (fine for CI logs); in a terminal the current bake is
 also shown live: wave, time left, each check's latest value against its threshold.
+Elsewhere (a CI log, a pipe) the bake prints a line at least once a minute of the
+rollout's clock, so a job log never goes quiet for the length of a bake. With
+``--output json`` all of it goes to stderr: stdout holds the one JSON document.
 """
 
 from __future__ import annotations
@@ -27,9 +30,13 @@ def _clock(at: float) -> str:
 
 
 class Progress:
+    BAKE_LINE_EVERY = 60.0
+    """Seconds of the rollout's clock between two bake lines when no live table is shown."""
+
     def __init__(self, console: Console):
         self.console = console
         self.live: Live | None = None
+        self._last_bake_line: float | None = None
 
     def _line(self, at: float, text: str, style: str = "") -> None:
         if self.live is not None:
@@ -43,7 +50,12 @@ class Progress:
         if kind == "bake.tick":
             if self.console.is_terminal:
                 self._live(event)
+            elif self._last_bake_line is None or at - self._last_bake_line >= self.BAKE_LINE_EVERY:
+                self._last_bake_line = at
+                self._line(at, _bake_line(event))
             return
+        if kind.startswith("state."):
+            self._last_bake_line = None  # the next bake starts with a line
         text = _describe(kind, event)
         if text:
             style = "bold red" if kind in ("state.failed", "state.rollback_failed", "region.deploy_failed",
@@ -68,6 +80,21 @@ class Progress:
     def close(self) -> None:
         if self.live is not None:
             self.live.stop()
+
+
+def _bake_line(e: dict) -> str:
+    """``wave canary: baking, 12m left; 4 checks: 3 pass, 1 holding (r3 stalled-sends)``."""
+    counts: dict[str, int] = {}
+    notable = []
+    for c in e["checks"]:
+        status = "holding" if c.get("pending") and c["status"] == "pass" else c["status"]
+        counts[status] = counts.get(status, 0) + 1
+        if status != "pass":
+            notable.append(f"{c['region']} {c['check']}")
+    tally = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    more = f" ({', '.join(notable[:3])}{', ...' if len(notable) > 3 else ''})" if notable else ""
+    return (f"  wave {e['wave']}: baking, {format_duration(e['remaining'])} left; "
+            f"{len(e['checks'])} checks: {tally or 'none yet'}{more}")
 
 
 def _describe(kind: str, e: dict) -> str | None:

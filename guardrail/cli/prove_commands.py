@@ -7,7 +7,6 @@ Both are thin: parse arguments, call the library, print.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +19,7 @@ from guardrail.text import iso
 from guardrail.errors import UsageError
 from guardrail.language.types import format_duration
 from guardrail.cli.check_command import parse_time, parse_vars
-from guardrail.cli.options import JsonOption
+from guardrail.cli.options import JsonOption, Output, OutputOption, emit, wants_json
 from guardrail.text import number
 
 STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "halt": "yellow"}
@@ -35,6 +34,7 @@ def backtest(
     control: Annotated[list[str], typer.Option("--control", help="a region still on the old version (repeatable)")] = [],  # noqa: B006
     var: Annotated[list[str], typer.Option("--var", help="template variable NAME=VALUE (repeatable)")] = [],  # noqa: B006
     state: Annotated[Path | None, typer.Option("--state", help="keep the virtual rollout in this state file")] = None,
+    output: OutputOption = Output.text,
     as_json: JsonOption = False,
 ) -> None:
     """Replay policies over history as if a change was deployed at --deployed-at: exit 0 would pass, 1 would fail, 3 would halt."""
@@ -47,8 +47,8 @@ def backtest(
         raise UsageError("--prometheus URL is required: a backtest reads history from it")
     result = run(policies, region=region, deployed_at=start, until=end, controls=control, sources=sources,
                  variables=parse_vars(var), state=state)
-    if as_json:
-        typer.echo(json.dumps(result.as_dict(), indent=2, default=str))
+    if wants_json(output, as_json):
+        emit(result.as_dict(), exit_code=result.exit_code)
     else:
         print_result(result)
     raise typer.Exit(result.exit_code)
@@ -74,12 +74,20 @@ def print_result(result: BacktestResult) -> None:
         out_console.print(Text(printable(f"    query: {finding['query']}  first breach: {offset(finding['first_breach_at'])}")))
     if result.outcome == "halt" and result.reason:
         out_console.print(Text(printable(f"  {result.reason}")))
-    table = Table("check", "evaluations", "baseline", "last value", "verdict", "first breach", "failed at",
-                  box=None, show_edge=False)
+
+    def since(at: float | None) -> str:  # the deploy time is in the line above: offsets suffice here
+        return "-" if at is None else f"+{format_duration(at - result.deployed_at)}"
+
+    # The check's name is what tells rows apart: never cut; the numbers come after it.
+    table = Table(box=None, show_edge=False)
+    table.add_column("check", no_wrap=True)
+    for column in ("evals", "baseline", "last", "verdict", "breach", "failed"):
+        table.add_column(column, no_wrap=True)
     for c in result.checks:
         shown = c.status + (" (pending)" if "breaching for" in c.reason and c.status == "pass" else "")
-        table.add_row(Text(printable(f"{c.policy}/{c.check}")), str(c.evaluations), number(c.reference), number(c.value),
-                      Text(shown, style=STYLE.get(c.status, "")), offset(c.first_breach_at), offset(c.failed_at))
+        table.add_row(Text(printable(f"{c.policy}/{c.check}")), str(c.evaluations), number(c.reference),
+                      number(c.value), Text(shown, style=STYLE.get(c.status, "")), since(c.first_breach_at),
+                      since(c.failed_at))
     out_console.print(table)
     for skip in result.skipped:
         out_console.print(Text(printable(f"not replayed: {skip['policy']}/{skip['check']}: {skip['why']}"), style="dim"))

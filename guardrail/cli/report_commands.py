@@ -12,7 +12,7 @@ import typer
 from guardrail.cli.console import err_console, out_console
 from guardrail.text import printable
 from guardrail.errors import UsageError
-from guardrail.cli.options import StateOption, state_path
+from guardrail.cli.options import JsonOption, Output, OutputOption, StateOption, emit, state_path, wants_json
 
 HtmlOption = Annotated[Path | None, typer.Option(
     "--html", help="write the self-contained HTML report (timeline, plots, evidence) to this file",
@@ -24,7 +24,8 @@ ReportOption = Annotated[Path | None, typer.Option(
 
 
 def report(rollout_id: Annotated[str, typer.Argument(help="rollout id (a unique prefix is enough)", show_default=False)],
-           html: HtmlOption = None, junit: JunitOption = None, state: StateOption = None) -> None:
+           html: HtmlOption = None, junit: JunitOption = None, state: StateOption = None,
+           output: OutputOption = Output.text, as_json: JsonOption = False) -> None:
     """Write a rollout's report: one HTML file to open anywhere, and JUnit XML for CI."""
     from guardrail.report import write
     from guardrail.state.open import is_url, open_store
@@ -37,10 +38,16 @@ def report(rollout_id: Annotated[str, typer.Argument(help="rollout id (a unique 
     store = open_store(path)
     try:
         written = write(store, rollout_id, html=html, junit=junit)
+        row = store.rollout(written.id)
     except OSError as exc:
         raise UsageError(f"cannot write the report: {exc}") from None
     finally:
         store.close()
+    if wants_json(output, as_json):
+        emit({"rollout_id": written.id, "outcome": "written", "state": row["state"], "files": [
+            {"kind": kind, "path": str(file), "bytes": file.stat().st_size}
+            for kind, file in (("html", html), ("junit", junit)) if file is not None]})
+        return
     for file in (html, junit):
         if file is not None:
             out_console.print(printable(f"wrote {file} ({file.stat().st_size / 1024:.0f} KiB) for rollout {written.id}"),

@@ -8,10 +8,15 @@ from pathlib import Path
 from typing import Any
 
 
-def command(verb: str, rollout_id: str, state: Path) -> str:
+def command(verb: str, rollout_id: str, state: Path | str) -> str:
     from guardrail.cli.options import default_state_path
+    from guardrail.state.open import is_url
 
-    same = Path(state).absolute() == default_state_path().absolute()
+    default = default_state_path()
+    if is_url(state) or is_url(default):  # a URL on a command line never carries a password
+        same = str(state) == str(default)
+    else:
+        same = Path(state).absolute() == Path(default).absolute()
     return f"guardrail {verb} {rollout_id}" + ("" if same else f" --state {shlex.quote(str(state))}")
 
 

@@ -134,7 +134,10 @@ class SinkResolver:
         self.store.redactor.add(plan.secrets)
         context = PluginContext(clock=SystemClock(), state_dir=self.store.state_dir, base_dir=plan.path.parent,
                                 service=plan.rollout.service, redact=self.store.redactor.redact)
-        return build_sinks(self.registry, plan.rollout.on_failure.incident_refs(), context)
+        from guardrail.incidents.notify import notify_sinks
+
+        return {**build_sinks(self.registry, plan.rollout.on_failure.incident_refs(), context),
+                **notify_sinks(self.registry, plan.rollout.notify, context)}
 
 
 def deliver_one(store: Store, resolver: SinkResolver, row: dict[str, Any],
@@ -152,7 +155,10 @@ def deliver_one(store: Store, resolver: SinkResolver, row: dict[str, Any],
         stored = store.sink_ref(row["incident_id"], row["sink"])
         ref = dict(stored) if stored is not None else None  # None: the first update this sink sees
         try:
-            new_ref = sink.notify(incident, ref)
+            if incident.get("kind") == "notification":  # a rollout event (guardrail.incidents.notify)
+                new_ref = _announce(sink, row["sink"], incident, ref)
+            else:
+                new_ref = sink.notify(incident, ref)
         except BaseException:
             if ref is not None and ref != stored:  # progress recorded in place before failing half-way
                 store.set_sink_ref(row["incident_id"], row["sink"], ref)
@@ -167,6 +173,14 @@ def deliver_one(store: Store, resolver: SinkResolver, row: dict[str, Any],
     store.record_delivery(row["id"], result.outcome, result.error)
     result.error = store.redactor.redact(result.error)
     return result
+
+
+def _announce(sink: Any, name: str, notification: dict[str, Any], ref: dict[str, Any] | None) -> Any:
+    try:
+        return sink.announce(notification, ref)
+    except NotImplementedError:
+        raise SinkError(f"{name} cannot send rollout notifications (its plugin has no announce)",
+                        retryable=False) from None
 
 
 def deliver_chain(store: Store, resolver: SinkResolver, incident_id: str, sink: str, *,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from guardrail.incidents.delivery import Deliverer, Result, SinkResolver, build_sinks, sink_names
 from guardrail.incidents.document import build_incident, dedup_key, incident_id, observed_values
+from guardrail.incidents.notify import notify_sinks
 from guardrail.text import iso
 from guardrail.plugin.interfaces import PluginContext
 from guardrail.language.model import PluginRef
@@ -47,12 +48,14 @@ class Notifier:
     """Saves each revision of an incident and queues it for every sink; never blocks."""
 
     def __init__(self, store: Store, registry: Registry, context: PluginContext, refs: list[PluginRef], *,
-                 rollout_id: str | None = None, emit: Callable[..., None] | None = None):
+                 rollout_id: str | None = None, emit: Callable[..., None] | None = None,
+                 notify_refs: list[Any] = ()):
         self.store, self.registry, self.context = store, registry, context
         self.names = [name for name, _ in sink_names(refs)]
         self.resolver = SinkResolver(store, registry)
         if rollout_id is not None:  # built lazily: a rollout that never fails never constructs a sink
-            self.resolver.seed(rollout_id, _Lazy(lambda: build_sinks(registry, refs, context)))
+            self.resolver.seed(rollout_id, _Lazy(lambda: {**build_sinks(registry, refs, context),
+                                                          **notify_sinks(registry, list(notify_refs), context)}))
         self.emit = emit or (lambda kind, **data: None)
         self.own = incident_id(rollout_id) if rollout_id is not None else None
         self.deliverer = Deliverer(store, self.resolver, self._delivered)

@@ -230,6 +230,9 @@ def _check_rollout(doc: Document, registry: Registry) -> tuple[Rollout | None, l
     for i, ref in enumerate(incident if isinstance(incident, list) else [incident] if incident is not None else []):
         at = ("on_failure", "incident") + ((i,) if isinstance(incident, list) else ())
         problems += _plugin_problems(registry, "incident_sinks", ref, doc, at)
+    for i, ref in enumerate(_sequence(data.get("notify"))):
+        sink = {k: v for k, v in _mapping(ref).items() if k != "events"}
+        problems += _plugin_problems(registry, "incident_sinks", sink, doc, ("notify", i))
     windows = _mapping(data.get("windows"))
     if isinstance(windows.get("timezone"), str):
         try:

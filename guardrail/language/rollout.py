@@ -33,6 +33,23 @@ class Region(_Strict):
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-region source overrides")
 
 
+class GateSettings(_Strict):
+    url: str = Field(pattern=r"^https?://", description="POSTed the rollout and the wave before the wave deploys")
+    headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization: Bearer ${env:TOKEN}")
+    timeout: Duration = Field(10.0, gt=0, description="per request")
+    retries: int = Field(3, ge=0, le=20, description="retries of a 5xx, 408, 429 or no answer; then the rollout halts")
+    backoff: Duration = Field(2.0, ge=0, description="first retry delay; doubles each time")
+
+
+class Gate(_Strict):
+    """An outside system that must say yes before a wave deploys (a change ticket being
+    approved, a confirm-promotion service): 2xx proceeds, another 4xx halts, 5xx and
+    timeouts are retried within ``retries`` and then halt."""
+
+    plugin: Literal["webhook"]
+    with_: GateSettings = Field(alias="with")
+
+
 class Wave(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     regions: list[str] = Field(min_length=1)
@@ -43,6 +60,19 @@ class Wave(_Strict):
                                 " region must cover with passing, fresh evaluations")
     max_extension: Duration | None = Field(None, ge=0, description="how long the bake may run past its end to make up"
                                            " uncovered time before it halts; default: the bake itself")
+    gate: Gate | None = Field(None, description="asked before the wave deploys: {plugin: webhook, with: {url: ...}}")
+
+
+NOTIFY_EVENTS = ("started", "wave_deployed", "wave_promoted", "waiting_for_approval", "halted", "rolled_back", "done")
+NotifyEvent = Literal["started", "wave_deployed", "wave_promoted", "waiting_for_approval", "halted", "rolled_back",
+                      "done"]
+
+
+class Notify(PluginRef):
+    """An incident sink (slack, webhook...) that is also told the chosen rollout events."""
+
+    events: list[NotifyEvent] = Field(default_factory=lambda: list(NOTIFY_EVENTS), min_length=1,
+                                      description="which events; default: all of them")
 
 
 class OnFailure(_Strict):
@@ -73,7 +103,9 @@ class VerifyRecovery(_Strict):
 
 
 class Windows(_Strict):
-    deny: list[str] = Field(default_factory=list, description='change freezes: "Fri 15:00-Mon 08:00", "2026-12-24-2026-12-27"')
+    deny: list[str] = Field(default_factory=list, description=(
+        'change freezes, checked before every wave: "Fri 15:00-Mon 08:00", "Mon-Fri 22:00-23:00", '
+        '"2026-12-24 00:00 - 2026-12-27 00:00"'))
     timezone: str = "UTC"
 
 
@@ -99,6 +131,7 @@ class Rollout(_Strict):
     on_recovery: OnRecovery = Field(default_factory=OnRecovery)
     verify_recovery: VerifyRecovery = Field(default_factory=VerifyRecovery)
     windows: Windows = Field(default_factory=Windows)
+    notify: list[Notify] = Field(default_factory=list, description="sinks told of rollout events (not only incidents)")
     clock: Literal["real", "virtual"] = Field("real", description="virtual: simulated time (the sim fleet, demos, tests)")
     vars: dict[str, Any] = Field(default_factory=dict, description="template variables shared by all regions")
 

@@ -227,3 +227,11 @@ class IncidentSink:
         this sink returned last time for this incident (an issue number...). Return the
         new ref; raise to have the delivery retried later."""
         raise NotImplementedError
+
+    def announce(self, notification: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Tell a rollout event the plan's ``notify:`` chose. ``notification`` has
+        ``event`` (started, wave_deployed, wave_promoted, waiting_for_approval, halted,
+        rolled_back, done), ``title`` and ``text`` (sentences), ``rollout_id``, ``service``,
+        ``change``, ``wave``, ``at``. Return a ref as ``notify`` does; raise to have it
+        retried. A sink that cannot notify leaves this as is: its notifications are refused."""
+        raise NotImplementedError

@@ -28,6 +28,8 @@ def describe(e: dict[str, Any]) -> str | None:
         return f"the plan or its policies changed since the rollout started: {e.get('detail')}"
     if kind == "window.overridden":
         return f"change freeze {e.get('window')!r} overridden: {e.get('reason')}"
+    if kind == "gate.answered":
+        return f"wave {e.get('wave')}: gate {'said yes' if e.get('ok') else 'said NO'} ({e.get('detail')})"
     if kind == "state.deploying":
         return f"wave {e.get('wave')}: deploying {', '.join(e.get('regions') or [])}"
     if kind in ("region.deployed", "region.deploy_failed", "region.rolled_back", "region.rollback_failed"):

@@ -144,3 +144,30 @@ def _tally(counts: dict[str, int]) -> str:
     order = ("fail", "inconclusive", "pass", "skipped")
     parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
     return "Evaluations per check, region and wave: " + ", ".join(parts) + "."
+
+
+def problem_annotations(problems, workspace: str | None = None) -> list[str]:
+    """One ``::error`` per problem of invalid input (``Problem``: file, line, column, key
+    path), on its line when the file lies in the workspace; at most ``MAX_ERRORS``."""
+    workspace = workspace if workspace is not None else os.environ.get("GITHUB_WORKSPACE")
+    out = []
+    for i, p in enumerate(problems):
+        if i == MAX_ERRORS - 1 and len(problems) > MAX_ERRORS:
+            out.append(command("error", f"{len(problems) - i} more problems: see the step summary",
+                               title="guardrail: invalid input"))
+            break
+        file, _ = _where(f"{p.file}:{p.line}", workspace)
+        message = f"{p.path}: {p.message}" if p.path else p.message
+        out.append(command("error", message, file=file or p.file, line=p.line, col=p.column,
+                           title=f"guardrail: invalid {Path(p.file).name}"))
+    return out
+
+
+def problems_summary(problems, command_line: str) -> str:
+    """The Markdown step summary of a command refused for invalid input (exit 2)."""
+    count = len(problems)
+    lines = [f"## ❌ invalid input: {count} problem{'s' if count != 1 else ''}, nothing was changed", "",
+             f"`{escape(command_line)}` exit code 2", "", "| file | line | key | problem |", "|---|---|---|---|"]
+    for p in problems:
+        lines.append(f"| {_cell(p.file)} | {p.line}:{p.column} | {_cell(p.path or '-')} | {_cell(p.message)} |")
+    return "\n".join(lines) + "\n\n"

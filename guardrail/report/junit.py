@@ -9,8 +9,11 @@ Verdicts map to JUnit like this:
 
 - ``fail`` → ``<failure>`` carrying the evidence (query, value, threshold, reference,
   when the breach began and when the check failed);
+- a breach still inside its ``for:`` when another check's failure rolled the change
+  back → ``<failure type="breach_cut_short">`` with its evidence: the rollback, not the
+  check, ended it;
 - ``inconclusive`` → ``<error>``: the check could not produce evidence (no data, the
-  provider down, a breach still inside its ``for:`` when the bake stopped). Not
+  provider down, a breach still holding when the bake stopped for another reason). Not
   ``<skipped>``: CI views render skipped tests as neutral or hide them, and guardrail
   never treats missing evidence as harmless; ``<error>`` ("the test could not run
   properly") is what it is, and CI views show it in red next to failures;
@@ -19,8 +22,9 @@ Verdicts map to JUnit like this:
 - ``pass`` → an empty test case.
 
 ``time`` is how long the check was evaluated in that bake and a suite's ``time`` how
-long the bake lasted (checks run side by side, so it is not their sum). A rollout on a
-virtual clock took no wall time: its times are 0, and the ``clock`` property says why.
+long the bake lasted (checks run side by side, so it is not their sum), on the
+rollout's clock: for ``clock: virtual`` the simulated time (the ``clock`` property says
+so), which is what the bake covered.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ def evidence_text(v: Verdict) -> str:
 class _Suite:
     def __init__(self, parent: ET.Element, name: str, timestamp: float | None, virtual: bool):
         self.element = ET.SubElement(parent, "testsuite", name=_text(name))
-        self.scale = 0.0 if virtual else 1.0
+        self.scale = 1.0  # the rollout's own clock, simulated or not: what the bake covered
         if timestamp is not None:
             self.element.set("timestamp", iso(timestamp).removesuffix("Z"))
         self.counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
@@ -149,7 +153,7 @@ def render(report: Report) -> str:
             totals[key] += suite.counts[key]
     for key, value in totals.items():
         root.set(key, str(value))
-    root.set("time", f"{0.0 if virtual else report.end - report.start:.3f}")
+    root.set("time", f"{max(report.end - report.start, 0.0):.3f}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -179,6 +183,9 @@ def _check_case(suite: _Suite, classname: str, check: CheckView, v: Verdict | No
         suite.case(classname, name, span=span)
     elif v.status == "skipped":
         suite.case(classname, name, span=span, outcome="skipped", message=v.reason)
+    elif v.status == "inconclusive" and v.row.get("pending") and report.outcome in ("rolled_back", "rollback_failed"):
+        suite.case(classname, name, span=span, outcome="fail", message=f"breach cut short by the rollback: {v.reason}",
+                   body=evidence_text(v), kind="breach_cut_short")
     else:
         suite.case(classname, name, span=span, outcome=v.status, message=v.reason, body=evidence_text(v),
                    kind=v.status)

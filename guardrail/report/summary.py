@@ -20,6 +20,7 @@ from guardrail.text import iso
 from guardrail.state.liveness import driver
 from guardrail.state.people import on_record
 from guardrail.state.protocol import Store
+from guardrail.state.states import outcome_of
 
 OUTCOMES = ("promoted", "rolled_back", "halted", "rollback_failed", "locked")
 NOTICES = ("lock.taken_over", "lock.lost", "window.overridden", "plan.changed", "rollout.interrupted", "rollout.error")
@@ -55,7 +56,7 @@ def summarize(store: Store, rollout_id: str) -> dict[str, Any]:
         incident = store.incident(rollout_id)
     except NotFound:
         incident = None
-    outcome = row["outcome"] or ("halted" if row["state"] == "halted" else None)
+    outcome = outcome_of(row["state"])  # never the stored column: a resumed rollout keeps its old value there
     return {
         "rollout_id": rollout_id,
         "service": row["service"],

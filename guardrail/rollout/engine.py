@@ -33,6 +33,9 @@ from guardrail.state.locks import Lease
 from guardrail.language.model import Wave
 from guardrail.language.types import format_duration, template_names
 from guardrail.plugin.manager import Registry
+from guardrail.incidents.notify import Announcer
+from guardrail.rollout.freeze import freeze_before_wave
+from guardrail.rollout.gates import ask_gate, refusal as gate_refusal
 from guardrail.rollout.containment import contain
 from guardrail.rollout.interrupt import Interrupted, Interruption, halt_interrupted
 from guardrail.rollout.recovery import verify_recovery
@@ -56,17 +59,23 @@ class Engine:
         self.resumed_at = resumed_at
         """When resuming: the rollout clock's last recorded time before the gap."""
         self.rollout = plan.rollout
-        self.journal = Journal(store, rollout_id, clock, guard=lease.check,
-                               observe=lambda event: hook.guardrail_on_event(event=event))
+        self.announcer: Announcer | None = None
+        self.journal = Journal(store, rollout_id, clock, guard=lease.check, observe=self._observe)
         self.evaluator = Evaluator(plan, registry, context, concurrency=concurrency)
         self.deployer = registry.build("deployers", self.rollout.deploy.plugin, self.rollout.deploy.with_, context)
         self.notifier = Notifier(store, registry, context, self.rollout.on_failure.incident_refs(), rollout_id=rollout_id,
-                                 emit=self.journal.emit)
+                                 emit=self.journal.emit, notify_refs=self.rollout.notify)
+        self.announcer = Announcer(store, self.rollout, rollout_id, self.notifier.send)
         self.started_at = clock.now()
         # Per-tick progress events are built only when someone listens (a terminal).
         self._listening = bool(hook.guardrail_on_event.get_hookimpls())
 
     # -- bookkeeping -----------------------------------------------------------------
+
+    def _observe(self, event: dict[str, Any]) -> None:
+        self.hook.guardrail_on_event(event=event)
+        if self.announcer is not None:
+            self.announcer.on_event(event)  # queued only: delivered in the background
 
     def transition(self, state: str, *, outcome: str | None = None, reason: str | None = None,
                    finished: bool = False, **data: Any) -> None:
@@ -126,6 +135,17 @@ class Engine:
                 return self._halt(f"wave {wave.name!r} waits for approval: run `guardrail approve {self.id}`",
                                   waiting_for=wave.name)
             self.interruption.check(f"about to deploy wave {wave.name}")
+            if not all(self.journal.done(f"deploy:{r}") for r in wave.regions):  # a freeze stops deploys only
+                freeze = freeze_before_wave(self.rollout, self.id, wave.name, self.clock.now(),
+                                            self.store.events(self.id, "window.overridden"))
+                if freeze is not None:
+                    return self._halt(freeze.reason, window=freeze.window, wave=wave.name)
+                if wave.gate is not None and not self.journal.done(f"gate:{wave.name}"):
+                    answer = ask_gate(self.rollout, self.id, wave)
+                    self.journal.emit("gate.answered", wave=wave.name, ok=answer.ok, detail=answer.detail)
+                    if not answer.ok:
+                        return self._halt(gate_refusal(wave, answer, self.id), gate=wave.name)
+                    self.journal.mark(f"gate:{wave.name}", {"detail": answer.detail})
             self._capture_baselines(wave)
             self.transition("deploying", wave=wave.name, regions=wave.regions)
             failures = self._deploy_wave(wave)

@@ -16,6 +16,8 @@ def halting_plan(tmp_path: Path) -> Path:
     plan = tmp_path / "plan.yaml"
     plan.write_text((QUICKSTART / "rollout-healthy.yaml").read_text()
                     .replace("scenario.yaml", str(QUICKSTART / "scenario.yaml"))
+                    .replace("./pause-injection.sh", str(QUICKSTART / "pause-injection.sh"))
+                    .replace("./resume-stalled-sends.sh", str(QUICKSTART / "resume-stalled-sends.sh"))
                     .replace("  - ../../policies/service-restarts.yaml\n  - ../../policies/queue-latency.yaml\n",
                              "  - absent.yaml\n"))
     return plan
