@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from guardrail.rollout.evaluation import Evaluator, Item
+from guardrail.rollout.findings import failure_reason, finding, settle_by, tick_event
+from guardrail.rollout.evaluation import Evaluator
 from guardrail.judging.coverage import describe
 from guardrail.judging.decisions import Failure, Halt
 from guardrail.judging.evaluate import baseline_reference, baseline_window
@@ -292,18 +293,19 @@ class Engine:
         extend_from = max(end, self.clock.now())
         try:
             for at, batch in phase.run(before=self._watch):
-                self._tick_event(wave.name, phase, at, end)
+                if self._listening:
+                    self.journal.emit("bake.tick", persist=False, **tick_event(wave.name, phase, at, end))
                 failing = [i for i in batch if phase.states[i].last.status == "fail"]
                 if failing:
-                    return Failure(self._failure_reason(phase, failing),
-                                   [self._finding(phase, i) for i in failing],
+                    return Failure(failure_reason(phase, failing),
+                                   [finding(self.evaluator, self.rollout, phase, i) for i in failing],
                                    sorted({self.rollout.wave_of(i.region).name for i in failing} | {wave.name}))
                 stuck = [i for i in batch if phase.states[i].inconclusive_streak
                          >= self.evaluator.policies[i.policy].inconclusive_limit]
                 if stuck:
                     reason = "no evidence: " + "; ".join(f"{i}: {phase.states[i].last.reason}" for i in stuck[:5])
                     if any(self.evaluator.policies[i.policy].on_inconclusive == "fail" for i in stuck):
-                        return Failure(reason, [self._finding(phase, i) for i in stuck],
+                        return Failure(reason, [finding(self.evaluator, self.rollout, phase, i) for i in stuck],
                                        sorted({self.rollout.wave_of(i.region).name for i in stuck} | {wave.name}))
                     return Halt(reason)
                 if phase.next_time() > end:
@@ -325,7 +327,7 @@ class Engine:
                             describe(str(i), phase.coverage[i], required) for i in list(lacking)[:5]))
                     overdue = [i for i in unclean if i not in lacking and phase.next_time() > (
                         deadline if phase.states[i].last is not None and phase.states[i].last.status == "inconclusive"
-                        else self._settle_by(phase, i, extend_from))]
+                        else settle_by(self.evaluator, phase, i, extend_from))]
                     if overdue:
                         return Halt("bake ended without clean evidence for " + ", ".join(map(str, overdue[:5])))
         except _Interrupted as interrupted:
@@ -334,36 +336,6 @@ class Engine:
         self.journal.emit("bake.passed", wave=wave.name, regions=regions,
                           covered={str(i): c.covered for i, c in phase.coverage.items() if c.applies})
         return None
-
-    def _settle_by(self, phase: Phase, item: Item, extend_from: float) -> float:
-        """When an unclean item must have settled (passed or failed) after the bake's end."""
-        policy = self.evaluator.policies[item.policy]
-        since = phase.states[item].breach_since
-        start = max(extend_from, since) if since is not None else extend_from
-        return start + self.evaluator.checks[(item.policy, item.check)].for_ + policy.inconclusive_limit * policy.interval
-
-    def _tick_event(self, wave: str, phase: Phase, at: float, end: float) -> None:
-        if not self._listening:
-            return
-        latest = [{"item": str(i), "region": i.region, "check": i.check, "status": s.last.status, "value": s.last.value,
-                   "threshold": s.last.threshold, "pending": s.last.pending}
-                  for i, s in phase.states.items() if s.last is not None]
-        self.journal.emit("bake.tick", persist=False, wave=wave, remaining=max(0.0, end - at), checks=latest)
-
-    def _finding(self, phase: Phase, item: Item) -> dict[str, Any]:
-        state = phase.states[item]
-        check = self.evaluator.checks[(item.policy, item.check)]
-        verdict = state.last
-        return {"region": item.region, "policy": item.policy, "check": item.check, "status": verdict.status,
-                "value": verdict.value, "threshold": verdict.threshold, "reference": verdict.reference,
-                "comparison": check.fail_if.text if check.fail_if else None, "for": format_duration(check.for_),
-                "query": self.evaluator.query_text(item), "reason": verdict.reason,
-                "first_breach_at": state.first_breach_at, "phase": phase.name,
-                "wave": self.rollout.wave_of(item.region).name}
-
-    @staticmethod
-    def _failure_reason(phase: Phase, failing: list[Item]) -> str:
-        return "; ".join(f"{i}: {phase.states[i].last.reason}" for i in failing[:5])
 
     # -- failure path ----------------------------------------------------------------
 

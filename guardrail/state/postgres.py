@@ -34,7 +34,7 @@ from guardrail.secrets import Redactor
 from guardrail.state.pgconn import Database
 from guardrail.state.postgres_outbox import PostgresOutbox
 from guardrail.state.schema import PACKED, POSTGRES_MIGRATIONS, ROW_SPAN, SCHEMA_VERSION
-from guardrail.state.sqlite import MEASUREMENT_COLUMNS, _dumps, _json_text, redact_ticks
+from guardrail.state.packing import MEASUREMENT_COLUMNS, _dumps, _json_text, redact_ticks
 
 _REGION, _CHECK = PACKED.index("region"), PACKED.index("check_name")
 _NOW = "extract(epoch from clock_timestamp())::float8"

@@ -22,7 +22,6 @@ announces, so a process killed at any instant leaves a store from which
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 import time
@@ -33,48 +32,8 @@ from typing import Any, Iterable, Iterator
 from guardrail.errors import NotFound, StoreError
 from guardrail.secrets import Redactor
 from guardrail.state.outbox import OutboxStore
+from guardrail.state.packing import MEASUREMENT_COLUMNS, _dumps, _json_text, redact_ticks
 from guardrail.state.schema import PACKED, ROW_SPAN, SCHEMA as _SCHEMA, SCHEMA_VERSION, migrate
-
-
-def redact_ticks(redactor: Redactor, ticks: list[tuple]) -> None:
-    """Mask secrets in the reason, evidence and query of every evaluation of ``ticks``
-    (``(phase, policy, tick, at, evaluations)``), in place, before any backend stores them."""
-    if not redactor.active:
-        return
-    redact = redactor.redact
-    reason_at, evidence_at, query_at = PACKED.index("reason"), PACKED.index("evidence"), PACKED.index("query")
-    queries: dict[Any, Any] = {}  # a rendered query (an http URL may hold a secret) repeats every tick
-    for *_, evaluations in ticks:
-        for evaluation in evaluations:
-            evaluation[reason_at] = redact(evaluation[reason_at])
-            evaluation[evidence_at] = redact(evaluation[evidence_at])
-            query = evaluation[query_at]
-            if isinstance(query, str):
-                if query not in queries:
-                    queries[query] = redact(query)
-                evaluation[query_at] = queries[query]
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-MEASUREMENT_COLUMNS = ("phase", "tick", "at", "region", "policy", "check_name", "status", "value", "threshold",
-                       "reference", "comparison", "pending", "reason", "query", "evidence", "breach_since",
-                       "first_breach_at", "streak", "evaluations", "failures", "inconclusives")
-"""The fields of a measurement row (``measurements``), in order."""
-
-_NON_FINITE = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
-_AS_JSON = {"Infinity": "1e999", "-Infinity": "-1e999", "NaN": "null"}
-
-
-def _json_text(value: Any) -> str:
-    """Strict JSON, so SQLite's JSON functions read it: infinities become 1e999 (read back
-    as infinities by Python and SQLite alike), NaN becomes null."""
-    text = json.dumps(value, default=str)
-    if "Infinity" in text or "NaN" in text:
-        text = _NON_FINITE.sub(lambda m: _AS_JSON.get(m.group(), m.group()), text)
-    return text
 
 
 def _use_wal(db: sqlite3.Connection, timeout: float = 30.0) -> None:
