@@ -103,7 +103,7 @@ def test_reduce(reduce, expected):
 def test_nan_series_are_no_data():
     verdict, _ = judge(check(), Reading(series=(Series({}, float("nan")),)), at=0, state=CheckState(),
                        on_no_data="inconclusive")
-    assert verdict.status == "inconclusive" and verdict.reason == "no data"
+    assert verdict.status == "inconclusive" and verdict.reason == "no data: 1 series read NaN or infinity"
 
 
 def test_baseline_value_stats():
@@ -131,3 +131,22 @@ def test_a_summed_check_gets_a_summed_baseline_not_the_mean_of_its_series():
     assert baseline_samples(window, None) == [2.0, 3.0]  # one series expected: its value (here the mean)
     assert baseline_value(baseline_samples(window, "sum"), "mean") == 5.0
 
+
+
+@pytest.mark.parametrize("reduce, values, expected", [
+    ("max", [1.0, float("nan")], "inconclusive"),  # the NaN series may be the one that breaches
+    ("max", [10.0, float("nan")], "fail"),  # a breach among the others stands
+    ("sum", [1.0, float("inf")], "inconclusive"),
+    ("any", [1.0, float("nan")], "inconclusive"),
+    ("any", [10.0, float("-inf")], "fail"),
+    ("all", [1.0, float("nan")], "pass"),  # one finite series does not breach: not all do
+    ("all", [10.0, float("nan")], "inconclusive"),
+    (None, [float("inf")], "inconclusive"),  # one series, infinite: no data
+])
+def test_nan_and_infinities_are_no_data_and_never_make_a_breaching_set_pass(reduce, values, expected):
+    c = check(fail_if="> 5", **({"reduce": reduce} if reduce else {}))
+    reading = Reading(series=tuple(Series({"i": str(n)}, v) for n, v in enumerate(values)))
+    verdict, _ = judge(c, reading, at=0.0, state=CheckState(), on_no_data="inconclusive")
+    assert verdict.status == expected, verdict.reason
+    if expected == "inconclusive":
+        assert "NaN or infinity" in verdict.reason

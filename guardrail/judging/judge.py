@@ -82,23 +82,34 @@ def baseline_value(points: list[float], stat: str) -> float | None:
 
 
 def _measure(check: Check, reading: Reading, reference: float | None) -> tuple[float | None, bool | None, str]:
-    """(value shown, whether the failure condition holds, reason) — holds is None for no data."""
-    values = [s.value for s in reading.series if not math.isnan(s.value)]
+    """(value shown, whether the failure condition holds, reason) — holds is None for no data.
+
+    A series that reads NaN or an infinity is no data for that series. Such a series
+    never makes a breaching set pass: the verdict stands only when it does not depend
+    on it (a breach among the others fails; ``all`` fails to hold once one finite series
+    does not breach); otherwise the reading is no data, and ``on_no_data`` decides."""
+    values = [s.value for s in reading.series if math.isfinite(s.value)]
+    unknown = len(reading.series) - len(values)
     if not values:
-        return None, None, "no data"
+        return None, None, "no data" if not unknown else f"no data: {unknown} series read NaN or infinity"
     comparison = check.fail_if
     how = check.reduce
-    if len(values) > 1 and how is None:
-        raise _Inconclusive(f"the query returned {len(values)} series; add reduce: max|min|sum|avg|any|all "
+    if len(values) + unknown > 1 and how is None:
+        raise _Inconclusive(f"the query returned {len(values) + unknown} series; add reduce: max|min|sum|avg|any|all "
                             f"(or aggregate in the query) so no series is silently picked")
     if how in ("any", "all"):
         holds = [comparison.holds(v, reference) for v in values]
         breached = [v for v, h in zip(values, holds) if h]
         worst = max(values, key=lambda v: comparison.subject(v, reference) * (1 if comparison.op in (">", ">=") else -1))
         verdict = any(holds) if how == "any" else all(holds)
+        if unknown and (verdict if how == "all" else not verdict):
+            return None, None, f"no data: {unknown} of {len(values) + unknown} series read NaN or infinity"
         return (breached[0] if verdict and breached else worst), verdict, f"{len(breached)}/{len(values)} series breach"
     value = values[0] if len(values) == 1 else reduce_values(values, how)
-    return value, comparison.holds(value, reference), ""
+    holds = comparison.holds(value, reference)
+    if unknown and not holds:
+        return None, None, f"no data: {unknown} of {len(values) + unknown} series read NaN or infinity"
+    return value, holds, ""
 
 
 class _Inconclusive(Exception):
@@ -140,7 +151,7 @@ def judge(check: Check, reading: Reading, *, at: float, state: CheckState, on_no
     except _Inconclusive as exc:
         return _inconclusive(state, threshold, reference, str(exc))
     if holds is None:
-        return _no_data(check, on_no_data, state, at, threshold, reference, "no data")
+        return _no_data(check, on_no_data, state, at, threshold, reference, note)
     if not holds:
         return _settle(check, False, value, threshold, reference, note, at, state)
     return _settle(check, True, value, threshold, reference,
