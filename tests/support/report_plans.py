@@ -14,6 +14,9 @@ def halting_plan(tmp_path: Path) -> Path:
                       "checks:\n  - {name: missing, source: prometheus, query: 'sum(nothing{region=\"{{region}}\"})',"
                       " fail_if: '> 0'}\n")
     plan = tmp_path / "plan.yaml"
+    for script in QUICKSTART.glob("*.sh"):  # its actions: checked before the first deploy
+        (tmp_path / script.name).write_bytes(script.read_bytes())
+        (tmp_path / script.name).chmod(0o755)
     plan.write_text((QUICKSTART / "rollout-healthy.yaml").read_text()
                     .replace("scenario.yaml", str(QUICKSTART / "scenario.yaml"))
                     .replace("./pause-injection.sh", str(QUICKSTART / "pause-injection.sh"))
