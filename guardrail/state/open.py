@@ -41,6 +41,8 @@ def open_store(spec: str | Path | Store, redactor: Redactor | None = None, *, en
         from guardrail.state.pgconn import resolve_url
         from guardrail.state.postgres import PostgresStore
     except ImportError as exc:
+        if not (exc.name or "").split(".")[0] in ("psycopg", "psycopg_pool"):
+            raise  # guardrail's own module failed to import: a bug, not a missing extra
         raise StoreError(f"a postgresql:// state needs the postgres extra ({exc.name} is not installed): "
                          f"{EXTRA_HINT}") from None
     env = os.environ if environ is None else environ
