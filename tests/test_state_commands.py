@@ -37,7 +37,7 @@ def test_migrate_creates_the_tables_that_a_runner_without_ddl_rights_then_uses(p
     again = _cli("state", "migrate", postgres_url, "--json")  # idempotent
     assert json.loads(again.stdout)["schema_version"] == SCHEMA_VERSION
     listed = _cli("history", "--state", postgres_url, "--json", env={"GUARDRAIL_STATE_MIGRATE": "0"})
-    assert listed.exit_code == 0 and json.loads(listed.stdout) == []
+    assert listed.exit_code == 0 and json.loads(listed.stdout)["rollouts"] == []
 
 
 def test_a_password_on_the_command_line_is_refused_without_being_printed(postgres_server):
@@ -134,7 +134,7 @@ def test_the_password_comes_from_the_environment_and_is_never_printed_or_stored(
                           (with_env, {"DB_PASSWORD": postgres_server.password})):
             done = _cli("history", "--state", spec, "--json", env={**env, "GUARDRAIL_STATE_RETRY": "1"})
             assert done.exit_code == 0, done.output
-            assert json.loads(done.stdout) == []
+            assert json.loads(done.stdout)["rollouts"] == []
         wrong = _cli("status", "--state", with_env, env={"DB_PASSWORD": "not-" + postgres_server.password})
         assert wrong.exit_code == ExitCode.USAGE and postgres_server.password not in wrong.output
         assert "password authentication failed" in wrong.stderr
