@@ -114,6 +114,7 @@ def test_without_psycopg_a_postgresql_state_names_the_extra_to_install(tmp_path)
     assert done.returncode == ExitCode.USAGE, done.stderr
     assert "needs the postgres extra (psycopg is not installed): pip install 'guardrail-rollout[postgres]'" in done.stderr
     assert "Traceback" not in done.stderr
+    (tmp_path / "state.db").touch()  # history reads an existing file; it refuses to create one
     sqlite = subprocess.run([sys.executable, "-c", code.replace("'postgresql://guardrail@127.0.0.1:1/db'",
                                                                 "'state.db'")],
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
