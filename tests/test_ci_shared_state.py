@@ -38,7 +38,7 @@ def test_the_shared_github_workflow_rolls_out_on_one_runner_and_is_followed_from
     assert workflow["concurrency"]["group"] == "rollout-${{ inputs.service }}"
     job = workflow["jobs"]["rollout"]
     assert job["env"]["GUARDRAIL_STATE"] == "${{ secrets.GUARDRAIL_STATE }}"
-    assert any("guardrail[postgres]" in s.get("run", "") for s in job["steps"])
+    assert any("guardrail-rollout[postgres]" in s.get("run", "") for s in job["steps"])
     steps = {s.get("id"): s for s in job["steps"]}
     base = dict(GITHUB_ACTIONS="true", GITHUB_WORKSPACE=str(REPO), GUARDRAIL_STATE_MIGRATE="0")
 

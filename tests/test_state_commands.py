@@ -37,7 +37,7 @@ def test_migrate_creates_the_tables_that_a_runner_without_ddl_rights_then_uses(p
     again = _cli("state", "migrate", postgres_url, "--json")  # idempotent
     assert json.loads(again.stdout)["schema_version"] == SCHEMA_VERSION
     listed = _cli("history", "--state", postgres_url, "--json", env={"GUARDRAIL_STATE_MIGRATE": "0"})
-    assert listed.exit_code == 0 and json.loads(listed.stdout) == []
+    assert listed.exit_code == 0 and json.loads(listed.stdout)["rollouts"] == []
 
 
 def test_a_password_on_the_command_line_is_refused_without_being_printed(postgres_server):
@@ -112,8 +112,9 @@ def test_without_psycopg_a_postgresql_state_names_the_extra_to_install(tmp_path)
             " 'postgresql://guardrail@127.0.0.1:1/db']; from guardrail.cli import main; main()")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == ExitCode.USAGE, done.stderr
-    assert "needs the postgres extra (psycopg is not installed): pip install 'guardrail[postgres]'" in done.stderr
+    assert "needs the postgres extra (psycopg is not installed): pip install 'guardrail-rollout[postgres]'" in done.stderr
     assert "Traceback" not in done.stderr
+    (tmp_path / "state.db").touch()  # history reads an existing file; it refuses to create one
     sqlite = subprocess.run([sys.executable, "-c", code.replace("'postgresql://guardrail@127.0.0.1:1/db'",
                                                                 "'state.db'")],
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
@@ -134,7 +135,7 @@ def test_the_password_comes_from_the_environment_and_is_never_printed_or_stored(
                           (with_env, {"DB_PASSWORD": postgres_server.password})):
             done = _cli("history", "--state", spec, "--json", env={**env, "GUARDRAIL_STATE_RETRY": "1"})
             assert done.exit_code == 0, done.output
-            assert json.loads(done.stdout) == []
+            assert json.loads(done.stdout)["rollouts"] == []
         wrong = _cli("status", "--state", with_env, env={"DB_PASSWORD": "not-" + postgres_server.password})
         assert wrong.exit_code == ExitCode.USAGE and postgres_server.password not in wrong.output
         assert "password authentication failed" in wrong.stderr

@@ -13,7 +13,7 @@ from guardrail.state.protocol import Store
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 MIGRATE_ENV = "GUARDRAIL_STATE_MIGRATE"
-EXTRA_HINT = "pip install 'guardrail[postgres]'"
+EXTRA_HINT = "pip install 'guardrail-rollout[postgres]'"
 
 
 def is_url(spec: str | Path) -> bool:
