@@ -20,11 +20,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from guardrail.rollout.findings import failure_reason, finding, settle_by, tick_event
+from guardrail.rollout.baselines import capture_baselines
+from guardrail.rollout.findings import failure_reason, finding, rollback_targets, settle_by, tick_event
 from guardrail.rollout.evaluation import Evaluator
 from guardrail.judging.coverage import describe
 from guardrail.judging.decisions import Failure, Halt
-from guardrail.judging.evaluate import baseline_reference, baseline_window
 from guardrail.incidents.lifecycle import IncidentTracker, Notifier
 from guardrail.errors import LockLostError
 from guardrail.plugin.interfaces import ActionRun, Outcome, PluginContext, Target
@@ -147,7 +147,7 @@ class Engine:
                     if not answer.ok:
                         return self._halt(gate_refusal(wave, answer, self.id), gate=wave.name)
                     self.journal.mark(f"gate:{wave.name}", {"detail": answer.detail})
-            self._capture_baselines(wave)
+            capture_baselines(self.journal, self.evaluator, wave)
             self.transition("deploying", wave=wave.name, regions=wave.regions)
             failures = self._deploy_wave(wave)
             # A deploy cut short by the signal (Ctrl-C reaches the deploy tool too) is not a
@@ -177,7 +177,7 @@ class Engine:
         last use (its evaluator is closed).
         """
         try:
-            self._capture_baselines(wave)
+            capture_baselines(self.journal, self.evaluator, wave)
             failures = self._deploy_wave(wave)
             return _deploy_failure(wave, failures) if failures else self._bake(wave)
         finally:
@@ -226,23 +226,6 @@ class Engine:
                  "wave": wave.name, "started": o.started} for r, o in outcomes.items() if not o.ok]
 
     # -- baselines and bake ----------------------------------------------------------
-
-    def _capture_baselines(self, wave) -> None:
-        if self.journal.done(f"baseline:{wave.name}"):
-            return
-        end = self.clock.now()
-        for item in self.evaluator.items(wave.regions):
-            check = self.evaluator.checks[(item.policy, item.check)]
-            if check.compare != "baseline":
-                continue
-            window = baseline_window(check, wave.bake)
-            step = self.evaluator.policies[item.policy].interval
-            reading = self.evaluator.measure_range(item, end - window, end, step)
-            value, detail = baseline_reference(check, reading)
-            self.store.set_baseline(self.id, item.region, item.policy, item.check, value, (end - window, end),
-                                    {"samples": detail["samples"], "stat": detail["stat"], "error": detail["error"],
-                                     "query": self.evaluator.query_text(item)})
-        self.journal.mark(f"baseline:{wave.name}", {"at": end})
 
     def _watch(self, before) -> None:
         """Between ticks: stop if the lock was lost; honour pause/abort requests (the lease
@@ -382,11 +365,7 @@ class Engine:
         self.interruption.check(self.where)
 
     def _rollback_targets(self, failure: Failure) -> list[str]:
-        deployed = self.deployed_regions()
-        if self.rollout.on_failure.rollback == "failing-wave" and failure.waves:
-            deployed = [r for r in deployed if self.rollout.wave_of(r).name in failure.waves]
-        by_wave = [[r for r in w.regions if r in deployed] for w in self.rollout.waves]
-        return [r for regions in reversed(by_wave) for r in reversed(regions)]
+        return rollback_targets(self.rollout, self.deployed_regions(), failure)
 
     def _rollback_region(self, region: str) -> Outcome:
         # A rollback that failed earlier is not "done": running the procedure again

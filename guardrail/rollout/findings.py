@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from guardrail.judging.decisions import Failure
 from guardrail.language.model import Rollout
 from guardrail.rollout.evaluation import Evaluator, Item
 from guardrail.rollout.ticks import Phase
@@ -43,3 +44,12 @@ def tick_event(wave: str, phase: Phase, at: float, end: float) -> dict[str, Any]
                "threshold": s.last.threshold, "pending": s.last.pending}
               for i, s in phase.states.items() if s.last is not None]
     return {"wave": wave, "remaining": max(0.0, end - at), "checks": latest}
+
+
+def rollback_targets(rollout: Rollout, deployed: list[str], failure: Failure) -> list[str]:
+    """The regions a failure rolls back, in reverse wave order: every deployed region, or
+    only the failing waves' with ``rollback: failing-wave``."""
+    if rollout.on_failure.rollback == "failing-wave" and failure.waves:
+        deployed = [r for r in deployed if rollout.wave_of(r).name in failure.waves]
+    by_wave = [[r for r in w.regions if r in deployed] for w in rollout.waves]
+    return [r for regions in reversed(by_wave) for r in reversed(regions)]

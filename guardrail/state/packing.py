@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 from guardrail.secrets import Redactor
-from guardrail.state.schema import PACKED
+from guardrail.state.schema import PACKED, ROW_SPAN
 
 
 def redact_ticks(redactor: Redactor, ticks: list[tuple]) -> None:
@@ -51,3 +51,14 @@ def _json_text(value: Any) -> str:
     if "Infinity" in text or "NaN" in text:
         text = _NON_FINITE.sub(lambda m: _AS_JSON.get(m.group(), m.group()), text)
     return text
+
+
+def unpack_tick(tick: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """The evaluations of a stored tick row, each as a measurement row (``MEASUREMENT_COLUMNS``
+    plus ``id``, ``rollout_id`` and ``check``), numbered as the ``measurements`` view does."""
+    common = {"rollout_id": tick["rollout_id"], "phase": tick["phase"], "tick": tick["tick"], "at": tick["at"],
+              "policy": tick["policy"]}
+    for k, values in enumerate(json.loads(tick["evaluations"])):
+        row = dict(zip(PACKED, values), id=tick["id"] * ROW_SPAN + k, **common)
+        row["check"], row["pending"], row["evidence"] = row["check_name"], bool(row["pending"]), row["evidence"] or {}
+        yield row

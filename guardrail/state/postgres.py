@@ -24,7 +24,7 @@ import os
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import psycopg
 from psycopg.rows import dict_row
@@ -34,7 +34,7 @@ from guardrail.secrets import Redactor
 from guardrail.state.pgconn import Database
 from guardrail.state.postgres_outbox import PostgresOutbox
 from guardrail.state.schema import PACKED, POSTGRES_MIGRATIONS, ROW_SPAN, SCHEMA_VERSION
-from guardrail.state.packing import MEASUREMENT_COLUMNS, _dumps, _json_text, redact_ticks
+from guardrail.state.packing import MEASUREMENT_COLUMNS, _dumps, _json_text, redact_ticks, unpack_tick
 
 _REGION, _CHECK = PACKED.index("region"), PACKED.index("check_name")
 _NOW = "extract(epoch from clock_timestamp())::float8"
@@ -271,7 +271,7 @@ class PostgresStore(PostgresOutbox):
         out = []
         for tick in self._read("SELECT * FROM ticks WHERE rollout_id = %s AND (%s::text IS NULL OR phase = %s)"
                                " ORDER BY id", (rollout_id, phase, phase)):
-            for row in self._unpack(tick):
+            for row in unpack_tick(tick):
                 if (region is None or row["region"] == region) and (check is None or row["check"] == check):
                     out.append(row)
         return out
@@ -283,17 +283,8 @@ class PostgresStore(PostgresOutbox):
         out: dict[int, dict[str, Any]] = {}
         if wanted:
             for tick in self._read("SELECT * FROM ticks WHERE id = ANY(%s)", (sorted(wanted),)):
-                out.update((row["id"], row) for row in self._unpack(tick) if row["id"] in wanted[tick["id"]])
+                out.update((row["id"], row) for row in unpack_tick(tick) if row["id"] in wanted[tick["id"]])
         return out
-
-    @staticmethod
-    def _unpack(tick: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        common = {"rollout_id": tick["rollout_id"], "phase": tick["phase"], "tick": tick["tick"], "at": tick["at"],
-                  "policy": tick["policy"]}
-        for k, values in enumerate(json.loads(tick["evaluations"])):
-            row = dict(zip(PACKED, values), id=tick["id"] * ROW_SPAN + k, **common)
-            row["check"], row["pending"], row["evidence"] = row["check_name"], bool(row["pending"]), row["evidence"] or {}
-            yield row
 
     def measurement_count(self, rollout_id: str) -> int:
         rows = self.db.tuples("SELECT SUM(jsonb_array_length(evaluations::jsonb)) FROM ticks WHERE rollout_id = %s",

@@ -32,8 +32,8 @@ from typing import Any, Iterable, Iterator
 from guardrail.errors import NotFound, StoreError
 from guardrail.secrets import Redactor
 from guardrail.state.outbox import OutboxStore
-from guardrail.state.packing import MEASUREMENT_COLUMNS, _dumps, _json_text, redact_ticks
-from guardrail.state.schema import PACKED, ROW_SPAN, SCHEMA as _SCHEMA, SCHEMA_VERSION, migrate
+from guardrail.state.packing import MEASUREMENT_COLUMNS, _dumps, _json_text, redact_ticks, unpack_tick
+from guardrail.state.schema import ROW_SPAN, SCHEMA as _SCHEMA, SCHEMA_VERSION, migrate
 
 
 def _use_wal(db: sqlite3.Connection, timeout: float = 30.0) -> None:
@@ -272,7 +272,7 @@ class SQLiteStore(OutboxStore):
             sql, args = sql + " AND phase = ?", args + [phase]
         out = []
         for tick in self._read(sql + " ORDER BY id", args):
-            for row in self._unpack(tick):
+            for row in unpack_tick(tick):
                 if (region is None or row["region"] == region) and (check is None or row["check"] == check):
                     out.append(row)
         return out
@@ -287,17 +287,8 @@ class SQLiteStore(OutboxStore):
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
             for tick in self._read(f"SELECT * FROM ticks WHERE id IN ({','.join('?' * len(chunk))})", chunk):
-                out.update((row["id"], row) for row in self._unpack(tick) if row["id"] in wanted[tick["id"]])
+                out.update((row["id"], row) for row in unpack_tick(tick) if row["id"] in wanted[tick["id"]])
         return out
-
-    @staticmethod
-    def _unpack(tick: sqlite3.Row) -> Iterator[dict[str, Any]]:
-        common = {"rollout_id": tick["rollout_id"], "phase": tick["phase"], "tick": tick["tick"], "at": tick["at"],
-                  "policy": tick["policy"]}
-        for k, values in enumerate(json.loads(tick["evaluations"])):
-            row = dict(zip(PACKED, values), id=tick["id"] * ROW_SPAN + k, **common)
-            row["check"], row["pending"], row["evidence"] = row["check_name"], bool(row["pending"]), row["evidence"] or {}
-            yield row
 
     def measurement_count(self, rollout_id: str) -> int:
         row = self._read("SELECT SUM(json_array_length(evaluations)) FROM ticks WHERE rollout_id = ?", (rollout_id,))
