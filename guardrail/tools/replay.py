@@ -54,13 +54,25 @@ listed, as in the single-policy backtest (``guardrail.tools.backtest``).
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from guardrail.clock import VirtualClock
+from guardrail.errors import UsageError
+from guardrail.judging.decisions import Failure, Halt
+from guardrail.language.loader import Plan, load_plan
+from guardrail.language.types import format_duration
+from guardrail.plugin.interfaces import Outcome, PluginContext, Target
+from guardrail.plugin.manager import GuardrailPluginManager, get_plugin_manager
+from guardrail.rollout.engine import Engine
+from guardrail.state.ids import new_rollout_id
+from guardrail.state.locks import Lease
+from guardrail.state.sqlite import SQLiteStore
 from guardrail.text import iso
-from guardrail.plugin.manager import GuardrailPluginManager
+from guardrail.tools.backtest import check_inputs, unobserved, replayable
 
 OUTCOMES = ("promoted", "rolled_back", "halted", "incomplete")
 
@@ -143,14 +155,220 @@ def replay_plan(plan_path: str | Path, *, deployed: Mapping[str, float] | None =
 
     :param deployed: region -> epoch seconds when history shows it on the new version.
     :param deployed_at: epoch seconds: "as if guardrail had run the plan from then".
-    :param sources: source settings by name, overriding the plan's (``{"prometheus":
-        {"plugin": "prometheus", "url": ...}}``): point the plan at history.
+    :param sources: source settings by name, overriding the plan's and its regions'
+        (``{"prometheus": {"plugin": "prometheus", "url": ...}}``): point the plan at history.
     :param variables: template variables added to every region's.
     :param state: keep the replayed rollout in this SQLite file (default: a throw-away one).
     :param until: stop the replay at this time at the latest (a bake still running is
         then ``halted``, with the evidence so far).
     """
-    raise NotImplementedError("replay_plan is being built")
+    pm = pm or get_plugin_manager()
+    plan, skipped = _replay_plan(load_plan(plan_path, pm.registry), sources or {}, variables or {})
+    history = {r: float(t) for r, t in (deployed or {}).items()}
+    start, last = _schedule(plan, history, deployed_at)
+    if until is not None and until <= start:
+        raise UsageError(f"--until must be after the replay's start ({iso(start)})")
+    check_inputs(plan, pm.registry)
+    with tempfile.TemporaryDirectory(prefix="guardrail-replay-") as scratch:
+        path = Path(state) if state is not None else Path(scratch) / "replay.db"
+        store = _ReplayStore(path)
+        try:
+            result = _run(plan, store, pm, start=start, history=history, follow=deployed_at is not None,
+                          last=last, until=until, state_dir=path.parent)
+        finally:
+            store.close()
+    result.skipped = skipped
+    result.state = str(state) if state is not None else None
+    return result
 
 
-__all__ = ["Exposure", "OUTCOMES", "ReplayResult", "replay_plan"]
+def _replay_plan(plan: Plan, sources: dict[str, dict[str, Any]], variables: dict[str, Any]) -> tuple[Plan, list]:
+    """The plan as a replay runs it: sources pointed at history, the replay deployer in
+    the deployer's place, nothing that acts on the world or asks a person (actions,
+    incident sinks, notifications, gates, approvals, change freezes, preflight), and
+    without the checks that cannot answer for the past."""
+    from guardrail.language.rollout import OnRecovery, PluginRef, Windows
+
+    rollout = plan.rollout
+    regions = {name: region.model_copy(update={"sources": {k: v for k, v in region.sources.items() if k not in sources}})
+               for name, region in rollout.regions.items()}
+    replayed = rollout.model_copy(update={
+        "deploy": PluginRef(plugin="noop"),
+        "sources": {**rollout.sources, **{k: dict(v) for k, v in sources.items()}},
+        "regions": regions,
+        "vars": {**rollout.vars, **variables},
+        "on_failure": rollout.on_failure.model_copy(update={"actions": [], "incident": []}),
+        "on_recovery": OnRecovery(),
+        "notify": [],
+        "preflight": False,
+        "windows": Windows(),
+        "clock": "virtual",
+        "waves": [w.model_copy(update={"approval": "auto", "gate": None}) for w in rollout.waves],
+    })
+    policies, skipped = [], []
+    for loaded in plan.policies:
+        kept, left_out = replayable(loaded)
+        skipped += left_out
+        if kept.policy.checks:
+            policies.append(kept)
+    if not policies:
+        raise UsageError(f"{plan.path}: no check of its policies can be replayed: every one is a live probe")
+    return Plan(plan.path, replayed, policies, plan.text, plan.secrets), skipped
+
+
+def _schedule(plan: Plan, history: dict[str, float], deployed_at: float | None) -> tuple[float, str | None]:
+    """The replay's start, and the last wave it can answer for (None: every wave)."""
+    rollout = plan.rollout
+    unknown = sorted(set(history) - set(rollout.regions))
+    if unknown:
+        raise UsageError(f"--deployed names {', '.join(unknown)}, not a region of {plan.path.name} "
+                         f"(regions: {', '.join(rollout.regions)})")
+    if deployed_at is None and not history:
+        raise UsageError("say when the change reached the regions in history: --deployed REGION=TIME "
+                         "(repeatable) or --deployed-at TIME")
+    first = rollout.waves[0]
+    if deployed_at is not None:
+        start = deployed_at
+        if history and min(history.values()) < start:
+            region = min(history, key=history.get)
+            raise UsageError(f"--deployed {region}={iso(history[region])} is before --deployed-at {iso(start)}")
+        return start, None
+    missing = [r for r in first.regions if r not in history]
+    if missing:
+        raise UsageError(f"history's deploy time of {', '.join(missing)} (wave {first.name}, the first) is not known:"
+                         f" give --deployed {missing[0]}=TIME, or --deployed-at TIME")
+    last = None
+    for previous, wave in zip(rollout.waves, rollout.waves[1:]):
+        if any(r not in history for r in wave.regions):
+            last = previous.name
+            break
+    return min(history[r] for r in first.regions), last
+
+
+class _ReplayStore(SQLiteStore):
+    """The replay's state file: every event it stores says ``replay: true``."""
+
+    def add_event(self, rollout_id: str, at: float, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        return super().add_event(rollout_id, at, kind, {**data, "replay": True})
+
+
+class _WindowEnded(Exception):
+    """The replay's clock reached ``until``."""
+
+
+class _Bounded:
+    """The replay's clock, stopping the replay at ``until``."""
+
+    def __init__(self, clock: VirtualClock, until: float | None):
+        self.clock, self.until = clock, until
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def sleep(self, seconds: float) -> None:
+        if self.until is not None and self.clock.now() + seconds > self.until + 1e-6:
+            raise _WindowEnded()
+        self.clock.sleep(seconds)
+
+
+class ReplayDeployer:
+    """Deploys and rolls back nothing: records when guardrail would have, and moves the
+    replay's clock on to the time history shows a region on the new version when the
+    engine deploys it earlier (see the module's docstring)."""
+
+    def __init__(self, clock: VirtualClock, history: dict[str, float], *, follow: bool):
+        self.clock, self.history, self.follow = clock, history, follow
+        self.deployed: dict[str, float] = {}
+        self.rolled_back: dict[str, float] = {}
+        self.caveats: list[str] = []
+
+    def deploy(self, target: Target) -> Outcome:
+        region, now = target.region, self.clock.now()
+        at = self.history.get(region)
+        if at is None:  # "as if guardrail had run it": history followed guardrail's deploys
+            at = self.history[region] = now
+        elif at < now:
+            self.caveats.append(
+                f"{region} ran {target.version} in history from {iso(at)}, {format_duration(now - at)} before "
+                f"guardrail would have deployed it: until then the replay took it for a region on {target.previous} "
+                "(a control region, its baselines), while its readings were already of the new version")
+        self.clock.advance_to(at)
+        self.deployed[region] = max(now, at)
+        return Outcome(True, f"replay: {region} runs {target.version} in history from {iso(at)}; nothing deployed")
+
+    def rollback(self, target: Target) -> Outcome:
+        self.rolled_back[target.region] = self.clock.now()
+        return Outcome(True, f"replay: the rollback of {target.region} to {target.previous} is recorded, not run")
+
+    def validate_ready(self, regions: list[dict[str, Any]]) -> list:
+        return []
+
+
+def _run(plan: Plan, store: SQLiteStore, pm: GuardrailPluginManager, *, start: float, history: dict[str, float],
+         follow: bool, last: str | None, until: float | None, state_dir: Path) -> ReplayResult:
+    rollout = plan.rollout
+    clock = VirtualClock(start)
+    rollout_id = "replay-" + new_rollout_id(start)
+    store.create_rollout({"id": rollout_id, "service": rollout.service, "version": rollout.change.version,
+                          "previous": rollout.change.previous, "plan_path": str(plan.path), "plan_digest": "-",
+                          "clock": "virtual", "clock_start": start})
+    lease = Lease(store, f"replay:{rollout_id}", rollout_id)  # never the service's own lock
+    lease.acquire()
+    deployer = ReplayDeployer(clock, history, follow=follow)
+    context = PluginContext(clock=clock, state_dir=state_dir, base_dir=plan.path.parent, service=rollout.service,
+                            rollout_id=rollout_id)
+    engine = Engine(plan=plan, store=store, registry=pm.registry, hook=unobserved(), clock=_Bounded(clock, until),
+                    rollout_id=rollout_id, context=context, lease=lease, realtime=False)
+    engine.deployer = deployer
+    engine.journal.emit("rollout.started", service=rollout.service, change=rollout.change.model_dump(),
+                        waves=[{"name": w.name, "regions": w.regions, "bake": w.bake, "min_coverage": w.min_coverage}
+                               for w in rollout.waves],
+                        plan=str(plan.path), policies=[str(p.path) for p in plan.policies], clock="virtual",
+                        history={r: iso(t) for r, t in history.items()},
+                        schedule="guardrail's own" if follow else "history's deploy times")
+    recovery = None
+    try:
+        try:
+            wave, decision = engine.decide_plan(last=last)
+        except _WindowEnded:
+            wave, decision = None, Halt(f"the replay stopped at {iso(until)} (--until) before a decision")
+        decided_at = clock.now()
+        if isinstance(decision, Failure):
+            recovery = ("not verified: history kept the change, so it cannot show the recovery a rollback would "
+                        "have brought")
+            engine.record_rollback(decision)
+            engine.transition("done", outcome="rolled_back", reason=f"{decision.reason}; recovery {recovery}",
+                              finished=True)
+            outcome = "rolled_back"
+        elif isinstance(decision, Halt):
+            engine.transition("halted", outcome="halted", reason=decision.reason, finished=True)
+            outcome = "halted"
+        elif last is not None:
+            waiting = next(w for w in rollout.waves[[w.name for w in rollout.waves].index(last) + 1:])
+            never = [r for r in waiting.regions if r not in history]
+            decision = Halt(f"history never ran {rollout.change.version} in {', '.join(never)} (wave "
+                            f"{waiting.name}): the replay answers up to wave {last}, which passed")
+            engine.transition("halted", outcome="halted", reason=decision.reason, finished=True)
+            outcome = "incomplete"
+        else:
+            engine.transition("promoted", outcome="promoted", finished=True)
+            outcome = "promoted"
+    finally:
+        lease.release()
+    findings = decision.findings if isinstance(decision, Failure) else []
+    first = findings[0] if findings else {}
+    ended = clock.now()
+    exposure = []
+    for w in rollout.waves:
+        for region in w.regions:
+            at, back, seen = deployer.deployed.get(region), deployer.rolled_back.get(region), history.get(region)
+            exposure.append(Exposure(region, w.name, at, back, (back if back is not None else ended) - at if at is not None else 0.0,
+                                     seen, max(0.0, ended - seen) if seen is not None else 0.0))
+    return ReplayResult(outcome, decision.reason if decision is not None else None, decided_at,
+                        wave.name if wave is not None else (last or rollout.waves[-1].name),
+                        first.get("policy"), first.get("check"), first.get("region"), findings, exposure,
+                        start, ended, dict(history), deployer.caveats, recovery, rollout_id=rollout_id,
+                        plan=str(plan.path), service=rollout.service, version=rollout.change.version)
+
+
+__all__ = ["Exposure", "OUTCOMES", "ReplayDeployer", "ReplayResult", "replay_plan"]
