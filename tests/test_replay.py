@@ -80,7 +80,6 @@ def replay(run, prometheus, **kw):
 def test_the_replay_of_a_plan_decides_what_its_rollout_decided(library, history, name):
     run = library[name]
     outcome, decided = live_decision(run)
-    assert outcome == {"rolled_back": "rolled_back"}.get(run.outcome, run.outcome)  # the live end
     result = replay(run, history, deployed=history_of(run))
     assert (result.outcome, result.exit_code) == (outcome, {"promoted": 0, "rolled_back": 1, "halted": 3}[outcome]), \
         result.reason
