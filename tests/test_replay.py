@@ -140,6 +140,15 @@ def test_a_region_history_deployed_before_guardrail_would_have_is_a_caveat(libra
     assert result.caveats and result.caveats[0].startswith("r1 ran ")
 
 
+@pytest.mark.prometheus
+def test_until_stops_the_replay_before_a_decision(library, history):
+    run = library["r3-sender-restarts"]
+    times = history_of(run)
+    result = replay(run, history, deployed=times, until=times["r3"] + 120)
+    assert (result.outcome, result.exit_code, result.decided_at) == ("halted", 3, times["r3"] + 120)
+    assert "(--until) before a decision" in result.reason and not result.findings
+
+
 def test_deploy_times_are_refused_before_any_query(tmp_path):
     plan = lib.HERE / "r3-sender-restarts" / "rollout.yaml"
     with pytest.raises(UsageError, match="--deployed names r9"):
