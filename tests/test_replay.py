@@ -223,3 +223,31 @@ def test_the_policy_form_still_needs_its_region(cli):
     assert result.exit_code == 2 and "--region and --control are for a policy file" in result.output
     result = cli("backtest", str(plan), "--deployed", "r3")
     assert result.exit_code == 2 and "expected REGION=TIME" in result.output
+
+
+def test_variables_only_the_world_facing_parts_read_need_not_be_set(tmp_path):
+    """A production plan names its deploy tool, incident sink and Prometheus through the
+    environment; a replay runs none of the first two and reads history elsewhere."""
+    scenario = lib.HERE / "r3-sender-restarts" / "scenario.yaml"
+    plan = tmp_path / "rollout.yaml"
+    plan.write_text(f"""apiVersion: guardrail/v1
+kind: Rollout
+service: mail-platform
+change: {{version: "2023.01.05", previous: "2022.12.14"}}
+deploy: {{plugin: command, with: {{deploy: ["${{env:DEPLOY_TOOL}}", "{{{{region}}}}"],
+                                   rollback: ["${{env:DEPLOY_TOOL}}", "{{{{region}}}}"]}}}}
+sources:
+  prometheus: {{url: "${{env:PROMETHEUS_URL}}"}}
+regions: {{r3: {{}}, r1: {{}}}}
+waves: [{{name: canary, regions: [r3], bake: 10m}}, {{name: main, regions: [r1], bake: 10m, approval: manual}}]
+policies: [{Path(lib.HERE).parents[1] / "policies" / "service-restarts.yaml"}]
+on_failure:
+  incident: {{plugin: alertmanager, with: {{url: "${{env:ALERTMANAGER_URL}}"}}}}
+""")
+    sim = {"prometheus": {"plugin": "sim", "scenario": str(scenario)}}
+    result = replay_plan(plan, deployed_at=lib.epoch("2023-01-05T17:10:00Z"), sources=sim)
+    assert result.outcome == "promoted", result.reason  # nothing deployed on the sim: healthy; no approval asked
+    from guardrail.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="PROMETHEUS_URL is not set"):  # a source the replay reads
+        replay_plan(plan, deployed_at=lib.epoch("2023-01-05T17:10:00Z"))
