@@ -185,6 +185,7 @@ def test_the_command_line_replays_a_plan_as_json_and_html(library, history, cli,
     assert (doc["command"], doc["replay"], doc["outcome"], doc["exit_code"]) == ("backtest", True, "rolled_back", 1)
     assert (doc["region"], doc["check"]) == (run.findings[0]["region"], run.findings[0]["check"])
     assert doc["rollout_id"].startswith("replay-") and doc["state"] == "done"
+    assert doc["started_at"] == lib.iso(history_of(run)["r3"]) and doc["decided_at"] == decided
     assert [r["verdict"] for w in doc["waves"] for r in w["regions"]] == ["rolled_back", "fail", "rolled_back"]
     html = report.read_text()
     assert "guardrail replay report" in html and "nothing was deployed" in html

@@ -14,6 +14,8 @@ rollout. What differs is only what touches the world:
 - the deployer is a replay deployer that records and never deploys;
 - remediation actions, incident sinks and notifications never run, and no
   ``guardrail_on_event`` observer hears of the replay;
+- no gate, manual approval, change freeze or preflight is asked: a replay asks what the
+  judgement would have been;
 - an ``${env:NAME}`` the shell does not set is no reason to refuse a replay where only
   those parts read it (or a source the replay points at history instead);
 - every stored event carries ``replay: true`` and the rollout's id starts with
