@@ -1,7 +1,8 @@
 """``test`` and ``backtest``: prove a policy before it guards a rollout.
 
 ``guardrail test`` runs policy unit tests offline (``guardrail_plugins.policytest``);
-``guardrail backtest`` replays a policy over real history (``guardrail.tools.backtest``).
+``guardrail backtest`` replays a policy over real history (``guardrail.tools.backtest``),
+or a whole rollout plan (``guardrail.tools.replay``, through ``replay_command``).
 Both are thin: parse arguments, call the library, print.
 """
 
