@@ -183,6 +183,47 @@ class Engine:
         finally:
             self.evaluator.close()
 
+    def decide_plan(self, *, last: str | None = None) -> tuple[Wave | None, Failure | Halt | None]:
+        """Every wave in turn as ``run`` takes it (baselines, deploy, bake; a passed wave
+        is marked and announced), up to the first decision that is not a pass, returned
+        with its wave (``(None, None)``: every wave passed, or every wave up to ``last``),
+        without acting on it.
+
+        For a replay of a whole plan over history (``guardrail.tools.replay``): no
+        approval, gate or change freeze is asked (a replay asks what the judgement would
+        have been), and the failure path is ``record_rollback``'s. Like ``run``, it is
+        the engine's last use (its evaluator is closed).
+        """
+        try:
+            for wave in self.rollout.waves:
+                capture_baselines(self.journal, self.evaluator, wave)
+                self.transition("deploying", wave=wave.name, regions=wave.regions)
+                failures = self._deploy_wave(wave)
+                result = _deploy_failure(wave, failures) if failures else self._bake(wave)
+                if result is not None:
+                    return wave, result
+                self.journal.mark(f"wave:{wave.name}:passed")
+                self.journal.emit("wave.passed", wave=wave.name)
+                if wave.name == last:
+                    break
+            return None, None
+        finally:
+            self.evaluator.close()
+
+    def record_rollback(self, failure: Failure) -> list[str]:
+        """A decided failure's rollback through the deployer, as ``run`` would start it
+        (the decision stored first, then every target in reverse wave order), without
+        actions, incident or recovery verified: the rollout is left ``rolled_back`` (the
+        caller says how it ends). Returns the regions rolled back."""
+        self.journal.mark("decision:failed", asdict(failure))
+        self.transition("aborted" if failure.aborted else "failed", reason=failure.reason, findings=failure.findings)
+        targets = self._rollback_targets(failure)
+        self.transition("rolling_back", regions=targets, reason=failure.reason)
+        for region in targets:
+            self._rollback_region(region)
+        self.transition("rolled_back", regions=targets, reason=failure.reason)
+        return targets
+
     def _halt(self, reason: str, **data: Any) -> str:
         self.transition("halted", outcome="halted", reason=reason, **data)
         self.lease.keep(f"halted rollout {self.id}")

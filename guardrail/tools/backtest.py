@@ -116,7 +116,7 @@ def build_plan(policies: list[LoadedPolicy], *, sources: dict[str, dict[str, Any
     return Plan(base / "backtest.yaml", rollout, policies, text="")
 
 
-def _check_inputs(plan: Plan, registry: Any) -> None:
+def check_inputs(plan: Plan, registry: Any) -> None:
     """Source settings and template variables, refused before the first query rather
     than turned into a bake of inconclusive readings."""
     used = {c.source for p in plan.policies for c in p.policy.checks} | set(plan.rollout.sources)
@@ -173,7 +173,7 @@ def backtest(policy_paths: list[str | Path], *, region: str, deployed_at: float,
     base = Path(policy_paths[0]).resolve().parent
     plan = build_plan(loaded, sources=sources or {}, region=region, controls=controls, bake=until - deployed_at,
                       variables=variables or {}, base=base)
-    _check_inputs(plan, pm.registry)
+    check_inputs(plan, pm.registry)
     with tempfile.TemporaryDirectory(prefix="guardrail-backtest-") as scratch:
         path = Path(state) if state is not None else Path(scratch) / "backtest.db"
         store = SQLiteStore(path)
@@ -196,7 +196,7 @@ def _run(plan: Plan, store: SQLiteStore, pm: GuardrailPluginManager, deployed_at
     lease = Lease(store, SERVICE, rollout_id)
     lease.acquire()
     context = PluginContext(clock=clock, state_dir=state_dir, base_dir=plan.path.parent, service=SERVICE)
-    engine = Engine(plan=plan, store=store, registry=pm.registry, hook=_unobserved(), clock=clock,
+    engine = Engine(plan=plan, store=store, registry=pm.registry, hook=unobserved(), clock=clock,
                     rollout_id=rollout_id, context=context, lease=lease, realtime=False)
     wave = plan.rollout.waves[0]
     try:
@@ -214,7 +214,7 @@ def _run(plan: Plan, store: SQLiteStore, pm: GuardrailPluginManager, deployed_at
                           _summaries(rows), rollout_id=rollout_id)
 
 
-def _unobserved() -> Any:
+def unobserved() -> Any:
     """The hooks with no ``guardrail_on_event`` observer: a notifier plugin must not
     announce an imagined rollout as a real one."""
     import pluggy
@@ -239,4 +239,4 @@ def _summaries(rows: list[dict[str, Any]]) -> list[CheckSummary]:
             for (p, c), r in last.items()]
 
 
-__all__ = ["BacktestResult", "CheckSummary", "backtest", "build_plan", "iso", "replayable"]
+__all__ = ["BacktestResult", "CheckSummary", "backtest", "build_plan", "check_inputs", "iso", "replayable", "unobserved"]
