@@ -11,12 +11,13 @@ every N hours when no version series exists.
 
 How the times are read: one instant query at the window's end,
 ``min_over_time(timestamp(METRIC)[WINDOW:STEP])``, through the plan's Prometheus source
-(or the one given instead). ``timestamp`` of a selector is the time of the sample
-itself, so each series answers with its first sample in the window, to within one
-scrape interval (``STEP``: the source's scrape interval when it knows it). A series
-whose first sample is older than the window's start was already running when the
-window opened: its region was on that version before, which is not a deploy the window
-can date (a rollout under way when the window opens is left out of ``find_rollouts``).
+(or the settings given instead, which replace the plan's as in a replay). ``timestamp``
+of a selector is the time of the sample itself, so each series answers with its first
+sample in the window, to within one scrape interval (``STEP``: the source's scrape
+interval when it knows it). A series whose first sample is older than the window's
+start was already running when the window opened: its region was on that version
+before, which is not a deploy the window can date (a rollout under way when the window
+opens is left out of ``find_rollouts``).
 
 Mapping to the plan. The region label's value (``region`` unless told) is matched to a
 plan region by the template ``region_value`` rendered with that region's variables
@@ -165,10 +166,12 @@ def _source_config(plan: Plan, name: str, region: str, overrides: dict[str, dict
     if name not in plan.rollout.sources and name not in overrides:
         hint = " (give one with --prometheus URL)" if name == "prometheus" else ""
         raise UsageError(f"the plan has no source {name!r} to read the version series from{hint}")
-    settings = dict(plan.rollout.sources.get(name, {}))
-    settings.update(overrides.get(name, {}))
-    if region in plan.rollout.regions:
-        settings.update(plan.rollout.regions[region].sources.get(name, {}))
+    if name in overrides:  # as a replay does: the given settings replace the plan's and its regions'
+        settings = dict(overrides[name])
+    else:
+        settings = dict(plan.rollout.sources.get(name, {}))
+        if region in plan.rollout.regions:
+            settings.update(plan.rollout.regions[region].sources.get(name, {}))
     return settings.pop("plugin", name), settings
 
 

@@ -29,6 +29,8 @@ class Rollout:
     regions: dict[str, float]
     """Region -> seconds from the history's start when it switched to the version."""
     bad: bool = False
+    reverted_after: float | None = None
+    """Seconds after a region got the version when it went back to the one before (a rollback)."""
 
 
 @dataclass
@@ -48,7 +50,9 @@ class History:
         for rollout in self.rollouts:
             at = rollout.regions.get(region)
             if at is not None and self.start + at <= t:
-                current, bad = rollout.version, rollout.bad
+                reverted = rollout.reverted_after is not None and self.start + at + rollout.reverted_after <= t
+                if not reverted:
+                    current, bad = rollout.version, rollout.bad
         return current, bad
 
     def write(self, out: Path) -> int:
@@ -112,6 +116,8 @@ CLOUD = History("mail-edge", DAY.start, DAY.end, STEP, ["r3", "r1", "r2"], "2024
 BAD = (7, 16)
 WEEK = History("mail-queue", _epoch("2024-07-08T00:00:00"), _epoch("2024-07-15T00:00:00"), STEP, ["r3", "r1", "r2"],
                "w00", [Rollout(f"w{k + 1:02d}", {"r3": (2 + 7.5 * k) * HOUR, "r1": (2.5 + 7.5 * k) * HOUR,
-                                                 "r2": (2.5 + 7.5 * k) * HOUR}, bad=k in BAD) for k in range(22)])
+                                                 "r2": (2.5 + 7.5 * k) * HOUR}, bad=k in BAD,
+                                       reverted_after=2 * HOUR if k in BAD else None) for k in range(22)])
 """A week of 22 rollouts, every 7.5 hours: canary r3, r1 and r2 30 minutes later; the
-8th (w08) and the 17th (w17) raise the error rate twentyfold wherever they run."""
+8th (w08) and the 17th (w17) raise the error rate twentyfold wherever they run, and were
+rolled back two hours later (the regions ran the version before them again)."""
