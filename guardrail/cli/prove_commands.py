@@ -20,26 +20,40 @@ from guardrail.errors import UsageError
 from guardrail.language.types import format_duration
 from guardrail.cli.check_command import parse_time, parse_vars
 from guardrail.cli.options import JsonOption, Output, OutputOption, emit, wants_json
+from guardrail.cli.replay_command import is_plan, run_plan
+from guardrail.cli.report_commands import ReportOption
 from guardrail.text import number
 
 STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "halt": "yellow"}
 
 
 def backtest(
-    policies: Annotated[list[Path], typer.Argument(help="policy file(s) to replay")],
-    region: Annotated[str, typer.Option("--region", help="the region the change is imagined deployed to")],
-    deployed_at: Annotated[str, typer.Option("--deployed-at", help="when (ISO 8601, UTC unless it says, or epoch)")],
+    policies: Annotated[list[Path], typer.Argument(help="policy file(s) to replay, or one rollout plan (kind: Rollout)")],
+    region: Annotated[str | None, typer.Option("--region", help="policy form: the region the change is imagined deployed to")] = None,
+    deployed_at: Annotated[str | None, typer.Option("--deployed-at", help="when (ISO 8601, UTC unless it says, or epoch); for a plan: as if guardrail had run it from then")] = None,
+    deployed: Annotated[list[str], typer.Option("--deployed", metavar="REGION=TIME", help="plan form: when history shows REGION on the new version (repeatable)")] = [],  # noqa: B006
     prometheus: Annotated[str | None, typer.Option("--prometheus", metavar="URL", help="the Prometheus holding the history")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="last evaluation; default: one hour after --deployed-at")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="last evaluation; default: one hour after --deployed-at (a plan: its decision)")] = None,
     control: Annotated[list[str], typer.Option("--control", help="a region still on the old version (repeatable)")] = [],  # noqa: B006
     var: Annotated[list[str], typer.Option("--var", help="template variable NAME=VALUE (repeatable)")] = [],  # noqa: B006
     state: Annotated[Path | None, typer.Option("--state", help="keep the virtual rollout in this state file")] = None,
+    report: ReportOption = None,
     output: OutputOption = Output.text,
     as_json: JsonOption = False,
 ) -> None:
-    """Replay policies over history as if a change was deployed at --deployed-at: exit 0 would pass, 1 would fail, 3 would halt."""
+    """Replay policies over history as if a change was deployed at --deployed-at, or a whole rollout plan: exit 0 would pass (promote), 1 would fail (roll back), 3 would halt."""
     from guardrail.tools.backtest import backtest as run
 
+    if len(policies) == 1 and is_plan(policies[0]):
+        run_plan(policies[0], deployed=deployed, deployed_at=deployed_at, until=until, prometheus=prometheus,
+                 variables=parse_vars(var), state=state, report=report, machine=wants_json(output, as_json),
+                 region=region, control=control)
+    if deployed or report is not None:
+        raise UsageError("--deployed and --report are for a rollout plan (kind: Rollout), not a policy file")
+    if region is None:
+        raise UsageError("--region is required with a policy file: the region the change is imagined deployed to")
+    if deployed_at is None:
+        raise UsageError("--deployed-at is required with a policy file: when the change is imagined deployed")
     start = parse_time(deployed_at, "--deployed-at")
     end = parse_time(until, "--until") if until is not None else None
     sources = {"prometheus": {"plugin": "prometheus", "url": prometheus}} if prometheus else {}

@@ -90,6 +90,11 @@ def _header(report: Report) -> str:
     ]
     if r.get("reason"):
         rows.append(("reason", f"<span class=\"reason\">{e(r['reason'])}</span>"))
+    replay = next((ev for ev in report.events if ev["kind"] == "rollout.started" and ev.get("replay")), None)
+    if replay is not None:
+        seen = ", ".join(f"{region} {at}" for region, at in (replay.get("history") or {}).items()) or "-"
+        rows.insert(0, ("replay", "over history: nothing was deployed, rolled back, run or notified; "
+                                  f"history's deploy times: {e(seen)}"))
     headline = HEADLINE.get(outcome, f"In progress: {outcome.replace('_', ' ')}")
     table = "".join(f"<tr><th>{e(k)}</th><td>{v}</td></tr>" for k, v in rows)
     regions = "".join(
@@ -100,7 +105,7 @@ def _header(report: Report) -> str:
                       for c in reg.get("coverage") or [] if c.get("applies", True))
     coverage = (f'<div class="coverage"><h3>Covered bake time ({e(s.get("coverage_phase") or "")})</h3>'
                 f"<ul>{covered}</ul></div>") if covered else ""
-    return (f'<header class="top outcome-{e(BADGE.get(outcome, "none"))}"><p class="kicker">guardrail rollout report</p>'
+    return (f'<header class="top outcome-{e(BADGE.get(outcome, "none"))}"><p class="kicker">guardrail {"replay" if replay is not None else "rollout"} report</p>'
             f"<h1>{e(r['service'])} <span class=\"version\">{e(r['version'])}</span> {badge(outcome)}</h1>"
             f'<p class="headline">{e(headline)}</p>'
             f'<div class="summary"><table class="facts">{table}</table>'

@@ -172,6 +172,41 @@ class BacktestDocument(_Open):
     checks: list[dict[str, Any]]
 
 
+class ExposureRow(_Open):
+    region: str
+    wave: str
+    deployed_at: float | None = Field(description="when the replayed rollout deployed it (epoch seconds)")
+    rolled_back_at: float | None
+    exposed_for: float = Field(description="seconds on the new version with guardrail")
+    history_deployed_at: float | None = Field(description="when history shows it on the new version")
+    history_exposed_for: float = Field(description="seconds on the new version in history, up to the replay's end")
+
+
+class ReplayDocument(_Open):
+    """``backtest PLAN.yaml``: a whole plan replayed over history; the keys of a rollout's
+    document (its waves, failing checks...) and the replay's answer."""
+
+    command: Literal["backtest"]
+    replay: Literal[True]
+    outcome: Literal["promoted", "rolled_back", "halted", "incomplete"]
+    exit_code: Literal[0, 1, 3]
+    rollout_id: str
+    state: str = Field(description="the replayed rollout's state")
+    reason: str | None
+    decided_at: float | None
+    decided_wave: str | None
+    policy: str | None = Field(description="the deciding check's policy, check and region, on a failure")
+    check: str | None
+    region: str | None
+    findings: list[dict[str, Any]]
+    exposure: list[ExposureRow]
+    deployed: dict[str, float] = Field(description="history's deploy time of each region the replay knew of")
+    caveats: list[str]
+    recovery: str | None = Field(description="on a failure: why recovery was not verified")
+    waves: list[WaveView]
+    failing_checks: list[dict[str, Any]]
+
+
 class PolicyTestFile(_Open):
     path: str
     tests: int
@@ -238,7 +273,7 @@ class FlushDocument(_Open):
 
 DOCUMENTS: tuple[type[BaseModel], ...] = (
     Failure, RolloutDocument, RequestDocument, UnlockDocument, HistoryDocument, ValidateDocument, PluginsDocument,
-    CheckDocument, BacktestDocument, PolicyTestDocument, ReportDocument, IncidentsDocument, IncidentDocument,
+    CheckDocument, BacktestDocument, ReplayDocument, PolicyTestDocument, ReportDocument, IncidentsDocument, IncidentDocument,
     FlushDocument,
 )
 

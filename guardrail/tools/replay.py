@@ -126,8 +126,8 @@ class ReplayResult:
     """Checks left out: live probes that cannot answer for the past."""
     rollout_id: str = ""
     """The replay's id in its state file (``replay-...``)."""
-    state: str | None = None
-    """The state file kept, when one was given."""
+    state_file: str | None = None
+    """The state file kept, when one was given (``guardrail report``, ``status`` read it)."""
     plan: str = ""
     service: str = ""
     version: str = ""
@@ -178,7 +178,7 @@ def replay_plan(plan_path: str | Path, *, deployed: Mapping[str, float] | None =
         finally:
             store.close()
     result.skipped = skipped
-    result.state = str(state) if state is not None else None
+    result.state_file = str(state) if state is not None else None
     return result
 
 
