@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
 
 from guardrail.errors import GuardrailError, UsageError
 from guardrail.language.loader import load_plan
 from guardrail.plugin.manager import get_plugin_manager
 from guardrail.tools.deploys import VersionMetric, every, find_deploy, find_rollouts
-from support.version_history import CLOUD, DAY, HOUR, WEEK
+from support.version_history import CLOUD, DAY, HOUR, WEEK, write_plan
 
 pytest_plugins = ["support.version_prometheus"]
-
-POLICY = {
-    "apiVersion": "guardrail/v1", "kind": "Policy", "name": "errors", "interval": "1m",
-    "checks": [{"name": "error-rate", "source": "prometheus", "fail_if": "> 10", "for": "2m",
-                "query": 'sum(rate(mail_errors_total{service="{{service}}", region="{{region}}"}[5m]))'}],
-}
-
-
-def write_plan(folder: Path, url: str | None, *, service: str = "mail-sender", regions: dict | None = None) -> Path:
-    """A three-region plan (canary r3, then r1 and r2) reading ``url``."""
-    (folder / "errors.yaml").write_text(yaml.safe_dump(POLICY))
-    plan = {
-        "apiVersion": "guardrail/v1", "kind": "Rollout", "service": service,
-        "change": {"version": "next", "previous": "current"}, "deploy": {"plugin": "noop"},
-        "sources": {"prometheus": {"plugin": "prometheus", "url": url}} if url else {},
-        "regions": regions or {"r3": {}, "r1": {}, "r2": {}},
-        "waves": [{"name": "canary", "regions": ["r3"], "bake": "30m"},
-                  {"name": "main", "regions": ["r1", "r2"], "bake": "30m"}],
-        "policies": ["errors.yaml"],
-    }
-    path = folder / "rollout.yaml"
-    path.write_text(yaml.safe_dump(plan, sort_keys=False))
-    return path
 
 
 @pytest.fixture

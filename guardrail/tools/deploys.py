@@ -38,12 +38,14 @@ from guardrail.language.loader import Plan
 from guardrail.plugin.interfaces import PluginContext
 from guardrail.plugin.readings import Probe
 from guardrail.plugin.templates import render
-from guardrail.text import iso
+from guardrail.text import iso, parse_duration
 
 MAX_STEPS = 20_000
 """Sub-query steps per window at most: a month at a 15 s scrape interval would be 172,800,
 so long windows read first samples at a coarser step (``VersionMetric.step`` says which)."""
 DEFAULT_STEP = 60.0
+QUERY_TIMEOUT = 120.0
+"""Seconds the one query of a window may take at least (a plan's shorter source timeout is raised to it)."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,13 @@ def _ask(plan: Plan, registry: Any, spec: VersionMetric, plugin: str, settings: 
         raise UsageError(f"source {spec.source!r} names the plugin {plugin!r}, which is not installed")
     context = PluginContext(clock=SystemClock(), state_dir=plan.path.parent, base_dir=plan.path.parent,
                             service=plan.rollout.service)
+    fields = getattr(getattr(registry.get("sources", plugin), "Settings", None), "model_fields", {})
+    settings = dict(settings)
+    if "freshness" in fields:  # the companion query would count every sample of the window again
+        settings["freshness"] = False
+    if "timeout" in fields:  # one query over weeks of history, not a bake's quick reading
+        given = settings.get("timeout")
+        settings["timeout"] = f"{max(parse_duration(given) if given else 0.0, QUERY_TIMEOUT):g}s"
     try:
         source = registry.build("sources", plugin, settings, context)
     except ValidationError as exc:

@@ -4,7 +4,7 @@ A fleet of regions whose ``app_build_info{service, region, version} 1`` series s
 version each region ran, next to a ``mail_errors_total`` counter that a bad version
 drives up in the regions running it. Rollouts are given as (version, {region: offset},
 bad): the deploy tests read the version series back, and the sweep replays a plan at
-every rollout found (``tests/test_deploys.py``, ``tests/test_sweep.py``); the
+every rollout found (``tests/test_deploys.py``, ``tests/test_sweep.py``: ``write_plan``); the
 ``version_prometheus`` fixture (``support.version_prometheus``) serves them.
 """
 
@@ -14,6 +14,8 @@ import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+import yaml
 
 from support.debian import ensure
 
@@ -121,3 +123,27 @@ WEEK = History("mail-queue", _epoch("2024-07-08T00:00:00"), _epoch("2024-07-15T0
 """A week of 22 rollouts, every 7.5 hours: canary r3, r1 and r2 30 minutes later; the
 8th (w08) and the 17th (w17) raise the error rate twentyfold wherever they run, and were
 rolled back two hours later (the regions ran the version before them again)."""
+
+
+POLICY = {  # fails where the errors of a bad version run: 40/s against 2/s
+    "apiVersion": "guardrail/v1", "kind": "Policy", "name": "errors", "interval": "1m",
+    "checks": [{"name": "error-rate", "source": "prometheus", "fail_if": "> 10", "for": "2m",
+                "query": 'sum(rate(mail_errors_total{service="{{service}}", region="{{region}}"}[5m]))'}],
+}
+
+
+def write_plan(folder: Path, url: str | None, *, service: str = "mail-sender", regions: dict | None = None) -> Path:
+    """A three-region plan (canary r3, then r1 and r2) reading ``url``."""
+    (folder / "errors.yaml").write_text(yaml.safe_dump(POLICY))
+    plan = {
+        "apiVersion": "guardrail/v1", "kind": "Rollout", "service": service,
+        "change": {"version": "next", "previous": "current"}, "deploy": {"plugin": "noop"},
+        "sources": {"prometheus": {"plugin": "prometheus", "url": url}} if url else {},
+        "regions": regions or {"r3": {}, "r1": {}, "r2": {}},
+        "waves": [{"name": "canary", "regions": ["r3"], "bake": "30m"},
+                  {"name": "main", "regions": ["r1", "r2"], "bake": "30m"}],
+        "policies": ["errors.yaml"],
+    }
+    path = folder / "rollout.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return path
