@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -120,14 +121,23 @@ def test_the_sweep_table_and_exit_code(plan):
     assert "errors/error-rate: stopped 1 (in r3 x1; decided at 06:00 x1 UTC)" in out
 
 
-def test_the_sweep_as_json(plan):
-    result = run("backtest", plan, "--sweep", "--from", iso(WEEK.start), "--to", iso(WEEK.start + 24 * HOUR),
-                 "--every", "12h", "--output", "json")
-    assert result.exit_code == 0, result.output
+@pytest.mark.parametrize(("start", "end", "code", "outcome", "counts"), [
+    (0, 12, 0, "clean", {"promoted": 2}),
+    (54, 66, 1, "stopped", {"rolled_back": 1, "promoted": 1}),  # w08 ran from +54.5h
+])
+def test_the_sweep_as_json(plan, start, end, code, outcome, counts):
+    import jsonschema
+
+    result = run("backtest", plan, "--sweep", "--from", iso(WEEK.start + start * HOUR), "--to",
+                 iso(WEEK.start + end * HOUR), "--every", "6h", "--output", "json")
+    assert result.exit_code == code, result.output
     doc = json.loads(result.stdout)
-    assert (doc["command"], doc["outcome"], doc["sweep"], doc["exit_code"]) == ("backtest", "clean", True, 0)
-    assert doc["replayed"] == 2 and doc["stopped"] == 0 and doc["counts"] == {"promoted": 2}
-    assert [row["deploy"]["at"] for row in doc["rows"]] == [WEEK.start, WEEK.start + 12 * HOUR]
+    assert (doc["command"], doc["outcome"], doc["sweep"], doc["exit_code"]) == ("backtest", outcome, True, code)
+    assert doc["replayed"] == 2 and doc["counts"] == counts
+    assert [row["deploy"]["at"] for row in doc["rows"]] == [WEEK.start + h * HOUR for h in (start, start + 6)]
+    schema = json.loads(run("schema", "output").stdout)
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+    assert not errors, errors[0].message
 
 
 def test_the_versions_deploy_times_are_printed_and_replayed(plan):
@@ -175,3 +185,26 @@ def test_the_policy_form_refuses_the_plan_options(plan):
                  "--sweep", "--every", "6h")
     assert result.exit_code == 2
     assert "--sweep, --every: for a rollout plan (kind: Rollout), not a policy file" in result.output
+
+
+def test_the_policy_pull_request_example_is_a_valid_workflow_running_a_valid_sweep():
+    import shlex
+    import subprocess
+    import sys
+
+    import typer
+
+    from guardrail.cli import create_app
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "ci" / "github-actions-policy-sweep.yml"
+    checked = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
+                              str(path)], capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    steps = yaml.safe_load(path.read_text())["jobs"]["sweep"]["steps"]
+    script = re.sub(r"\\\n\s*", " ", "\n".join(step["run"] for step in steps if "run" in step))
+    [line] = [line.strip() for line in script.splitlines() if line.strip().startswith("guardrail ")]
+    words = shlex.split(line)
+    words = words[1:words.index("|")]
+    assert words[:2] == ["backtest", "deploy/rollout.yaml"] and "--sweep" in words
+    command = typer.main.get_command(create_app()).commands["backtest"]
+    command.make_context("backtest", words)  # raises on an unknown option or a bad value
