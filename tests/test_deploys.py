@@ -90,12 +90,15 @@ def test_synthetic_deploys_every_period():
 
 @pytest.mark.parametrize(("spec", "version", "message"), [
     (VersionMetric('app_build_info{service="mail-sender"'), "x", r"rejects it: .*unexpected"),
+    (VersionMetric('app_build_info{service="mail-sender"}[5m]'), "x", r"expected the series themselves .* not a range"),
     (build_info("nobody"), "x", r"no series of app_build_info\{service=\"nobody\"\} between 2024-07-01T00:00:00Z"),
     (build_info(region_label="cluster"), "x",
      r"carry no 'cluster' label \(their labels: region, service, version\): name the label with --region-label"),
     (build_info(version_label="build"), "x", r"carry no 'build' label .* --version-label"),
     (build_info(), "2099.01.01", r"shows version='2099.01.01' .*; versions seen: 2024.06.01, 2024.07.01, 2024.07.02"),
     (build_info(region_value="{{zone}}"), "x", r"--region-value '\{\{zone\}\}': region 'r3' has no variable 'zone'"),
+    (build_info(region_value="{{service}}"), "x", r"--region-value '\{\{service\}\}' is 'mail-sender' for both 'r3' and "
+                                                 r"'r1': their series could not be told apart"),
 ])
 def test_clear_errors(plan, registry, spec, version, message):
     with pytest.raises(UsageError, match=message):

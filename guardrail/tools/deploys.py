@@ -155,12 +155,16 @@ def first_seen(plan: Plan, registry: Any, spec: VersionMetric, *, start: float, 
             except KeyError as exc:
                 raise UsageError(f"--region-value {spec.region_value!r}: region {region!r} has no variable "
                                  f"{exc.args[0]!r}") from None
-            values.setdefault(key, {})[value] = region
+            other = values.setdefault(key, {}).setdefault(value, region)
+            if other != region:
+                raise UsageError(f"--region-value {spec.region_value!r} is {value!r} for both {other!r} and "
+                                 f"{region!r}: their series could not be told apart")
     seen: dict[tuple[str, str], float] = {}
-    step = DEFAULT_STEP
+    step = 0.0
     for key, (plugin, settings, regions) in groups.items():
-        found, step = _ask(plan, registry, spec, plugin, settings, values[key], start=start, end=end)
+        found, asked = _ask(plan, registry, spec, plugin, settings, values[key], start=start, end=end)
         seen.update({k: at for k, at in found.items() if k[0] in regions})
+        step = max(step, asked)
     return seen, step
 
 
@@ -211,6 +215,9 @@ def _ask(plan: Plan, registry: Any, spec: VersionMetric, plugin: str, settings: 
     finally:
         source.close()
     if reading.error is not None:
+        if "got range vector" in reading.error:
+            raise UsageError(f"--version-metric {spec.metric!r}: expected the series themselves (an instant vector "
+                             "such as app_build_info{service=\"mail-sender\"}), not a range of them")
         raise GuardrailError(f"--version-metric: {reading.error}")
     if not reading.series:
         raise UsageError(f"no series of {spec.metric} between {iso(start)} and {iso(end)}: is the selector right, "
@@ -247,8 +254,7 @@ def _rejected(source: Any, query: str) -> str | None:
         return None
     try:
         return check(query)
-    except Exception as exc:  # the source cannot be asked: the query itself will say why
-        del exc
+    except Exception:  # the source cannot be asked: the query itself will say why
         return None
 
 
