@@ -80,7 +80,6 @@ def replay(run, prometheus, **kw):
 def test_the_replay_of_a_plan_decides_what_its_rollout_decided(library, history, name):
     run = library[name]
     outcome, decided = live_decision(run)
-    assert outcome == {"rolled_back": "rolled_back"}.get(run.outcome, run.outcome)  # the live end
     result = replay(run, history, deployed=history_of(run))
     assert (result.outcome, result.exit_code) == (outcome, {"promoted": 0, "rolled_back": 1, "halted": 3}[outcome]), \
         result.reason
@@ -139,6 +138,15 @@ def test_a_region_history_deployed_before_guardrail_would_have_is_a_caveat(libra
     times = history_of(healthy)
     result = replay(healthy, history, deployed={**times, "r1": times["r3"] + 600})
     assert result.caveats and result.caveats[0].startswith("r1 ran ")
+
+
+@pytest.mark.prometheus
+def test_until_stops_the_replay_before_a_decision(library, history):
+    run = library["r3-sender-restarts"]
+    times = history_of(run)
+    result = replay(run, history, deployed=times, until=times["r3"] + 120)
+    assert (result.outcome, result.exit_code, result.decided_at) == ("halted", 3, times["r3"] + 120)
+    assert "(--until) before a decision" in result.reason and not result.findings
 
 
 def test_deploy_times_are_refused_before_any_query(tmp_path):

@@ -17,6 +17,7 @@ import typer
 from guardrail.cli.check_command import parse_time
 from guardrail.cli.console import out_console
 from guardrail.errors import UsageError
+from guardrail.language.documents import display_name
 from guardrail.language.types import format_duration
 from guardrail.text import iso, printable
 
@@ -91,7 +92,7 @@ def print_replay(result: Any) -> None:
     def at(when: float | None) -> str:
         return "-" if when is None else f"{iso(when)} (+{format_duration(when - result.started_at)})"
 
-    out_console.print(printable(f"replay of {result.plan} over history ({result.service} {result.version}), "
+    out_console.print(printable(f"replay of {display_name(Path(result.plan))} over history ({result.service} {result.version}), "
                                 f"from {iso(result.started_at)}"), markup=False)
     line = f"{VERDICT[result.outcome]} at {at(result.decided_at)}"
     if result.outcome == "rolled_back":
@@ -104,16 +105,25 @@ def print_replay(result: Any) -> None:
             out_console.print(Text(printable(f"    query: {finding['query']}")), style="dim")
     if result.outcome != "rolled_back" and result.reason:
         out_console.print(Text(printable(f"  {result.reason}")))
+    def since(when: float | None) -> str:  # the start is in the first line: offsets suffice here
+        return "-" if when is None else f"{'+' if when >= result.started_at else '-'}" \
+                                        f"{format_duration(abs(when - result.started_at))}"
+
+    # Guardrail's exposure next to history's (which kept the change).
     table = Table(box=None, show_edge=False)
-    for column in ("wave", "region", "guardrail deployed", "rolled back", "exposed", "history deployed",
-                   "history exposed"):
+    for column in ("wave", "region", "deployed", "rolled back", "exposed", "in history"):
         table.add_column(column, no_wrap=True)
     for e in result.exposure:
-        table.add_row(e.wave, e.region, at(e.deployed_at), at(e.rolled_back_at),
+        table.add_row(e.wave, e.region, since(e.deployed_at), since(e.rolled_back_at),
                       format_duration(e.exposed_for) if e.deployed_at is not None else "never",
-                      at(e.history_deployed_at),
-                      f">= {format_duration(e.history_exposed_for)}" if e.history_deployed_at is not None else "never")
+                      since(e.history_deployed_at) + (" (kept)" if e.history_deployed_at is not None else ""))
     out_console.print(table)
+    never = [e.region for e in result.exposure if e.deployed_at is None]
+    if never and result.outcome in ("rolled_back", "halted"):
+        seen = [e.region for e in result.exposure if e.deployed_at is None and e.history_deployed_at is not None]
+        out_console.print(printable(f"never exposed with guardrail: {', '.join(never)}"
+                                    + (f" (history ran {', '.join(seen)} on the new version)" if seen else "")),
+                          markup=False)
     if result.recovery:
         out_console.print(Text(printable(f"recovery {result.recovery}"), style="dim"))
     for caveat in result.caveats:

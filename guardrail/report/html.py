@@ -35,6 +35,11 @@ HEADLINE = {
     "halted": "Halted: a person must resume or abort",
     "rollback_failed": "A PERSON IS NEEDED NOW: rollback or recovery failed",
 }
+REPLAY_HEADLINE = {
+    "promoted": "Replay: would have promoted every wave",
+    "rolled_back": "Replay: a check failed, would have rolled back; recovery not verified (history kept the change)",
+    "halted": "Replay: would have halted, or history does not tell more (see the reason)",
+}
 
 
 def e(value: Any) -> str:
@@ -95,7 +100,8 @@ def _header(report: Report) -> str:
         seen = ", ".join(f"{region} {at}" for region, at in (replay.get("history") or {}).items()) or "-"
         rows.insert(0, ("replay", "over history: nothing was deployed, rolled back, run or notified; "
                                   f"history's deploy times: {e(seen)}"))
-    headline = HEADLINE.get(outcome, f"In progress: {outcome.replace('_', ' ')}")
+    headline = (REPLAY_HEADLINE if replay is not None else HEADLINE).get(
+        outcome, f"In progress: {outcome.replace('_', ' ')}")
     table = "".join(f"<tr><th>{e(k)}</th><td>{v}</td></tr>" for k, v in rows)
     regions = "".join(
         f"<tr><td>{e(w['name'])}</td><td>{e(reg['region'])}</td><td>{e(reg['deployed_at'] or '-')}</td>"
