@@ -118,3 +118,16 @@ def test_a_prometheus_that_cannot_be_reached_is_named(tmp_path, registry):
     plan = load_plan(write_plan(tmp_path, "http://127.0.0.1:9"), registry)
     with pytest.raises(GuardrailError, match=r"--version-metric: prometheus http://127.0.0.1:9: query .* failed"):
         find_deploy(plan, registry, build_info(), "2024.07.01", start=DAY.start, end=DAY.end)
+
+
+def test_a_region_with_its_own_source_settings_is_asked_through_them(tmp_path, version_prometheus, registry):
+    # r2's own settings make a second source: the version series is asked twice, once per
+    # source, and each source answers only for its own regions.
+    regions = {"r3": {}, "r1": {}, "r2": {"sources": {"prometheus": {"timeout": "30s"}}}}
+    plan = load_plan(write_plan(tmp_path, version_prometheus.url, regions=regions), registry)
+    deploy = find_deploy(plan, registry, build_info(), "2024.07.02", start=DAY.start, end=DAY.end)
+    assert deploy.regions == {"r3": DAY.start + 12 * HOUR, "r1": DAY.start + 12.5 * HOUR, "r2": DAY.start + 13 * HOUR}
+    regions["r2"]["sources"]["prometheus"]["url"] = "http://127.0.0.1:9"
+    plan = load_plan(write_plan(tmp_path, version_prometheus.url, regions=regions), registry)
+    with pytest.raises(GuardrailError, match="prometheus http://127.0.0.1:9"):
+        find_deploy(plan, registry, build_info(), "2024.07.02", start=DAY.start, end=DAY.end)
