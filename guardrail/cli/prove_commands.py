@@ -45,7 +45,7 @@ def backtest(
     version_label: Annotated[str, typer.Option("--version-label", help="the version series' label naming the version")] = "version",
     region_value: Annotated[str, typer.Option("--region-value", help="the region label's value for a plan region, a template over its vars, e.g. '{{aws_region}}'")] = "{{region}}",
     sweep: Annotated[bool, typer.Option("--sweep", help="replay the plan at every past deploy between --from and --to (--version-metric, or --every): exit 1 if any would have rolled back, else 3 if any would have halted, else 0")] = False,
-    from_: Annotated[str | None, typer.Option("--from", help="the window's start (--sweep, --version-metric: default 30 days before --to)")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="the window's start: required with --sweep; with --version-metric, default 30 days before --to")] = None,
     to: Annotated[str | None, typer.Option("--to", help="the window's end (default: now)")] = None,
     every: Annotated[str | None, typer.Option("--every", metavar="DURATION", help="--sweep at synthetic deploy times, e.g. 6h")] = None,
     output: OutputOption = Output.text,
