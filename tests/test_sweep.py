@@ -81,11 +81,15 @@ def test_a_version_that_never_reached_the_first_wave_is_skipped(tmp_path, versio
     text["waves"] = [{"name": "canary", "regions": ["r2"], "bake": "30m"},
                      {"name": "main", "regions": ["r3", "r1"], "bake": "30m"}]
     plan.write_text(yaml.safe_dump(text))
-    result = sweep(plan, start=DAY.start, end=DAY.end, version_metric=VersionMetric('app_build_info{service="mail-sender"}'))
+    result = sweep(plan, start=DAY.start, end=DAY.end,
+                   version_metric=VersionMetric('app_build_info{service="mail-sender"}'))
     assert [(row.deploy.version, row.outcome) for row in result.rows] == [("2024.07.01", "skipped"),
                                                                          ("2024.07.02", "promoted")]
     assert "never reached r2 (the first wave)" in result.rows[0].reason
     assert result.exit_code == 0 and result.summary == "would have stopped 0 of 1"
+    with pytest.raises(UsageError, match=r"no version found \(2024.07.01\) reached the plan's first wave \(r2\)"):
+        sweep(plan, start=DAY.start, end=DAY.start + 6 * HOUR,
+              version_metric=VersionMetric('app_build_info{service="mail-sender"}'))
 
 
 def test_a_sweep_needs_one_way_of_finding_deploys(plan):
@@ -93,6 +97,9 @@ def test_a_sweep_needs_one_way_of_finding_deploys(plan):
         sweep(plan, start=WEEK.start, end=WEEK.end)
     with pytest.raises(UsageError, match="--version-metric METRIC, or --every"):
         sweep(plan, start=WEEK.start, end=WEEK.end, version_metric=VersionMetric(METRIC), period=3600)
+    with pytest.raises(UsageError, match=r"no version of .* reached a region of the plan between 2024-07-08T03:00:00Z "
+                                         r"and 2024-07-08T09:00:00Z: nothing to sweep"):
+        sweep(plan, start=WEEK.start + 3 * HOUR, end=WEEK.start + 9 * HOUR, version_metric=VersionMetric(METRIC))
     with pytest.raises(UsageError, match="--to must be after --from"):
         sweep(plan, start=WEEK.end, end=WEEK.start, period=3600)
 

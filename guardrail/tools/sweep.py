@@ -11,8 +11,10 @@ Each replay is a whole one, independent of the others: its own virtual rollout, 
 baselines from the hour before its deploy.
 
 A version that never reached the plan's first wave cannot be replayed (the replay has
-nothing to bake): it is listed as ``skipped``, not counted. Every other error (a plan
-the replay refuses) stops the sweep: it would refuse every deploy alike.
+nothing to bake): it is listed as ``skipped``, not counted. A window with nothing to
+replay is an error, not a clean sweep: CI must not pass a policy on no evidence at all.
+Every other error (a plan the replay refuses) stops the sweep: it would refuse every
+deploy alike.
 
 Exit code (``SweepResult.exit_code``), for CI on a policy pull request: 1 when any
 replay would have rolled back, else 3 when any would have halted (or could not answer
@@ -144,6 +146,9 @@ def sweep(plan_path: str | Path, *, start: float, end: float, version_metric: Ve
         deploys = find_rollouts(plan, pm.registry, version_metric, start=start, end=end, sources=sources)
         first_wave = plan.rollout.waves[0].regions
         found_by = version_metric.metric
+        if not deploys:  # a sweep of nothing would pass a policy pull request on no evidence at all
+            raise UsageError(f"no version of {version_metric.metric} reached a region of the plan between "
+                             f"{iso(start)} and {iso(end)}: nothing to sweep (widen --from/--to?)")
     else:
         deploys, first_wave = every(start, end, float(period or 0)), []
         found_by = f"every {format_duration(float(period or 0))}"
@@ -161,6 +166,9 @@ def sweep(plan_path: str | Path, *, start: float, end: float, version_metric: Ve
         result.rows.append(row)
         if on_row is not None:
             on_row(row)
+    if not result.replayed:
+        raise UsageError(f"no version found ({', '.join(row.deploy.label for row in result.rows)}) reached the plan's "
+                         f"first wave ({', '.join(first_wave)}): nothing to sweep")
     return result
 
 
