@@ -99,7 +99,7 @@ def test_the_replay_of_a_plan_decides_what_its_rollout_decided(library, history,
 
 
 @pytest.mark.prometheus
-@pytest.mark.parametrize("name", ["second-wave-regression", "healthy-diurnal"])
+@pytest.mark.parametrize("name", ["second-wave-regression", "healthy-daily-restart"])
 def test_as_if_guardrail_had_run_the_plan_from_a_time(library, history, name):
     """``--deployed-at``: history followed guardrail's own schedule; with the sim's
     instant deploys that is the live rollout's, so the answer is the same."""
@@ -117,7 +117,7 @@ def test_a_region_history_never_deployed_ends_the_answer_there(library, history)
     run = library["second-wave-regression"]
     canary = history_of(run)["r3"]
     result = replay(run, history, deployed={"r3": canary})
-    assert (result.outcome, result.exit_code) == ("incomplete", 3)
+    assert (result.outcome, result.exit_code, result.decided_wave) == ("incomplete", 3, "canary")
     assert "r1, r2" in result.reason and "wave canary" in result.reason
     assert result.decided_at == canary + 1800  # the canary's bake, covered
     assert [(e.region, e.deployed_at, e.history_deployed_at) for e in result.exposure] == \
@@ -134,10 +134,10 @@ def test_a_region_history_deployed_before_guardrail_would_have_is_a_caveat(libra
     assert [c.split(" ")[0] for c in result.caveats] == []  # the canary failed before r1 and r2 were reached
     assert {e.region: e.history_exposed_for for e in result.exposure}["r1"] == pytest.approx(
         result.ended_at - times["r3"] - 60)
-    healthy = library["healthy-diurnal"]
-    times = history_of(healthy)
-    result = replay(healthy, history, deployed={**times, "r1": times["r3"] + 600})
-    assert result.caveats and result.caveats[0].startswith("r1 ran ")
+    later = library["second-wave-regression"]
+    times = history_of(later)
+    result = replay(later, history, deployed={**times, "r1": times["r3"] + 600})
+    assert [c.split(" ")[0] for c in result.caveats] == ["r1"] and "20m before guardrail" in result.caveats[0]
 
 
 @pytest.mark.prometheus
@@ -146,7 +146,7 @@ def test_until_stops_the_replay_before_a_decision(library, history):
     times = history_of(run)
     result = replay(run, history, deployed=times, until=times["r3"] + 120)
     assert (result.outcome, result.exit_code, result.decided_at) == ("halted", 3, times["r3"] + 120)
-    assert "(--until) before a decision" in result.reason and not result.findings
+    assert "(--until) before a decision" in result.reason and not result.findings and result.decided_wave is None
 
 
 def test_deploy_times_are_refused_before_any_query(tmp_path):

@@ -362,10 +362,13 @@ def _run(plan: Plan, store: SQLiteStore, pm: GuardrailPluginManager, *, start: f
     for w in rollout.waves:
         for region in w.regions:
             at, back, seen = deployer.deployed.get(region), deployer.rolled_back.get(region), history.get(region)
-            exposure.append(Exposure(region, w.name, at, back, (back if back is not None else ended) - at if at is not None else 0.0,
-                                     seen, max(0.0, ended - seen) if seen is not None else 0.0))
+            exposed = 0.0 if at is None else (ended if back is None else back) - at
+            exposure.append(Exposure(region, w.name, at, back, exposed, seen,
+                                     0.0 if seen is None else max(0.0, ended - seen)))
+    if wave is None and outcome in ("promoted", "incomplete"):
+        wave = rollout.waves[-1] if last is None else next(w for w in rollout.waves if w.name == last)
     return ReplayResult(outcome, decision.reason if decision is not None else None, decided_at,
-                        wave.name if wave is not None else (last or rollout.waves[-1].name),
+                        wave.name if wave is not None else None,
                         first.get("policy"), first.get("check"), first.get("region"), findings, exposure,
                         start, ended, dict(history), deployer.caveats, recovery, rollout_id=rollout_id,
                         plan=str(plan.path), service=rollout.service, version=rollout.change.version)
