@@ -92,6 +92,21 @@ def test_a_version_that_never_reached_the_first_wave_is_skipped(tmp_path, versio
               version_metric=VersionMetric('app_build_info{service="mail-sender"}'))
 
 
+def test_a_replay_that_runs_into_the_next_rollout_says_so(tmp_path, version_prometheus):
+    plan = write_plan(tmp_path, version_prometheus.url, service="mail-queue")
+    text = yaml.safe_load(plan.read_text())
+    text["waves"][0]["bake"] = "8h"  # w01's canary (+2h) still bakes when w02 arrives (+9.5h)
+    plan.write_text(yaml.safe_dump(text))
+    result = sweep(plan, start=WEEK.start, end=WEEK.start + 12 * HOUR, version_metric=VersionMetric(METRIC))
+    assert [row.outcome for row in result.rows] == ["promoted", "promoted"]
+    first, second = result.rows
+    assert first.caveats[-1] == (f"w02 reached r3 at {iso(WEEK.start + 9.5 * HOUR)}, before this replay ended "
+                                 f"({iso(first.ended_at)}): its last readings there may be of that version")
+    assert not any("before this replay ended" in caveat for caveat in second.caveats)
+    # The replay's own caveats come along: history ran r1 and r2 30 minutes after r3, not 8 hours.
+    assert [caveat.split()[0] for caveat in first.caveats[:-1]] == ["r1", "r2"]
+
+
 def test_a_sweep_needs_one_way_of_finding_deploys(plan):
     with pytest.raises(UsageError, match="--version-metric METRIC, or --every"):
         sweep(plan, start=WEEK.start, end=WEEK.end)

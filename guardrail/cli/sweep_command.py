@@ -157,6 +157,9 @@ def print_sweep(result: Any) -> None:
         for line in lines:
             out_console.print(Text(printable(f"  {row.deploy.label}: {line}"), style="dim" if row.outcome == "skipped"
                                    else ""))
+    for row in result.rows:
+        for caveat in row.caveats:
+            out_console.print(Text(printable(f"  caveat: {row.deploy.label}: {caveat}"), style="yellow"))
     style = "bold red" if result.exit_code == 1 else "yellow" if result.exit_code == 3 else "green"
     out_console.print(Text(printable(result.summary), style=style))
     for name, entry in result.by_check.items():

@@ -216,6 +216,7 @@ class SweepRowView(_Open):
     check: str | None
     region: str | None
     evidence: list[dict[str, Any]] = Field(description="the deciding tick's findings")
+    caveats: list[str] = Field(description="what may make the replay's answer less sure")
 
 
 class SweepDocument(_Open):

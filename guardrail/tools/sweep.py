@@ -52,6 +52,10 @@ class SweepRow:
     region: str | None = None
     evidence: list[dict[str, Any]] = field(default_factory=list)
     """The deciding tick's findings: region, policy, check, value, threshold, query, reason..."""
+    ended_at: float | None = None
+    """When the replay's clock stopped."""
+    caveats: list[str] = field(default_factory=list)
+    """The replay's caveats, and a next deploy that history made before this replay ended."""
 
     @property
     def stopped(self) -> bool:
@@ -61,7 +65,7 @@ class SweepRow:
         return {"deploy": self.deploy.as_dict(), "outcome": self.outcome, "reason": self.reason,
                 "decided_at": self.decided_at, "decided_at_iso": iso(self.decided_at) if self.decided_at else None,
                 "wave": self.wave, "policy": self.policy, "check": self.check, "region": self.region,
-                "evidence": self.evidence}
+                "evidence": self.evidence, "caveats": self.caveats}
 
 
 @dataclass
@@ -166,6 +170,11 @@ def sweep(plan_path: str | Path, *, start: float, end: float, version_metric: Ve
         result.rows.append(row)
         if on_row is not None:
             on_row(row)
+    for row, after in zip(result.rows, result.rows[1:]):
+        if row.ended_at is not None and after.deploy.version is not None and after.deploy.at < row.ended_at:
+            row.caveats.append(f"{after.deploy.label} reached {next(iter(after.deploy.regions))} at "
+                               f"{iso(after.deploy.at)}, before this replay ended ({iso(row.ended_at)}): its last "
+                               "readings there may be of that version")
     if not result.replayed:
         raise UsageError(f"no version found ({', '.join(row.deploy.label for row in result.rows)}) reached the plan's "
                          f"first wave ({', '.join(first_wave)}): nothing to sweep")
@@ -174,7 +183,8 @@ def sweep(plan_path: str | Path, *, start: float, end: float, version_metric: Ve
 
 def _row(deploy: Deploy, replayed: ReplayResult) -> SweepRow:
     return SweepRow(deploy, replayed.outcome, replayed.reason, replayed.decided_at, replayed.decided_wave,
-                    replayed.policy, replayed.check, replayed.region, list(replayed.findings))
+                    replayed.policy, replayed.check, replayed.region, list(replayed.findings), replayed.ended_at,
+                    list(replayed.caveats))
 
 
 __all__ = ["SweepResult", "SweepRow", "sweep"]
