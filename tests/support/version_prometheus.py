@@ -4,17 +4,18 @@ histories of ``support.version_history`` (declare ``pytest_plugins = ["support.v
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 import pytest
 
-from support.prometheus import PrometheusServer
 from support.version_history import CLOUD, DAY, STEP, WEEK
 
 
 @dataclass
 class VersionPrometheus:
-    server: PrometheusServer
+    server: Any
+    """A ``support.prometheus.PrometheusServer`` (imported when started: that module is a
+    pytest plugin of its own, which must not be imported before pytest registers it)."""
 
     @property
     def url(self) -> str:
@@ -24,6 +25,8 @@ class VersionPrometheus:
 @pytest.fixture(scope="session")
 def version_prometheus(tmp_path_factory) -> Iterable[VersionPrometheus]:
     """A real Prometheus holding DAY, CLOUD and WEEK, its global scrape interval their step."""
+    from support.prometheus import PrometheusServer
+
     base = tmp_path_factory.mktemp("version-prometheus")
     for history in (DAY, CLOUD, WEEK):
         history.backfill(base / "tsdb")
