@@ -185,6 +185,7 @@ def test_the_command_line_replays_a_plan_as_json_and_html(library, history, cli,
     assert (doc["command"], doc["replay"], doc["outcome"], doc["exit_code"]) == ("backtest", True, "rolled_back", 1)
     assert (doc["region"], doc["check"]) == (run.findings[0]["region"], run.findings[0]["check"])
     assert doc["rollout_id"].startswith("replay-") and doc["state"] == "done"
+    assert doc["started_at"] == lib.iso(history_of(run)["r3"]) and doc["decided_at"] == decided
     assert [r["verdict"] for w in doc["waves"] for r in w["regions"]] == ["rolled_back", "fail", "rolled_back"]
     html = report.read_text()
     assert "guardrail replay report" in html and "nothing was deployed" in html
@@ -223,3 +224,31 @@ def test_the_policy_form_still_needs_its_region(cli):
     assert result.exit_code == 2 and "--region and --control are for a policy file" in result.output
     result = cli("backtest", str(plan), "--deployed", "r3")
     assert result.exit_code == 2 and "expected REGION=TIME" in result.output
+
+
+def test_variables_only_the_world_facing_parts_read_need_not_be_set(tmp_path):
+    """A production plan names its deploy tool, incident sink and Prometheus through the
+    environment; a replay runs none of the first two and reads history elsewhere."""
+    scenario = lib.HERE / "r3-sender-restarts" / "scenario.yaml"
+    plan = tmp_path / "rollout.yaml"
+    plan.write_text(f"""apiVersion: guardrail/v1
+kind: Rollout
+service: mail-platform
+change: {{version: "2023.01.05", previous: "2022.12.14"}}
+deploy: {{plugin: command, with: {{deploy: ["${{env:DEPLOY_TOOL}}", "{{{{region}}}}"],
+                                   rollback: ["${{env:DEPLOY_TOOL}}", "{{{{region}}}}"]}}}}
+sources:
+  prometheus: {{url: "${{env:PROMETHEUS_URL}}"}}
+regions: {{r3: {{}}, r1: {{}}}}
+waves: [{{name: canary, regions: [r3], bake: 10m}}, {{name: main, regions: [r1], bake: 10m, approval: manual}}]
+policies: [{Path(lib.HERE).parents[1] / "policies" / "service-restarts.yaml"}]
+on_failure:
+  incident: {{plugin: alertmanager, with: {{url: "${{env:ALERTMANAGER_URL}}"}}}}
+""")
+    sim = {"prometheus": {"plugin": "sim", "scenario": str(scenario)}}
+    result = replay_plan(plan, deployed_at=lib.epoch("2023-01-05T17:10:00Z"), sources=sim)
+    assert result.outcome == "promoted", result.reason  # nothing deployed on the sim: healthy; no approval asked
+    from guardrail.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="PROMETHEUS_URL is not set"):  # a source the replay reads
+        replay_plan(plan, deployed_at=lib.epoch("2023-01-05T17:10:00Z"))

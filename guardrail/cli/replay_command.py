@@ -74,7 +74,8 @@ def run_plan(plan: Path, *, deployed: list[str], deployed_at: str | None, until:
         try:
             summary = summarize(store, result.rollout_id)
             if machine:
-                emit({**summary, **result.as_dict()}, exit_code=result.exit_code)
+                # A rollout's document, its times as a rollout's (ISO), with the replay's answer.
+                emit({**summary, **result.as_dict(), "started_at": summary["started_at"]}, exit_code=result.exit_code)
             else:
                 print_replay(result)
             publish(store, result.rollout_id, html=report, junit=None, machine_output=machine)

@@ -192,6 +192,7 @@ class ReplayDocument(_Open):
     exit_code: Literal[0, 1, 3]
     rollout_id: str
     state: str = Field(description="the replayed rollout's state")
+    started_at: str | None = Field(description="when the replay's clock started (ISO), as a rollout's")
     reason: str | None
     decided_at: float | None
     decided_wave: str | None

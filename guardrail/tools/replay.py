@@ -14,6 +14,10 @@ rollout. What differs is only what touches the world:
 - the deployer is a replay deployer that records and never deploys;
 - remediation actions, incident sinks and notifications never run, and no
   ``guardrail_on_event`` observer hears of the replay;
+- no gate, manual approval, change freeze or preflight is asked: a replay asks what the
+  judgement would have been;
+- an ``${env:NAME}`` the shell does not set is no reason to refuse a replay where only
+  those parts read it (or a source the replay points at history instead);
 - every stored event carries ``replay: true`` and the rollout's id starts with
   ``replay-``: a replay is never mistaken for a rollout;
 - after a failure the rollback is recorded (which regions, when), but recovery is not
@@ -61,7 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from guardrail.clock import VirtualClock
-from guardrail.errors import UsageError
+from guardrail.errors import ConfigError, UsageError
 from guardrail.judging.decisions import Failure, Halt
 from guardrail.language.loader import Plan, load_plan
 from guardrail.language.types import format_duration
@@ -163,7 +167,7 @@ def replay_plan(plan_path: str | Path, *, deployed: Mapping[str, float] | None =
         then ``halted``, with the evidence so far).
     """
     pm = pm or get_plugin_manager()
-    plan, skipped = _replay_plan(load_plan(plan_path, pm.registry), sources or {}, variables or {})
+    plan, skipped = _replay_plan(_load(plan_path, pm.registry, set(sources or {})), sources or {}, variables or {})
     history = {r: float(t) for r, t in (deployed or {}).items()}
     start, last = _schedule(plan, history, deployed_at)
     if until is not None and until <= start:
@@ -180,6 +184,39 @@ def replay_plan(plan_path: str | Path, *, deployed: Mapping[str, float] | None =
     result.skipped = skipped
     result.state_file = str(state) if state is not None else None
     return result
+
+
+UNUSED = "http://unused-by-a-replay.invalid/"
+"""The value of an environment variable the replay does not need and the shell does not set."""
+
+
+def _load(plan_path: str | Path, registry: Any, overridden: set[str]) -> Plan:
+    """The plan, loaded as a rollout would load it; but a ``${env:NAME}`` that is not set
+    where the replay never reads it (the deployer, actions, incident sinks, notifications,
+    gates, and the sources the replay points elsewhere) is no reason to refuse a replay:
+    those variables are given a placeholder. Any other problem is reported as usual."""
+    import os
+    import re
+
+    try:
+        return load_plan(plan_path, registry)
+    except ConfigError as exc:
+        names = set()
+        for problem in exc.problems:
+            unset = re.fullmatch(r"environment variable (\w+) is not set", problem.message)
+            if unset and _unused(problem.path, overridden):
+                names.add(unset.group(1))
+        if not names:
+            raise
+    return load_plan(plan_path, registry, environ={**os.environ, **dict.fromkeys(names, UNUSED)})
+
+
+def _unused(path: str, overridden: set[str]) -> bool:
+    import re
+
+    if re.match(r"^(deploy|on_failure\.(actions|incident)|on_recovery|notify)\b|^waves\[\d+\]\.gate\b", path):
+        return True
+    return any(re.match(rf"^(regions\.[^.]+\.)?sources\.{re.escape(name)}\b", path) for name in overridden)
 
 
 def _replay_plan(plan: Plan, sources: dict[str, dict[str, Any]], variables: dict[str, Any]) -> tuple[Plan, list]:
