@@ -22,6 +22,7 @@ from guardrail.language.types import format_duration
 from guardrail.cli.check_command import parse_time, parse_vars
 from guardrail.cli.options import JsonOption, Output, OutputOption, emit, wants_json
 from guardrail.cli.replay_command import is_plan, run_plan
+from guardrail.cli.sweep_command import from_history, refuse_in_policy_form
 from guardrail.cli.report_commands import ReportOption
 from guardrail.text import number
 
@@ -39,6 +40,15 @@ def backtest(
     var: Annotated[list[str], typer.Option("--var", help="template variable NAME=VALUE (repeatable)")] = [],  # noqa: B006
     state: Annotated[Path | None, typer.Option("--state", help="keep the virtual rollout in this state file")] = None,
     report: ReportOption = None,
+    version_metric: Annotated[str | None, typer.Option("--version-metric", metavar="PROMQL", help="plan form: read history's deploy times from this version series, e.g. 'app_build_info{service=\"mail-sender\"}'")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="with --version-metric: the version whose deploys are replayed")] = None,
+    region_label: Annotated[str, typer.Option("--region-label", help="the version series' label naming the region")] = "region",
+    version_label: Annotated[str, typer.Option("--version-label", help="the version series' label naming the version")] = "version",
+    region_value: Annotated[str, typer.Option("--region-value", help="the region label's value for a plan region, a template over its vars, e.g. '{{aws_region}}'")] = "{{region}}",
+    sweep: Annotated[bool, typer.Option("--sweep", help="replay the plan at every past deploy between --from and --to (--version-metric, or --every): exit 1 if any would have rolled back, else 3 if any would have halted, else 0")] = False,
+    from_: Annotated[str | None, typer.Option("--from", help="the window's start: required with --sweep; with --version-metric, default 30 days before --to")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="the window's end (default: now)")] = None,
+    every: Annotated[str | None, typer.Option("--every", metavar="DURATION", help="--sweep at synthetic deploy times, e.g. 6h")] = None,
     output: OutputOption = Output.text,
     as_json: JsonOption = False,
 ) -> None:
@@ -46,11 +56,17 @@ def backtest(
     from guardrail.tools.backtest import backtest as run
 
     if len(policies) == 1 and is_plan(policies[0]):
+        deployed = from_history(policies[0], deployed=deployed, deployed_at=deployed_at, until=until, state=state,
+                                report=report, sweep=sweep, metric=version_metric, version=version,
+                                region_label=region_label, version_label=version_label, region_value=region_value,
+                                start=from_, end=to, every=every, prometheus=prometheus, variables=parse_vars(var),
+                                machine=wants_json(output, as_json), region=region, control=control)
         run_plan(policies[0], deployed=deployed, deployed_at=deployed_at, until=until, prometheus=prometheus,
                  variables=parse_vars(var), state=state, report=report, machine=wants_json(output, as_json),
                  region=region, control=control)
     if deployed or report is not None:
         raise UsageError("--deployed and --report are for a rollout plan (kind: Rollout), not a policy file")
+    refuse_in_policy_form(sweep=sweep, version_metric=version_metric, version=version, every=every, from_=from_, to=to)
     if region is None:
         raise UsageError("--region is required with a policy file: the region the change is imagined deployed to")
     if deployed_at is None:

@@ -208,6 +208,34 @@ class ReplayDocument(_Open):
     failing_checks: list[dict[str, Any]]
 
 
+class SweepRowView(_Open):
+    deploy: dict[str, Any] = Field(description="the version (null: a synthetic time), its first time and each region's")
+    outcome: Literal["promoted", "rolled_back", "halted", "incomplete", "skipped"]
+    reason: str | None
+    decided_at: float | None
+    policy: str | None
+    check: str | None
+    region: str | None
+    evidence: list[dict[str, Any]] = Field(description="the deciding tick's findings")
+    caveats: list[str] = Field(description="what may make the replay's answer less sure")
+
+
+class SweepDocument(_Open):
+    """``backtest PLAN.yaml --sweep``: the plan replayed at every past deploy of a window."""
+
+    command: Literal["backtest"]
+    sweep: Literal[True]
+    outcome: Literal["clean", "stopped", "halted"]
+    exit_code: Literal[0, 1, 3] = Field(description="1: any would have rolled back; 3: none, but any halted; 0: all promoted")
+    summary: str
+    deploys: int
+    replayed: int
+    stopped: int
+    counts: dict[str, int]
+    by_check: dict[str, dict[str, Any]]
+    rows: list[SweepRowView]
+
+
 class PolicyTestFile(_Open):
     path: str
     tests: int
@@ -274,7 +302,7 @@ class FlushDocument(_Open):
 
 DOCUMENTS: tuple[type[BaseModel], ...] = (
     Failure, RolloutDocument, RequestDocument, UnlockDocument, HistoryDocument, ValidateDocument, PluginsDocument,
-    CheckDocument, BacktestDocument, ReplayDocument, PolicyTestDocument, ReportDocument, IncidentsDocument, IncidentDocument,
+    CheckDocument, BacktestDocument, ReplayDocument, SweepDocument, PolicyTestDocument, ReportDocument, IncidentsDocument, IncidentDocument,
     FlushDocument,
 )
 
