@@ -230,3 +230,18 @@ def test_the_policy_pull_request_example_is_a_valid_workflow_running_a_valid_swe
     assert words[:2] == ["backtest", "deploy/rollout.yaml"] and "--sweep" in words
     command = typer.main.get_command(create_app()).commands["backtest"]
     command.make_context("backtest", words)  # raises on an unknown option or a bad value
+
+
+def test_each_replay_of_a_sweep_renders_the_version_it_replays(tmp_path, version_prometheus):
+    # A check that asks for the replayed version's own series: with the plan's
+    # change.version ("next") in {{version}} it would read nothing and halt every replay.
+    plan = write_plan(tmp_path, version_prometheus.url, service="mail-queue")
+    policy = yaml.safe_load((tmp_path / "errors.yaml").read_text())
+    policy.update(on_no_data="inconclusive", inconclusive_limit=2, on_inconclusive="halt")
+    policy["checks"].append({"name": "runs-the-version", "source": "prometheus", "fail_if": "< 1",
+                             "query": 'count(app_build_info{service="{{service}}", region="{{region}}", '
+                                      'version="{{version}}"})'})
+    (tmp_path / "errors.yaml").write_text(yaml.safe_dump(policy))
+    result = sweep(plan, start=WEEK.start, end=WEEK.start + 24 * HOUR, version_metric=VersionMetric(METRIC))
+    assert [(row.deploy.version, row.outcome) for row in result.rows] == [("w01", "promoted"), ("w02", "promoted"),
+                                                                         ("w03", "promoted")]

@@ -63,7 +63,7 @@ def backtest(
                                 machine=wants_json(output, as_json), region=region, control=control)
         run_plan(policies[0], deployed=deployed, deployed_at=deployed_at, until=until, prometheus=prometheus,
                  variables=parse_vars(var), state=state, report=report, machine=wants_json(output, as_json),
-                 region=region, control=control)
+                 region=region, control=control, version=version if version_metric else None)
     if deployed or report is not None:
         raise UsageError("--deployed and --report are for a rollout plan (kind: Rollout), not a policy file")
     refuse_in_policy_form(sweep=sweep, version_metric=version_metric, version=version, every=every, from_=from_, to=to)

@@ -53,7 +53,7 @@ def parse_deployed(pairs: list[str]) -> dict[str, float]:
 
 def run_plan(plan: Path, *, deployed: list[str], deployed_at: str | None, until: str | None,
              prometheus: str | None, variables: dict[str, Any], state: Path | None, report: Path | None,
-             machine: bool, region: str | None, control: list[str]) -> None:
+             machine: bool, region: str | None, control: list[str], version: str | None = None) -> None:
     from guardrail.cli.options import emit
     from guardrail.cli.report_commands import publish
     from guardrail.report.summary import summarize
@@ -67,7 +67,8 @@ def run_plan(plan: Path, *, deployed: list[str], deployed_at: str | None, until:
     with tempfile.TemporaryDirectory(prefix="guardrail-replay-") as scratch:
         path = state if state is not None else Path(scratch) / "replay.db"
         result = replay_plan(plan, deployed=parse_deployed(deployed), deployed_at=parse_time(deployed_at, "--deployed-at"),
-                             until=parse_time(until, "--until"), sources=sources, variables=variables, state=path)
+                             until=parse_time(until, "--until"), sources=sources, variables=variables, state=path,
+                             version=version)
         if state is None:
             result.state_file = None
         store = SQLiteStore(path)

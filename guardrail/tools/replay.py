@@ -154,7 +154,8 @@ class ReplayResult:
 def replay_plan(plan_path: str | Path, *, deployed: Mapping[str, float] | None = None,
                 deployed_at: float | None = None, sources: dict[str, dict[str, Any]] | None = None,
                 variables: dict[str, Any] | None = None, pm: GuardrailPluginManager | None = None,
-                state: str | Path | None = None, until: float | None = None) -> ReplayResult:
+                state: str | Path | None = None, until: float | None = None,
+                version: str | None = None) -> ReplayResult:
     """Replay the rollout plan at ``plan_path`` over history; see the module's docstring.
 
     :param deployed: region -> epoch seconds when history shows it on the new version.
@@ -165,9 +166,12 @@ def replay_plan(plan_path: str | Path, *, deployed: Mapping[str, float] | None =
     :param state: keep the replayed rollout in this SQLite file (default: a throw-away one).
     :param until: stop the replay at this time at the latest (a bake still running is
         then ``halted``, with the evidence so far).
+    :param version: the version history ran, in place of the plan's ``change.version``
+        (policies' ``{{version}}`` and the record read it); a sweep replays each one found.
     """
     pm = pm or get_plugin_manager()
-    plan, skipped = _replay_plan(_load(plan_path, pm.registry, set(sources or {})), sources or {}, variables or {})
+    plan, skipped = _replay_plan(_load(plan_path, pm.registry, set(sources or {})), sources or {}, variables or {},
+                                 version)
     history = {r: float(t) for r, t in (deployed or {}).items()}
     start, last = _schedule(plan, history, deployed_at)
     if until is not None and until <= start:
@@ -219,7 +223,8 @@ def _unused(path: str, overridden: set[str]) -> bool:
     return any(re.match(rf"^(regions\.[^.]+\.)?sources\.{re.escape(name)}\b", path) for name in overridden)
 
 
-def _replay_plan(plan: Plan, sources: dict[str, dict[str, Any]], variables: dict[str, Any]) -> tuple[Plan, list]:
+def _replay_plan(plan: Plan, sources: dict[str, dict[str, Any]], variables: dict[str, Any],
+                 version: str | None = None) -> tuple[Plan, list]:
     """The plan as a replay runs it: sources pointed at history, the replay deployer in
     the deployer's place, nothing that acts on the world or asks a person (actions,
     incident sinks, notifications, gates, approvals, change freezes, preflight), and
@@ -230,6 +235,7 @@ def _replay_plan(plan: Plan, sources: dict[str, dict[str, Any]], variables: dict
     regions = {name: region.model_copy(update={"sources": {k: v for k, v in region.sources.items() if k not in sources}})
                for name, region in rollout.regions.items()}
     replayed = rollout.model_copy(update={
+        "change": rollout.change.model_copy(update={"version": version}) if version else rollout.change,
         "deploy": PluginRef(plugin="noop"),
         "sources": {**rollout.sources, **{k: dict(v) for k, v in sources.items()}},
         "regions": regions,

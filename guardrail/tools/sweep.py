@@ -165,7 +165,7 @@ def sweep(plan_path: str | Path, *, start: float, end: float, version_metric: Ve
         else:
             replayed = replay_plan(plan_path, deployed=deploy.regions or None,
                                    deployed_at=None if deploy.regions else deploy.at,
-                                   sources=sources, variables=variables, pm=pm)
+                                   sources=sources, variables=variables, pm=pm, version=deploy.version)
             row = _row(deploy, replayed)
         result.rows.append(row)
         if on_row is not None:
