@@ -194,6 +194,7 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, file: str) -> Problem:
     return Problem(file, line, column, "", message)
 
 
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 _KEY_BEFORE = re.compile(r"([^\s:{},\[\]#][^:{},\[\]#]*?)\s*:\s*$")
 
 
@@ -206,7 +207,7 @@ def quote_hint(key: str | int | None, text: str) -> str:
 def _comparison_at(text: str, line: int, column: int) -> tuple[str | None, str] | None:
     """(the key before it, the comparison) when an unquoted comparison such as
     ``> 1.5`` starts at ``line``:``column`` (0-based), else None."""
-    lines = text.splitlines()
+    lines = _LINE_BREAK.split(text)  # YAML's line breaks, not every one str.splitlines knows
     if line >= len(lines):
         return None
     source = lines[line]
