@@ -77,6 +77,8 @@ BROKEN = {
     "bad comparison": ("policy.yaml", 'fail_if: "> 30"', 'fail_if: "big"', "checks[1].fail_if"),
     "unknown source plugin": ("policy.yaml", "    source: prometheus\n    query: hist",
                               "    source: promethues\n    query: hist", "checks[1].source"),
+    "relative without compare": ("policy.yaml", 'fail_if: "> 30"', 'fail_if: "> +20%"', "checks[1]"),
+    "baseline without compare": ("policy.yaml", "    for: 2m", "    for: 2m\n    baseline: {stat: max}", "checks[1]"),
     "check of a list": ("policy.yaml", "    fail_if: \"> 0\"", "    fail_if: [\"> 0\"]", "checks[0].fail_if"),
     "unknown deployer": ("plan.yaml", "  plugin: command\n", "  plugin: helm\n", "deploy.plugin"),
     "deployer settings typo": ("plan.yaml", "    rollback: [", "    rolback: [", "deploy.with.rolback"),
@@ -118,7 +120,8 @@ def _properties(node, where=""):
         for name, prop in (node.get("properties") or {}).items():
             yield where, name, prop
         for key, value in node.items():
-            yield from _properties(value, f"{where}/{key}")
+            if key not in ("if", "then", "else"):  # conditions between fields, not fields
+                yield from _properties(value, f"{where}/{key}")
     elif isinstance(node, list):
         for i, value in enumerate(node):
             yield from _properties(value, f"{where}[{i}]")

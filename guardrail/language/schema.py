@@ -222,6 +222,18 @@ def _rollout(registry: Registry) -> dict:
     return schema
 
 
+RELATIVE = r"^\s*(>=|<=|==|!=|>|<)\s*([+-]|.*%\s*$)"
+"""A comparison with a sign or a percent: relative to a reference value."""
+_CHECK_RULES = [  # the Check model's own rules that a schema can say, so an editor flags them too
+    {"if": {"required": ["fail_if"], "properties": {"fail_if": {"type": "string", "pattern": RELATIVE}}},
+     "then": {"required": ["compare"]}},
+    {"if": {"required": ["baseline"]}, "then": {"required": ["compare"], "properties": {"compare": {"const": "baseline"}}}},
+    {"if": {"required": ["test"]}, "then": {"required": ["compare"], "properties": {"compare": {"const": "control"}}}},
+    {"if": {"required": ["on_no_control"]},
+     "then": {"required": ["compare"], "properties": {"compare": {"const": "control"}}}},
+]
+
+
 def _policy(registry: Registry, aliases: dict[str, str]) -> dict:
     schema = model_schema(Policy)
     defs = _Defs(schema["$defs"])
@@ -247,9 +259,11 @@ def _policy(registry: Registry, aliases: dict[str, str]) -> dict:
             description=(check.get("description", "") + "\n\n" + (params.__doc__ or "") if params else
                          check.get("description", "")).strip(),
         )
+        body["allOf"] = [{"$ref": "#/$defs/CheckRules"}]
         if body.get("additionalProperties") is not False:  # a source without a closed Params checks no keys
             body.pop("additionalProperties", None)
         variants.append(ref)
+    schema["$defs"]["CheckRules"] = {"description": "rules between a check's keys", "allOf": _CHECK_RULES}
     schema["$defs"]["Check"] = {
         "title": check["title"], "description": check.get("description", ""), "type": "object",
         "required": ["source"],
