@@ -114,6 +114,21 @@ def test_a_broken_file_is_refused_by_the_schema_as_by_validate(case, schemas, re
     assert _errors(schemas[unchanged["kind"].lower()], unchanged) == []
 
 
+def test_a_plan_may_take_any_string_from_the_environment(schemas, registry, tmp_path, monkeypatch):
+    for f in VALID.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    plan = tmp_path / "plan.yaml"
+    text = plan.read_text().replace("incident: {plugin: journal}",
+                                    'incident: {plugin: slack, with: {url: "${env:SLACK_URL}"}}')
+    plan.write_text(text.replace("bake: 30m}", 'bake: "${env:CANARY_BAKE}"}'))
+    monkeypatch.setenv("SLACK_URL", "https://hooks.slack.example/T0/B0/x")
+    monkeypatch.setenv("CANARY_BAKE", "45m")
+    assert validate_paths([plan], registry) == (1, [])
+    assert _errors(schemas["rollout"], yaml.safe_load(plan.read_text())) == []
+    plan.write_text(text.replace("bake: 30m}", 'bake: "${CANARY_BAKE}"}'))
+    assert _errors(schemas["rollout"], yaml.safe_load(plan.read_text()))
+
+
 def _properties(node, where=""):
     """(where, name, property schema) of every object property in a schema."""
     if isinstance(node, dict):

@@ -219,7 +219,24 @@ def _rollout(registry: Registry) -> dict:
     region_sources = schema["$defs"]["Region"]["properties"]["sources"]
     region_sources.update(properties=overrides, additionalProperties=_open(
         "overrides of a source the plan declares under a name of its own"))
+    _secrets_allowed(schema)
     return schema
+
+
+ENV_REFERENCE = r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}"
+
+
+def _secrets_allowed(node: Any) -> None:
+    """A plan's strings may be ``${env:NAME}``, filled in when it loads (a webhook URL
+    from a secret): a pattern such as ``^https?://`` accepts that too."""
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            node["pattern"] = f"(?:{node['pattern']})|{ENV_REFERENCE}"
+        for value in node.values():
+            _secrets_allowed(value)
+    elif isinstance(node, list):
+        for value in node:
+            _secrets_allowed(value)
 
 
 RELATIVE = r"^\s*(>=|<=|==|!=|>|<)\s*([+-]|.*%\s*$)"
