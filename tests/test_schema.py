@@ -92,6 +92,8 @@ BROKEN = {
     "region override typo": ("plan.yaml", "  r1: {vars: {smtp_hosts: [mx1.eu.example]}}",
                              "  r1: {vars: {smtp_hosts: [mx1.eu.example]}, sources: {prometheus: {timeuot: 5s}}}",
                              "regions.r1.sources.prometheus"),
+    "events of an incident sink": ("plan.yaml", "incident: {plugin: journal}",
+                                   "incident: {plugin: journal, events: [done]}", "on_failure.incident"),
     "plan key typo": ("plan.yaml", "preflight: true", "prefligth: true", "prefligth"),
     "notify event typo": ("plan.yaml", "preflight: true", "preflight: true\nnotify: [{plugin: journal, events: [dun]}]",
                           "notify[0].events[0]"),

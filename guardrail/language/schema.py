@@ -157,14 +157,16 @@ def _settings(defs: _Defs, registry: Registry, kind: str, name: str) -> dict:
     return defs.add(f"{kind}.{name}.settings", model_schema(model))
 
 
-def _plugin_refs(defs: _Defs, registry: Registry, kind: str, label: str, extra: dict | None = None) -> dict:
-    """``{plugin: NAME, with: {...}}`` as one closed object per installed plugin of ``kind``."""
+def _plugin_refs(defs: _Defs, registry: Registry, kind: str, label: str, extra: dict | None = None,
+                 use: str | None = None) -> dict:
+    """``{plugin: NAME, with: {...}}`` as one closed object per installed plugin of ``kind``;
+    ``extra`` keys join ``plugin`` and ``with`` where the reference is used as ``use``."""
     extra = extra or {}
     variants = []
     for name in sorted(getattr(registry, kind)):
         settings = _settings(defs, registry, kind, name)
         required = ["plugin"] + (["with"] if "$ref" in settings and defs.get(settings).get("required") else [])
-        variants.append(defs.add(f"{kind}.{name}", {
+        variants.append(defs.add(f"{use or kind}.{name}", {
             "title": f"{name} {label}", "type": "object", "additionalProperties": False, "required": required,
             "properties": {"plugin": {"const": name, "title": "Plugin", "description": f"the {name} {label} plugin"},
                            "with": {**settings, "title": "With", "description": f"settings of the {name} plugin"},
@@ -184,7 +186,7 @@ def _rollout(registry: Registry) -> dict:
     notify = schema["$defs"]["Notify"]
     events = notify["properties"]["events"]
     schema["$defs"]["Notify"] = {**_plugin_refs(defs, registry, "incident_sinks", "incident sink",
-                                                {"events": events}), "title": notify["title"],
+                                                {"events": events}, use="notify"), "title": notify["title"],
                                  "description": notify["description"]}
     schema["properties"]["deploy"] = {**deployer, "description": schema["properties"]["deploy"].get(
         "description", "the deployer plugin and its settings")}
