@@ -208,7 +208,8 @@ def _rollout(registry: Registry) -> dict:
         if closed:
             own["additionalProperties"] = False
         by_plugin.append(defs.add(f"{name}.source", {**own, "required": sorted({"plugin", *own["required"]})}))
-        named[name] = {"description": f"settings of the {name} source", "anyOf": [defs.add(f"{name}.source.named", own), {"$ref": "#/$defs/SourceByPlugin"}]}
+        named[name] = {"description": f"settings of the {name} source",
+                       "anyOf": [defs.add(f"{name}.source.named", own), {"$ref": "#/$defs/SourceByPlugin"}]}
         overrides[name] = {"title": f"{name} source overrides", "type": "object", "properties": props,
                            "description": f"this region's values of the {name} source's settings",
                            **({"additionalProperties": False} if closed else {})}
@@ -246,7 +247,8 @@ RELATIVE = r"^\s*(>=|<=|==|!=|>|<)\s*([+-]|.*%\s*$)"
 _CHECK_RULES = [  # the Check model's own rules that a schema can say, so an editor flags them too
     {"if": {"required": ["fail_if"], "properties": {"fail_if": {"type": "string", "pattern": RELATIVE}}},
      "then": {"required": ["compare"]}},
-    {"if": {"required": ["baseline"]}, "then": {"required": ["compare"], "properties": {"compare": {"const": "baseline"}}}},
+    {"if": {"required": ["baseline"]},
+     "then": {"required": ["compare"], "properties": {"compare": {"const": "baseline"}}}},
     {"if": {"required": ["test"]}, "then": {"required": ["compare"], "properties": {"compare": {"const": "control"}}}},
     {"if": {"required": ["on_no_control"]},
      "then": {"required": ["compare"], "properties": {"compare": {"const": "control"}}}},
