@@ -29,7 +29,7 @@ class AlertmanagerSink(HttpSink):
     class Settings(HttpSettings):
         url: str = Field(pattern=r"^https?://", description="Alertmanager base URL, e.g. http://alertmanager:9093")
         headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization: Basic ${env:AM_AUTH}")
-        alertname: str = "GuardrailRolloutFailed"
+        alertname: str = Field("GuardrailRolloutFailed", description="the alertname label of the alert")
         labels: dict[str, str] = Field(default_factory=lambda: {"severity": "critical"},
                                        description="extra labels for routing (team, severity...)")
         expire_after: Duration = Field(86400.0, gt=0, description="a firing alert ends by itself after this long"

@@ -27,8 +27,8 @@ class GitHubSink(HttpSink):
         token: str = Field(min_length=1, description="${env:GITHUB_TOKEN}")
         url: str = Field("https://api.github.com", pattern=r"^https?://",
                          description="API root; GitHub Enterprise Server: https://HOST/api/v3")
-        labels: list[str] = Field(default_factory=lambda: ["incident", "guardrail"])
-        assignees: list[str] = Field(default_factory=list)
+        labels: list[str] = Field(default_factory=lambda: ["incident", "guardrail"], description="labels of the issue opened")
+        assignees: list[str] = Field(default_factory=list, description="GitHub users the issue is assigned to")
 
     def notify(self, incident: dict, ref: dict | None) -> dict:
         ref = ref if ref is not None else {}

@@ -108,13 +108,14 @@ class HttpSource(Source):
         model_config = ConfigDict(extra="forbid")
         base_url: str | None = Field(None, description="joined to checks' relative urls, e.g. https://mail-api.r3.example")
         headers: dict[str, str] = Field(default_factory=dict, description="sent with every request; values from ${env:NAME}, never shown")
-        verify_tls: bool = True
+        verify_tls: bool = Field(True, description="verify the server's TLS certificate")
         ca_file: str | None = Field(None, description="CA bundle for TLS verification")
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        url: Template = Field(description="absolute, or a path joined to the source's base_url; template values are percent-encoded")
-        method: Literal["GET", "HEAD", "POST", "OPTIONS"] = "GET"
+        url: Template = Field(description="absolute, or a path joined to the source's base_url; template values are percent-encoded",
+                              examples=["/healthz", "https://mail-api.{{region}}.example/healthz"])
+        method: Literal["GET", "HEAD", "POST", "OPTIONS"] = Field("GET", description="the HTTP method")
         measure: Literal["up", "status", "latency", "json"] = Field("up", description="what the value is")
         json_path: str | None = Field(None, description="for measure: json, e.g. data.queue.depth or items[0].value")
         expect_status: list[int] | int | None = Field(None, description="expected status code(s); default: any 200-399")

@@ -24,10 +24,10 @@ PRIORITY = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}
 class OpsgenieSink(HttpSink):
     class Settings(HttpSettings):
         api_key: str = Field(min_length=1, description="an API integration key: ${env:OPSGENIE_API_KEY}")
-        url: str = Field("https://api.opsgenie.com", pattern=r"^https?://")
+        url: str = Field("https://api.opsgenie.com", pattern=r"^https?://", description="the Opsgenie API (https://api.eu.opsgenie.com in the EU)")
         responders: list[dict[str, str]] = Field(default_factory=list,
                                                  description='e.g. [{type: team, name: mail-oncall}]')
-        tags: list[str] = Field(default_factory=lambda: ["guardrail", "rollback"], max_length=20)
+        tags: list[str] = Field(default_factory=lambda: ["guardrail", "rollback"], max_length=20, description="tags of the alert")
         priority: dict[str, Priority] = Field(default_factory=dict,
                                               description="severity → priority, default critical P1, error P2")
 

@@ -29,11 +29,11 @@ class PagerDutySink(HttpSink):
     class Settings(HttpSettings):
         routing_key: str = Field(min_length=32, max_length=32,
                                  description="the 32-character integration key: ${env:PAGERDUTY_ROUTING_KEY}")
-        url: str = Field("https://events.pagerduty.com/v2/enqueue", pattern=r"^https?://")
+        url: str = Field("https://events.pagerduty.com/v2/enqueue", pattern=r"^https?://", description="the Events API v2 endpoint")
         source: str | None = Field(None, description="payload.source; default: guardrail/<service>")
         severity: dict[Severity, Severity] = Field(default_factory=dict,
                                                    description="remap severities, e.g. {error: critical}")
-        acknowledge_when_monitoring: bool = False
+        acknowledge_when_monitoring: bool = Field(False, description="acknowledge the PagerDuty incident while recovery is being verified")
         client_url: str | None = Field(None, description="a link shown in PagerDuty (your CI run, a dashboard)")
 
     def notify(self, incident: dict, ref: dict | None) -> dict:

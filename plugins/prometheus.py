@@ -80,10 +80,10 @@ class PrometheusSource(Source):
         url: str = Field(description="base URL, e.g. http://prometheus:9090")
         timeout: Duration = Field(10.0, gt=0, description="the most one reading may take, retries included")
         bearer_token: str | None = Field(None, description="from ${env:NAME}; sent as Authorization: Bearer")
-        username: str | None = None
+        username: str | None = Field(None, description="basic auth, with password")
         password: str | None = Field(None, description="basic auth; from ${env:NAME}")
         headers: dict[str, str] = Field(default_factory=dict, description="sent with every request; values never shown")
-        verify_tls: bool = True
+        verify_tls: bool = Field(True, description="verify the server's TLS certificate")
         ca_file: str | None = Field(None, description="CA bundle for TLS verification, relative to the plan")
         retries: int = Field(2, ge=0, le=5, description="retries after a refused connection or a 502/503/504")
         connections: int = Field(32, ge=1, le=1024, description="HTTP connections kept open; at least guardrail's concurrency")
@@ -104,7 +104,10 @@ class PrometheusSource(Source):
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        query: Template = Field(description='PromQL; {{region}} and friends go inside double quotes: region="{{region}}"')
+        query: Template = Field(description='PromQL; {{region}} and friends go inside double quotes: region="{{region}}"',
+                                examples=['sum(rate(http_requests_total{region="{{region}}", code=~"5.."}[5m]))',
+                                          'histogram_quantile(0.99, sum by (le) (rate(request_seconds_bucket'
+                                          '{region="{{region}}"}[5m])))'])
 
         @field_validator("query")
         @classmethod

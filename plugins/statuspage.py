@@ -24,15 +24,16 @@ IMPACT = {"critical": "critical", "error": "major", "warning": "minor", "info": 
 
 class StatuspageSink(HttpSink):
     class Settings(HttpSettings):
-        page_id: str = Field(min_length=1)
+        page_id: str = Field(min_length=1, description="the Statuspage page the incident is posted on")
         api_key: str = Field(min_length=1, description="${env:STATUSPAGE_API_KEY}")
-        url: str = Field("https://api.statuspage.io/v1", pattern=r"^https?://")
+        url: str = Field("https://api.statuspage.io/v1", pattern=r"^https?://", description="the Statuspage API")
         components: list[str] = Field(default_factory=list, description="component ids affected while open")
-        component_status: Literal["degraded_performance", "partial_outage", "major_outage"] = "partial_outage"
+        component_status: Literal["degraded_performance", "partial_outage", "major_outage"] = Field(
+            "partial_outage", description="the status the components show until the incident is resolved")
         impact: Literal["none", "minor", "major", "critical"] | None = Field(
             None, description="impact_override; default from the incident's severity")
         name: str | None = Field(None, description='incident name; default "Degraded service: <service>"')
-        deliver_notifications: bool = True
+        deliver_notifications: bool = Field(True, description="let Statuspage notify the page's subscribers")
         technical: bool = Field(False, description="include checks and queries (internal pages only)")
 
     def notify(self, incident: dict, ref: dict | None) -> dict:

@@ -82,7 +82,8 @@ class TcpSource(Source):
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
         targets: list[str] | str = Field(
-            description='hosts or host:port; a list, a comma-separated string, or a template like "{{smtp_hosts}}"')
+            description='hosts or host:port; a list, a comma-separated string, or a template like "{{smtp_hosts}}"',
+            examples=[["mx1.example:25", "mx2.example:25"], "{{smtp_hosts}}"])
         port: int | None = Field(None, ge=1, le=65535, description="port for targets that do not name one")
         banner: str | None = Field(None, description='regular expression the first line must match from its start, e.g. "^220"')
         timeout: Duration = Field(5.0, gt=0, description="per target: connect and banner together")

@@ -24,7 +24,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: Template = Field(description="where to POST; templates allowed")
     headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization: Bearer ${env:TOKEN}")
-    timeout: Duration = Field(10.0, gt=0)
+    timeout: Duration = Field(10.0, gt=0, description="per request")
     retries: int = Field(2, ge=0, le=10, description="retries on 5xx, 408, 429 and connection errors")
     body: dict | None = Field(None, description="extra JSON fields; templates allowed")
 

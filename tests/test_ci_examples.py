@@ -1,11 +1,15 @@
 """The CI examples (examples/ci/) are valid for their CI system — checked against the
 GitHub Actions and GitLab CI schemas that check-jsonschema ships (offline) — install the
-distribution by its own name, and every ``guardrail`` command line in them parses."""
+distribution by its own name, and every ``guardrail`` command line in them parses. The
+policy repository's workflow (github-actions-policies.yml) has its steps run for real: on
+a repository of the project's policies, and its backtest against a real Prometheus."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +20,12 @@ import yaml
 
 from guardrail.cli import create_app
 
-CI = Path(__file__).resolve().parents[1] / "examples" / "ci"
-SCHEMAS = {"github-actions.yml": "vendor.github-workflows", "gitlab-ci.yml": "vendor.gitlab-ci"}
+pytest_plugins = ["support.prometheus"]
+
+REPO = Path(__file__).resolve().parents[1]
+CI = REPO / "examples" / "ci"
+SCHEMAS = {"github-actions.yml": "vendor.github-workflows", "gitlab-ci.yml": "vendor.gitlab-ci",
+           "github-actions-policies.yml": "vendor.github-workflows"}
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
@@ -26,11 +34,11 @@ def test_the_ci_files_validate_against_their_ci_schema(name):
                              str(CI / name)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     broken = yaml.safe_load((CI / name).read_text())
-    if name == "github-actions.yml":
-        broken["jobs"]["rollout"]["steps"][0]["uses"] = {"not": "a string"}
+    if name.startswith("github-actions"):
+        next(iter(broken["jobs"].values()))["steps"][0]["uses"] = {"not": "a string"}
     else:
         broken["rollout"]["when"] = "sometimes"
-    copy = CI.parent.parent / "tests" / "data" / f".broken-{name}"
+    copy = REPO / "tests" / "data" / f".broken-{name}"
     try:
         copy.write_text(yaml.safe_dump(broken))
         refused = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", SCHEMAS[name],
@@ -44,8 +52,14 @@ def _scripts() -> dict[str, str]:
     """The shell each example runs: workflow `run:` steps, the job's script, the shell step."""
     workflow = yaml.safe_load((CI / "github-actions.yml").read_text())
     job = yaml.safe_load((CI / "gitlab-ci.yml").read_text())["rollout"]
+    policies = yaml.safe_load((CI / "github-actions-policies.yml").read_text())
     return {"github-actions.yml": "\n".join(s["run"] for s in workflow["jobs"]["rollout"]["steps"] if "run" in s),
-            "gitlab-ci.yml": "\n".join(job["script"]), "rollout.sh": (CI / "rollout.sh").read_text()}
+            "gitlab-ci.yml": "\n".join(job["script"]), "rollout.sh": (CI / "rollout.sh").read_text(),
+            "github-actions-policies.yml": _runs(policies["jobs"]["policies"])}
+
+
+def _runs(job: dict) -> str:
+    return "\n".join(s["run"] for s in job["steps"] if "run" in s)
 
 
 def _guardrail_lines(script: str) -> list[list[str]]:
@@ -92,3 +106,64 @@ def test_an_invalid_invocation_would_be_caught():
         _parse(args)
     with pytest.raises(Exception, match="no-such"):
         _parse(["rollout", "x", "--no-such"])
+
+
+# --- the policies workflow's steps, run for real -----------------------------------------
+
+
+def _step(name: str) -> dict:
+    job = yaml.safe_load((CI / "github-actions-policies.yml").read_text())["jobs"]["policies"]
+    return next(s for s in job["steps"] if s.get("name") == name)
+
+
+def _policy_repository(tmp_path: Path) -> tuple[Path, str]:
+    """A repository of the project's policies with a pull request that edits db-cpu.yaml:
+    (its folder, the base commit)."""
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "policies", repo / "policies")
+    git = ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.invalid", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True, timeout=60)
+    subprocess.run([*git, "add", "."], cwd=repo, check=True, timeout=60)
+    subprocess.run([*git, "commit", "-qm", "base"], cwd=repo, check=True, timeout=60)
+    base = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True, text=True,
+                          timeout=60).stdout.strip()
+    policy = repo / "policies" / "db-cpu.yaml"
+    policy.write_text(policy.read_text().replace('fail_if: "> 0.9"', 'fail_if: "> 0.85"'))
+    subprocess.run([*git, "commit", "-qam", "tighter"], cwd=repo, check=True, timeout=60)
+    return repo, base
+
+
+def _run(step: dict, repo: Path, env: dict) -> subprocess.CompletedProcess:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # `guardrail` of this environment
+    return subprocess.run(["bash", "-e", "-c", step["run"]], cwd=repo, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PATH": path, "COLUMNS": "160", **env})
+
+
+def test_the_policies_workflow_validates_and_unit_tests_a_policy_repository(tmp_path):
+    repo, _ = _policy_repository(tmp_path)
+    for name in ("Validate plans and policies", "Unit-test the policies"):
+        result = _run(_step(name), repo, {})
+        assert result.returncode == 0, result.stdout + result.stderr
+    (repo / "policies" / "db-cpu.yaml").write_text("apiVersion: guardrail/v1\nkind: Policy\nname: x\nchecks: []\n")
+    refused = _run(_step("Validate plans and policies"), repo, {})
+    assert refused.returncode == 2 and "db-cpu.yaml:4:" in refused.stdout + refused.stderr
+
+
+@pytest.mark.prometheus
+def test_the_policies_workflow_backtests_the_changed_policies_into_the_summary(tmp_path, prometheus):
+    from guardrail.text import iso
+
+    repo, base = _policy_repository(tmp_path)
+    step = _step("Backtest the changed policies")
+    assert step["if"] == "env.PROMETHEUS_URL != ''"
+    summary = tmp_path / "summary.md"
+    at = iso(prometheus.start + 40 * 60)  # r1's database CPU climbs to 100% at +45m
+    env = {"BASE": base, "PROMETHEUS_URL": prometheus.url, "BACKTEST_REGION": "r1", "BACKTEST_AT": at,
+           "GITHUB_STEP_SUMMARY": str(summary)}
+    result = _run(step, repo, env)
+    assert result.returncode == 1, result.stdout + result.stderr  # the changed policy would have failed
+    text = summary.read_text()
+    assert text.startswith(f"### Backtest in r1, as if deployed at {at}\n\n```text\n") and text.endswith("```\n")
+    assert "would have FAILED" in text and "db-cpu/db-cpu-saturation" in text and "service-restarts" not in text
+    quiet = _run(step, repo, {**env, "BASE": "HEAD", "GITHUB_STEP_SUMMARY": str(tmp_path / "quiet.md")})
+    assert quiet.returncode == 0 and (tmp_path / "quiet.md").read_text() == "no policy changed\n"

@@ -142,8 +142,10 @@ def test_the_schema_uses_the_yaml_spelling_and_value_types(cli):
     policy = json.loads(cli("schema", "policy").stdout)
     check = policy["$defs"]["Check"]
     assert "for" in check["properties"] and "for_" not in check["properties"]
-    assert check.get("additionalProperties", True) is not False  # source keys (query, targets...) live here
+    prometheus = policy["$defs"]["prometheus.check"]  # source keys (query, targets...) live in each source's own
+    assert "query" in prometheus["properties"] and prometheus["additionalProperties"] is False
     assert check["properties"]["fail_if"]["anyOf"][0]["examples"] == ["> 30", "<= 0.5", "> +20%"]
     rollout = json.loads(cli("schema", "rollout").stdout)
-    assert rollout["$defs"]["Wave"]["properties"]["bake"]["pattern"] == r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
-    assert "with" in rollout["$defs"]["PluginRef"]["properties"]
+    assert check["properties"]["for"]["pattern"] == r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"
+    assert r"^(\d+(\.\d+)?(ms|s|m|h|d))+$" in rollout["$defs"]["Wave"]["properties"]["bake"]["pattern"]  # or ${env:X}
+    assert "with" in rollout["$defs"]["deployers.command"]["properties"]

@@ -13,6 +13,7 @@ exactly these problems: no fewer, and no echoes.
 from __future__ import annotations
 
 import os
+import shutil
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -349,3 +350,14 @@ def test_a_file_name_with_a_newline_stays_on_its_line(tmp_path, cli):
     assert result.exit_code == 2, result.output
     assert "x\\n\\x1b[2Jfake.yaml:1:1: apiVersion: required key is missing" in result.output.replace(str(tmp_path) + "/", "")
     assert "\x1b" not in result.output
+
+
+def test_a_folder_walk_skips_hidden_folders(registry, tmp_path):
+    """``guardrail validate .`` in a repository: .git, .venv or .github hold YAML that is
+    no guardrail file (a list here), and no plan or policy of the repository's own."""
+    shutil.copy(VALID / "policy.yaml", tmp_path / "policy.yaml")
+    (tmp_path / ".venv" / "lib").mkdir(parents=True)
+    (tmp_path / ".venv" / "lib" / "config.yaml").write_text("- not a guardrail file\n")
+    assert validate_paths([tmp_path], registry) == (1, [])
+    checked, problems = validate_paths([tmp_path / ".venv" / "lib"], registry)  # named: looked at
+    assert checked == 1 and "expected a mapping" in problems[0].message

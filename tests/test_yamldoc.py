@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
+
 from guardrail.errors import Problem
 from guardrail.language.yamldoc import MERGE_KEY_MESSAGE, format_path, parse
 
@@ -254,3 +256,19 @@ def test_a_problem_prints_on_one_line_whatever_the_keys_hold():
     problem = doc.problem(("a\n/tmp/x:1:1: fake problem\x1b[31m", "b"), "unknown key 'b'")
     assert str(problem) == "f\\nx.yaml:1:46: a\\n/tmp/x:1:1: fake problem\\x1b[31m.b: unknown key 'b'"
     assert "\n" not in str(problem) and "\x1b" not in str(problem)
+
+
+@pytest.mark.parametrize(("key", "value"), [("fail_if", "> 1.5"), ("fail_if", ">= 2"), ("warn_if", "> +20%"),
+                                            ("fail_if", "> 20%"), ("fail_if", ">2"), ("fail_if", "!= 0")])
+def test_an_unquoted_comparison_is_told_to_be_quoted_in_plain_words(key, value):
+    doc = parse(f"checks:\n  - name: a\n    {key}: {value}   # oops\n    for: 5m\n", "p.yaml")
+    [problem] = doc.problems
+    assert (problem.line, problem.column) == (3, len(key) + 7)
+    assert problem.message.startswith(f'quote it: {key}: "{value}" (unquoted, YAML reads ')
+    assert not any(jargon in problem.message for jargon in ("scalar", "scanning", "comment or line break", "token"))
+
+
+def test_comparisons_yaml_reads_as_text_need_no_quotes_and_block_text_stays_text():
+    doc = parse("a: < 0.5\nb: <= 1\nc: == 0\nquery: >\n  sum(x)\nd: |2\n   text\n", "p.yaml")
+    assert doc.problems == []
+    assert doc.data == {"a": "< 0.5", "b": "<= 1", "c": "== 0", "query": "sum(x)\n", "d": " text\n"}

@@ -47,32 +47,35 @@ def validate(
 
 def schema(kind: Annotated[str, typer.Argument(
         help="which document kind: rollout, policy, output (every command's --output json), or a kind a plugin "
-             "adds (policytest, scenario...)")]) -> None:
+             "adds (policytest, scenario...)")],
+           source: Annotated[list[str], typer.Option(
+               "--source", metavar="NAME=PLUGIN",
+               help="policy: a source name a plan declares (sources: {NAME: {plugin: PLUGIN}}) that checks may "
+                    "use too, with PLUGIN's parameters; repeatable")] = []) -> None:
     """Print the JSON Schema of a document kind, for editor completion; `output`: of every
     command's --output json."""
+    from guardrail.language.schema import document_kinds, document_schema
+
     if kind.lower() == "output":
         from guardrail.report.output import output_schema
 
         typer.echo(json.dumps(output_schema(), indent=2))
         return
-    models = schema_models(plugin_manager().registry)
-    model = models.get(kind.lower())
-    if model is None:
+    registry = plugin_manager().registry
+    models = document_kinds(registry)
+    if kind.lower() not in models:
         raise typer.BadParameter(f"unknown document kind {kind!r}; known: {', '.join(sorted([*models, 'output']))}",
                                  param_hint="KIND")
-    document = model.model_json_schema(by_alias=True)
-    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    document["title"] = f"guardrail {model.__name__}"
-    typer.echo(json.dumps(document, indent=2))
-
-
-def schema_models(registry) -> dict[str, type]:
-    """Every document kind with a schema: the language's own, then those plugins register."""
-    models: dict[str, type] = {"rollout": Rollout, "policy": Policy}
-    for name, registered in registry.document_kinds.items():
-        if registered.schema is not None:
-            models.setdefault(name.lower(), registered.schema)
-    return models
+    if source and kind.lower() != "policy":
+        raise typer.BadParameter("names the sources a policy's checks may use: only for `schema policy`",
+                                 param_hint="--source")
+    aliases = {}
+    for item in source:
+        name, _, plugin = item.partition("=")
+        if not name.strip() or not plugin.strip():
+            raise typer.BadParameter(f"expected NAME=PLUGIN, got {item!r}", param_hint="--source")
+        aliases[name.strip()] = plugin.strip()
+    typer.echo(json.dumps(document_schema(kind, registry, sources=aliases), indent=2))
 
 
 def plugins(output: OutputOption = Output.text, as_json: JsonOption = False) -> None:

@@ -338,10 +338,16 @@ def _files(paths: Iterable[str | Path]) -> Iterable[tuple[Path, bool]]:
         p = Path(raw)
         if documents.path_problem(str(p)) is None and _is_dir(p):
             for f in sorted(p.rglob("*")):
-                if f.suffix in (".yaml", ".yml") and f.is_file():
+                if f.suffix in (".yaml", ".yml") and f.is_file() and not _hidden(f.relative_to(p)):
                     yield f, False
         else:
             yield p, True
+
+
+def _hidden(relative: Path) -> bool:
+    """Under a hidden folder (``.git``, ``.venv``, ``.github``): not the repository's own
+    plans and policies, and often YAML that is no guardrail file at all."""
+    return any(part.startswith(".") for part in relative.parts[:-1])
 
 
 def _is_dir(path: Path) -> bool:

@@ -17,7 +17,8 @@ class BaselineSpec(BaseModel):
     """How the pre-change reference value is taken for ``compare: baseline``."""
 
     model_config = ConfigDict(extra="forbid")
-    window: Duration | None = Field(None, description="length of the window before the change; default: the bake length")
+    window: Duration | None = Field(None, description="length of the window before the change; default: the bake length",
+                                    examples=["30m", "1h", "1d"])
     stat: Literal["mean", "median", "max", "min"] = Field("mean", description="how the window's samples become one value")
 
 
@@ -27,20 +28,27 @@ class Check(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    name: str = Field(pattern=NAME_PATTERN)
-    description: str | None = None
+    name: str = Field(pattern=NAME_PATTERN, description="unique in the policy; verdicts name it region/policy/check",
+                      examples=["error-rate", "p99-latency"])
+    description: str | None = Field(None, description="what the value is, in words; shown next to its plot in the report")
     source: str = Field(description="a source plugin name, or a source named in the rollout plan")
     fail_if: ComparisonText | None = Field(None, description='failure condition: "> 30", "<= 0.5", "> +20%"')
     for_: Duration = Field(0.0, alias="for", description="the condition must hold this long before the check fails")
     reduce: Reduce | None = Field(None, description="how several series become one value; required when a result has several")
     on_no_data: NoData | None = Field(None, description="overrides the policy's on_no_data for this check")
-    compare: Literal["baseline", "control"] | None = None
-    baseline: BaselineSpec | None = None
+    compare: Literal["baseline", "control"] | None = Field(
+        None, description="baseline: against the same query before the change; control: against regions still on"
+        " the old version")
+    baseline: BaselineSpec | None = Field(None, description="with compare: baseline: the window and statistic of the"
+                                          " reference value")
     test: Literal["mann-whitney"] | None = Field(None, description="statistical test for compare: control")
-    direction: Literal["increase", "decrease", "either"] = "either"
-    confidence: float = Field(0.98, gt=0.5, lt=1.0)
+    direction: Literal["increase", "decrease", "either"] = Field(
+        "either", description="with compare: control: the shift that counts")
+    confidence: float = Field(0.98, gt=0.5, lt=1.0, description="with compare: control: the shift must be significant"
+                              " at this level (p < 1 - confidence)")
     effect_size: float | None = Field(None, gt=0, le=1e6, description="allowed ratio of means before a significant shift counts")
-    min_samples: int = Field(10, ge=3, le=1_000_000)
+    min_samples: int = Field(10, ge=3, le=1_000_000, description="with compare: control: samples on each side before"
+                             " the test may speak; also sets the window")
     max_age: Duration | None = Field(None, gt=0, description="a reading whose newest input sample is older is stale"
                                      " (no data); default: twice the source's sample interval")
     min_window_coverage: float | None = Field(None, gt=0, le=1, description="the share of a range window"
@@ -76,12 +84,16 @@ class Policy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    apiVersion: Literal["guardrail/v1"]
-    kind: Literal["Policy"]
-    name: str = Field(pattern=NAME_PATTERN)
-    description: str | None = None
-    interval: Duration = Field(30.0, gt=0)
+    apiVersion: Literal["guardrail/v1"] = Field(description="the language version: guardrail/v1")
+    kind: Literal["Policy"] = Field(description="this document is a Policy")
+    name: str = Field(pattern=NAME_PATTERN, description="letters, digits, -, _ and .; verdicts name it"
+                      " region/policy/check", examples=["service-restarts"])
+    description: str | None = Field(None, description="one line for people: shown in reports and incidents")
+    interval: Duration = Field(30.0, gt=0, description="how often every check is evaluated while a wave bakes"
+                               " (and while recovery is verified)")
     on_no_data: NoData = Field("inconclusive", description="what a check with no data yields; never silent")
     inconclusive_limit: int = Field(3, ge=1, le=10_000, description="consecutive inconclusive evaluations before on_inconclusive")
-    on_inconclusive: Literal["halt", "fail"] = "halt"
-    checks: list[Check] = Field(min_length=1)
+    on_inconclusive: Literal["halt", "fail"] = Field(
+        "halt", description="halt: deploy nothing more and wait for a person (exit 3); fail: treat it as a failure"
+        " and roll back")
+    checks: list[Check] = Field(min_length=1, description="at least one check; names unique within the policy")

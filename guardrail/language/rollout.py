@@ -15,17 +15,17 @@ class _Strict(BaseModel):
 
 
 class Change(_Strict):
-    version: str = Field(min_length=1)
+    version: str = Field(min_length=1, description="the version being deployed", examples=["2.4.1"])
     previous: str = Field(min_length=1, description="the version rollbacks return to")
-    description: str | None = None
-    ticket: str | None = None
+    description: str | None = Field(None, description="what the change is, for people: shown in reports and incidents")
+    ticket: str | None = Field(None, description="the change ticket, shown in reports and incidents", examples=["CHG-1234"])
 
 
 class PluginRef(_Strict):
     """``{plugin: NAME, with: {...}}``; ``with`` is validated by the plugin's Settings."""
 
-    plugin: str
-    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    plugin: str = Field(description="the plugin's name (guardrail plugins lists them)")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="the plugin's settings")
 
 
 class Region(_Strict):
@@ -46,16 +46,17 @@ class Gate(_Strict):
     approved, a confirm-promotion service): 2xx proceeds, another 4xx halts, 5xx and
     timeouts are retried within ``retries`` and then halt."""
 
-    plugin: Literal["webhook"]
-    with_: GateSettings = Field(alias="with")
+    plugin: Literal["webhook"] = Field(description="the gate is a webhook")
+    with_: GateSettings = Field(alias="with", description="where and how to ask")
 
 
 class Wave(_Strict):
-    name: str = Field(pattern=NAME_PATTERN)
-    regions: list[str] = Field(min_length=1)
-    bake: Duration = Field(ge=0)
-    parallel: bool = False
-    approval: Literal["auto", "manual"] = "auto"
+    name: str = Field(pattern=NAME_PATTERN, description="unique in the plan", examples=["canary", "main"])
+    regions: list[str] = Field(min_length=1, description="regions deployed in this wave, each declared under regions:")
+    bake: Duration = Field(ge=0, description="how long the policies judge the wave's regions before it is promoted")
+    parallel: bool = Field(False, description="deploy the wave's regions at once rather than one after another")
+    approval: Literal["auto", "manual"] = Field("auto", description="manual: wait (exit 3) for guardrail approve"
+                                                " before the wave deploys")
     min_coverage: float = Field(1.0, gt=0, le=1, description="the share of the bake every check of every deployed"
                                 " region must cover with passing, fresh evaluations")
     max_extension: Duration | None = Field(None, ge=0, description="how long the bake may run past its end to make up"
@@ -76,8 +77,10 @@ class Notify(PluginRef):
 
 
 class OnFailure(_Strict):
-    rollback: Literal["all-deployed", "failing-wave"] = "all-deployed"
-    actions: list[PluginRef] = Field(default_factory=list)
+    rollback: Literal["all-deployed", "failing-wave"] = Field(
+        "all-deployed", description="which regions return to the previous version: every one deployed, or only the"
+        " failing wave's")
+    actions: list[PluginRef] = Field(default_factory=list, description="action plugins run after the rollback")
     incident: PluginRef | list[PluginRef] = Field(
         default_factory=lambda: PluginRef(plugin="journal"),
         description="incident sink(s): one {plugin, with} or a list of them; default: journal")
@@ -93,20 +96,22 @@ class OnFailure(_Strict):
 
 
 class OnRecovery(_Strict):
-    actions: list[PluginRef] = Field(default_factory=list)
+    actions: list[PluginRef] = Field(default_factory=list, description="action plugins run once recovery is verified")
 
 
 class VerifyRecovery(_Strict):
     for_: Duration = Field(900.0, alias="for", gt=0, description="the failing checks must pass this long")
     timeout: Duration | None = Field(None, description="give up (exit 4) after this long; default 4x `for`")
-    checks: Literal["failing", "all"] = "failing"
+    checks: Literal["failing", "all"] = Field("failing", description="which checks must pass: those that failed,"
+                                              " or all of them")
 
 
 class Windows(_Strict):
     deny: list[str] = Field(default_factory=list, description=(
         'change freezes, checked before every wave: "Fri 15:00-Mon 08:00", "Mon-Fri 22:00-23:00", '
-        '"2026-12-24 00:00 - 2026-12-27 00:00"'))
-    timezone: str = "UTC"
+        '"2026-12-24 00:00 - 2026-12-27 00:00"'), examples=[["Fri 15:00-Mon 08:00", "Mon-Fri 22:00-23:00"]])
+    timezone: str = Field("UTC", description="the IANA time zone the deny windows are read in",
+                          examples=["UTC", "Europe/Paris", "America/New_York"])
 
 
 class Preflight(_Strict):
@@ -116,21 +121,26 @@ class Preflight(_Strict):
 
 
 class Rollout(_Strict):
-    apiVersion: Literal["guardrail/v1"]
-    kind: Literal["Rollout"]
-    service: str = Field(pattern=NAME_PATTERN)
-    change: Change
-    deploy: PluginRef
-    sources: dict[str, dict[str, Any]] = Field(default_factory=dict, description="source settings by source name")
-    regions: dict[str, Region]
-    waves: list[Wave] = Field(min_length=1)
+    apiVersion: Literal["guardrail/v1"] = Field(description="the language version: guardrail/v1")
+    kind: Literal["Rollout"] = Field(description="this document is a Rollout plan")
+    service: str = Field(pattern=NAME_PATTERN, description="the service changed; {{service}} in templates",
+                         examples=["mail-sender"])
+    change: Change = Field(description="what is deployed, and what a rollback returns to")
+    deploy: PluginRef = Field(description="the deployer plugin and its settings")
+    sources: dict[str, dict[str, Any]] = Field(default_factory=dict, description="source settings by source name; a"
+                                               " name other than a plugin's says which with plugin:")
+    regions: dict[str, Region] = Field(description="every region by name, with its template variables and source"
+                                       " overrides")
+    waves: list[Wave] = Field(min_length=1, description="deployed in order; each bakes before the next starts")
     policies: list[str] = Field(min_length=1, description="policy files, relative to this plan")
     preflight: bool | Preflight = Field(False, description="refuse to start while a policy already fails, or"
                                         " cannot be judged: true, or {on_inconclusive: block|proceed}")
-    on_failure: OnFailure = Field(default_factory=OnFailure)
-    on_recovery: OnRecovery = Field(default_factory=OnRecovery)
-    verify_recovery: VerifyRecovery = Field(default_factory=VerifyRecovery)
-    windows: Windows = Field(default_factory=Windows)
+    on_failure: OnFailure = Field(default_factory=OnFailure, description="what a failed check sets off: rollback,"
+                                  " actions, an incident")
+    on_recovery: OnRecovery = Field(default_factory=OnRecovery, description="what runs once recovery is verified")
+    verify_recovery: VerifyRecovery = Field(default_factory=VerifyRecovery, description="after a rollback: how long"
+                                            " the checks must pass again")
+    windows: Windows = Field(default_factory=Windows, description="change freezes: when no wave may start")
     notify: list[Notify] = Field(default_factory=list, description="sinks told of rollout events (not only incidents)")
     clock: Literal["real", "virtual"] = Field("real", description="virtual: simulated time (the sim fleet, demos, tests)")
     vars: dict[str, Any] = Field(default_factory=dict, description="template variables shared by all regions")

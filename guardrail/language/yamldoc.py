@@ -8,12 +8,14 @@ pydantic or from our own checks, can point at the node that causes it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from guardrail.errors import Problem
+from guardrail.language.types import parse_comparison
 
 try:  # the C parser is several times faster; fall back quietly where it is missing
     _Loader: type = yaml.CSafeLoader
@@ -149,7 +151,7 @@ def parse(text: str, file: str) -> Document:
         doc.problems.append(Problem(file, exc.problem_mark.line + 1, exc.problem_mark.column + 1, "", exc.problem))
         return doc
     except yaml.MarkedYAMLError as exc:
-        doc.problems.append(_syntax_problem(exc, file))
+        doc.problems.append(_unquoted_comparison(exc, text, file) or _syntax_problem(exc, file))
         return doc
     except yaml.reader.ReaderError as exc:  # a control character: PyYAML gives an offset, not a line
         # libyaml counts UTF-8 bytes, the pure-Python reader characters.
@@ -168,7 +170,7 @@ def parse(text: str, file: str) -> Document:
         doc.problems.append(Problem(file, 1, 1, "", "the file is empty"))
         return doc
     try:
-        doc.data = _Builder(doc).build(node, ())
+        doc.data = _Builder(doc, text).build(node, ())
     except _TooLarge as exc:
         doc.problems.append(exc.args[0])
         doc.data = None
@@ -192,6 +194,46 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, file: str) -> Problem:
     return Problem(file, line, column, "", message)
 
 
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+_KEY_BEFORE = re.compile(r"([^\s:{},\[\]#][^:{},\[\]#]*?)\s*:\s*$")
+
+
+def quote_hint(key: str | int | None, text: str) -> str:
+    """What to write instead of an unquoted comparison, in the author's own words."""
+    written = f'"{text}"'
+    return f"quote it: {key}: {written}" if isinstance(key, str) else f"quote it: {written}"
+
+
+def _comparison_at(text: str, line: int, column: int) -> tuple[str | None, str] | None:
+    """(the key before it, the comparison) when an unquoted comparison such as
+    ``> 1.5`` starts at ``line``:``column`` (0-based), else None."""
+    lines = _LINE_BREAK.split(text)  # YAML's line breaks, not every one str.splitlines knows
+    if line >= len(lines):
+        return None
+    source = lines[line]
+    value = re.split(r"\s#|[,}\]]", source[column:], maxsplit=1)[0].strip()
+    try:
+        parse_comparison(value)
+    except ValueError:
+        return None
+    key = _KEY_BEFORE.search(source[:column])
+    return (key.group(1).strip(" -'\"") if key else None), value
+
+
+def _unquoted_comparison(exc: yaml.MarkedYAMLError, text: str, file: str) -> Problem | None:
+    """``fail_if: > 1.5``: YAML reads ``>`` as the start of a folded block of text and
+    stops at the number; in a flow mapping ``>`` cannot start a value at all. Say what
+    the author meant, at the ``>``."""
+    for mark in (exc.context_mark, exc.problem_mark):
+        found = _comparison_at(text, mark.line, mark.column) if mark is not None else None
+        if found is not None:
+            key, value = found
+            why = (f"YAML reads {value[0]!r} as the start of a block of text" if "block scalar" in (exc.context or "")
+                   else f"YAML cannot start a value with {value[0]!r}")
+            return Problem(file, mark.line + 1, mark.column + 1, "", f"{quote_hint(key, value)} (unquoted, {why})")
+    return None
+
+
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
@@ -204,9 +246,10 @@ class _Builder:
     still multiply it ("billion laughs": nine aliases of nine aliases of...), so the
     values built, each alias expanded, are counted too."""
 
-    def __init__(self, doc: Document):
+    def __init__(self, doc: Document, text: str = ""):
         self.doc = doc
         self.count = 0
+        self.text = text
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         doc = self.doc
@@ -217,6 +260,12 @@ class _Builder:
             raise _TooLarge(Problem(doc.file, *doc.values[path[:1]], format_path(path[:1]),
                                     f"the document expands to more than {MAX_VALUES:,} values through YAML aliases"
                                     " (*name); write the values out"))
+        comparison = _misread_comparison(node, self.text)
+        if comparison is not None:  # `fail_if: != 0` (a tag) or `fail_if: >2` (a block header)
+            doc.problems.append(Problem(doc.file, *_mark(node), format_path(path), quote_hint(
+                path[-1] if path else None, comparison) + f" (unquoted, YAML reads {comparison[0]!r} as the start of "
+                + ("a block of text)" if node.style in (">", "|") else "a tag)")))
+            return comparison
         if node.tag.startswith("!") and node.tag != "!":  # local tags (`!secret x`): nothing gives them a meaning
             doc.problems.append(Problem(doc.file, *_mark(node), format_path(path), f"YAML tag {node.tag!r} is not supported"))
             if isinstance(node, yaml.ScalarNode):
@@ -261,6 +310,24 @@ class _Builder:
             doc.keys[path + (key,)] = _mark(key_node)
             out[key] = self.build(value_node, path + (key,))
         return out
+
+
+def _misread_comparison(node: yaml.Node, text: str) -> str | None:
+    """The comparison an author wrote unquoted where YAML read something else: ``!= 0``
+    is the tag ``!=`` on ``0``, ``>2`` a folded block (indented 2) that is empty."""
+    if not isinstance(node, yaml.ScalarNode):
+        return None
+    if node.tag.startswith("!") and node.tag != "!" and not node.tag.startswith("tag:"):
+        candidate = f"{node.tag} {node.value}".strip()
+    elif node.style in (">", "|"):
+        found = _comparison_at(text, node.start_mark.line, node.start_mark.column)
+        candidate = found[1] if found is not None else ""
+    else:
+        return None
+    try:
+        return parse_comparison(candidate).text
+    except ValueError:
+        return None
 
 
 def _scalar(node: yaml.Node, path: Path, doc: Document) -> Any:

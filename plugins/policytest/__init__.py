@@ -84,7 +84,8 @@ def find_test_files(paths: Iterable[str | Path]) -> list[Path]:
         path = Path(raw)
         if path.is_dir():
             for candidate in sorted(path.rglob("*")):
-                if candidate.suffix in (".yaml", ".yml") and candidate.is_file() and _is_test(candidate):
+                hidden = any(part.startswith(".") for part in candidate.relative_to(path).parts[:-1])
+                if candidate.suffix in (".yaml", ".yml") and candidate.is_file() and not hidden and _is_test(candidate):
                     found.append(candidate)
         else:
             found.append(path)

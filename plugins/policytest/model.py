@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from guardrail.language import documents
 from guardrail import ConfigError, Document, Duration, Problem
@@ -41,7 +41,8 @@ def restore_notation(doc: Document) -> None:
                         inputs[key] = raw
 
 
-Notation = Annotated[str, BeforeValidator(_notation_text)]
+Notation = Annotated[str, BeforeValidator(_notation_text), WithJsonSchema(
+    {"type": ["string", "number"], "examples": ["0+1x20", "5x10 _x3 50x5"], "description": "promtool notation: 7, _, a+bxn, axn, _xn"})]
 
 
 class _Strict(BaseModel):
@@ -57,7 +58,7 @@ class RegionInput(_Strict):
 
 
 class Expectation(_Strict):
-    verdict: Verdict
+    verdict: Verdict = Field(description="what the check must yield")
     first_failure: Duration | None = Field(None, description="time of the first failed evaluation, from t = 0; "
                                                                "only with verdict: fail")
 
@@ -71,26 +72,29 @@ def _verdict_shorthand(value: Any) -> Any:
 
 
 class Case(_Strict):
-    name: str = Field(min_length=1)
-    description: str | None = None
+    name: str = Field(min_length=1, description="unique in the file")
+    description: str | None = Field(None, description="what the test shows, for people")
     deployed_at: Duration = Field(description="when the change reached the regions, from t = 0")
     until: Duration | None = Field(None, description="the last evaluation; default: the end of the inputs")
     step: Duration | None = Field(None, gt=0, description="overrides the file's step for this test")
-    regions: dict[str, RegionInput] = Field(min_length=1)
+    regions: dict[str, RegionInput] = Field(min_length=1, description="each region's inputs")
     control: list[str] = Field(default_factory=list, description="regions that keep the old version")
     expect: Annotated[dict[str, dict[str, Expectation]], BeforeValidator(_verdict_shorthand)] = Field(
-        default_factory=dict, description="region -> check -> verdict; checks not listed are expected to pass")
+        default_factory=dict, description="region -> check -> verdict; checks not listed are expected to pass",
+        json_schema_extra=lambda schema: schema["additionalProperties"].update(additionalProperties={"anyOf": [
+            schema["additionalProperties"]["additionalProperties"], {"enum": list(get_args(Verdict))}]}))
 
 
 class PolicyTest(_Strict):
-    apiVersion: Literal["guardrail/v1"]
-    kind: Literal["PolicyTest"]
+    apiVersion: Literal["guardrail/v1"] = Field(description="the language version: guardrail/v1")
+    kind: Literal["PolicyTest"] = Field(description="this document is a PolicyTest")
     policy: str = Field(min_length=1, description="the policy file under test, relative to this file")
-    description: str | None = None
+    description: str | None = Field(None, description="what the tests cover, for people")
     service: str = Field("service", description="the {{service}} template variable")
     step: Duration = Field(15.0, gt=0, description="time between two samples of the inputs")
     vars: dict[str, Any] = Field(default_factory=dict, description="template variables of every region")
-    tests: list[Case] = Field(min_length=1)
+    tests: list[Case] = Field(min_length=1, description="the tests, each a timeline of inputs and the verdicts"
+                              " expected")
 
     @field_validator("tests")
     @classmethod

@@ -101,20 +101,23 @@ class _Strict(BaseModel):
 
 class Diurnal(_Strict):
     amplitude: float = Field(ge=0, le=1, description="relative: 0.2 = ±20% around the value")
-    period: Duration = Field(86400.0, gt=0)
+    period: Duration = Field(86400.0, gt=0, description="the length of one cycle")
     peak: Duration = Field(54000.0, ge=0, description="offset of the peak within the period (UTC), default 15h")
 
 
 class Metric(_Strict):
-    type: Literal["counter", "gauge"]
-    help: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    type: Literal["counter", "gauge"] = Field(description="counter: only grows (use rate()); gauge: a level")
+    help: str | None = Field(None, description="the metric's HELP text in the exposition")
+    labels: dict[str, str] = Field(default_factory=dict, description="labels of every series (region and instance"
+                                   " are added)")
     instances: int | None = Field(None, ge=1, le=1000, description="series per region, labelled instance=<region>-<n>")
     value: float = Field(0.0, description="gauge: the level; counter: the increase per second")
     noise: float = Field(0.0, ge=0, description="standard deviation of seeded Gaussian noise")
-    diurnal: Diurnal | None = None
-    min: float | None = None
-    max: float | None = None
+    diurnal: Diurnal | None = Field(None, description="a daily cycle: {amplitude, period, peak}, or the amplitude"
+                                    " alone", json_schema_extra=lambda schema: schema["anyOf"].insert(
+                                        1, {"type": "number", "minimum": 0, "maximum": 1}))
+    min: float | None = Field(None, description="values are clipped to at least this")
+    max: float | None = Field(None, description="values are clipped to at most this")
 
     @field_validator("diurnal", mode="before")
     @classmethod
@@ -133,8 +136,8 @@ class Metric(_Strict):
 
 
 class Effect(_Strict):
-    metric: str
-    description: str | None = None
+    metric: str = Field(description='the metric affected, or "*" for every metric')
+    description: str | None = Field(None, description="what the effect stands for, for people")
     regions: list[str] | None = Field(None, min_length=1, description="default: every region")
     instances: list[int] | None = Field(None, min_length=1, description="1-based instance numbers; default: all")
     after: Duration = Field(0.0, ge=0, description="start, from the deploy (versions) or the scenario start (incidents)")
@@ -144,12 +147,13 @@ class Effect(_Strict):
     lasting: Duration | None = Field(None, gt=0, description="how long each event lasts; default one step")
     jitter: Duration = Field(0.0, ge=0, description="each event is delayed by a seeded amount up to this")
     ramp: Duration | None = Field(None, gt=0, description="grow to full strength over this long")
-    add: float | None = None
-    set: float | None = None
-    scale: float | None = None
-    bump: float | None = None
-    gap: bool = False
-    reset: bool = False
+    add: float | None = Field(None, description="added to the value (one shape of: add, set, scale, bump, gap, reset)")
+    set: float | None = Field(None, description="replaces the value")
+    scale: float | None = Field(None, description="multiplies the value")
+    bump: float | None = Field(None, description="a one-off smooth bump over its for (required): X at the middle,"
+                               " nothing at either end (a load peak)")
+    gap: bool = Field(False, description="no samples at all while it lasts (a scrape outage)")
+    reset: bool = Field(False, description="a counter drops to 0 (a process restart)")
 
     @model_validator(mode="after")
     def _one_shape(self) -> Effect:
@@ -180,25 +184,25 @@ def _given(value: Any) -> bool:
 
 
 class Version(_Strict):
-    description: str | None = None
-    effects: list[Effect] = Field(default_factory=list)
+    description: str | None = Field(None, description="what the version is, for people")
+    effects: list[Effect] = Field(default_factory=list, description="how the metrics change once a region runs it")
 
 
 class Scenario(_Strict):
-    apiVersion: Literal["guardrail/v1"]
-    kind: Literal["Scenario"]
-    name: str | None = None
-    description: str | None = None
-    service: str | None = None
-    regions: list[str] = Field(min_length=1)
+    apiVersion: Literal["guardrail/v1"] = Field(description="the language version: guardrail/v1")
+    kind: Literal["Scenario"] = Field(description="this document is a simulated fleet's Scenario")
+    name: str | None = Field(None, description="the scenario's name")
+    description: str | None = Field(None, description="what the scenario shows, for people")
+    service: str | None = Field(None, description="the service the fleet runs")
+    regions: list[str] = Field(min_length=1, description="the fleet's regions")
     baseline_version: str = Field(min_length=1, description="what every region runs before any deploy")
-    seed: int = 0
+    seed: int = Field(0, description="the seed of the noise and jitter: the same seed, the same samples")
     step: Duration = Field(15.0, ge=0.001, description="sample interval")
     history: Duration = Field(21600.0, ge=0, description="data that exists before the start")
     start: datetime | None = Field(None, description="ISO time; default: when the fleet log is first used")
-    metrics: dict[str, Metric] = Field(min_length=1)
-    versions: dict[str, Version] = Field(default_factory=dict)
-    incidents: list[Effect] = Field(default_factory=list)
+    metrics: dict[str, Metric] = Field(min_length=1, description="every metric by name")
+    versions: dict[str, Version] = Field(default_factory=dict, description="each version's effects, by version")
+    incidents: list[Effect] = Field(default_factory=list, description="effects of no version: an outage, a load peak")
 
     @field_validator("regions")
     @classmethod
