@@ -108,7 +108,7 @@ def test_a_retry_never_continues_a_halted_rollout_but_a_persons_resume_does(tmp_
         retried = run_attempt(api, _job(api, plan), _runner("worker-b", 2))
         assert (retried.outcome, retried.state) == ("halted", "halted")
         assert len(api.store.events(halted.rollout_id, "rollout.resumed")) == 0
-        api.approve(halted.rollout_id, "canary", resume=False)
+        api.approve(halted.rollout_id, "canary", resume=False, by="alice")
         # A person's resume is a new workflow run: its first attempt continues the rollout ...
         resumed = run_attempt(api, _job(api, plan, mode=RESUME), _runner("worker-b", 1, run_id="run-2"))
         assert resumed.outcome == "rolled_back"
@@ -116,4 +116,7 @@ def test_a_retry_never_continues_a_halted_rollout_but_a_persons_resume_does(tmp_
         again = run_attempt(api, _job(api, plan, mode=RESUME), _runner("worker-a", 2, run_id="run-2"))
         assert again.outcome == "rolled_back"
         modes = [(a["mode"], a["run_id"]) for a in api.store.events(halted.rollout_id, ATTEMPT_EVENT)]
+        acts = [(e["action"], e["by"]) for e in api.store.events(halted.rollout_id, "person.acted")]
     assert modes == [("start", "run-1"), ("resume", "run-2")]
+    # The person's approval is on the record; the worker that carried it out adds no act.
+    assert acts == [("approve", "alice")]
