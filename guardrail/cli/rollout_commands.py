@@ -126,7 +126,7 @@ def rollout(
         from guardrail.cli.temporal_commands import rollout_on_temporal
 
         return rollout_on_temporal(plan, state, output, temporal, namespace, task_queue, detach, override_window,
-                                   clock_start, report, junit, by)
+                                   clock_start, report, junit, by, take_over)
     _run(state, output, lambda api: api.rollout(plan, override_window=override_window, clock_start=clock_start,
                                                 by=by, take_over=take_over), report, junit)
 
@@ -148,8 +148,9 @@ def resume(rollout_id: IdArgument, state: StateOption = None, output: OutputOpti
     if temporal:
         from guardrail.cli.temporal_commands import resume_on_temporal
 
-        return _run(state, output, lambda api: resume_on_temporal(api, rollout_id, output, temporal, by=by,
-                                                                  reason=reason), report, junit)
+        return _run(state, output, lambda api: resume_on_temporal(
+            api, rollout_id, output, temporal, by=by, reason=reason, take_over=take_over,
+            override_window=override_window), report, junit)
     _run(state, output, lambda api: api.resume(rollout_id, by=by, reason=reason, take_over=take_over,
                                                override_window=override_window), report, junit)
 

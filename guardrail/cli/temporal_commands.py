@@ -96,9 +96,9 @@ async def _submit(api, job, address: str, namespace: str, task_queue: str, outpu
 def rollout_on_temporal(plan: Path, state: Path | None, output: Output, address: str, namespace: str | None,
                         task_queue: str | None, detach: bool, override_window: str | None,
                         clock_start: float | None, report: Path | None, junit: Path | None,
-                        by: str | None = None) -> None:
+                        by: str | None = None, take_over: str | None = None) -> None:
     """``guardrail rollout PLAN --temporal HOST:PORT``; ``by``: who submits (``--by``), the
-    name the workers record with each attempt and with a window override."""
+    name the workers record with each attempt, a window override and a take-over."""
     from guardrail.runtime import require_temporal
 
     require_temporal()
@@ -116,7 +116,8 @@ def rollout_on_temporal(plan: Path, state: Path | None, output: Output, address:
                          plan_digest=plan_digest(loaded),
                          waves=[{"name": w.name, "regions": w.regions, "bake": w.bake} for w in rollout.waves],
                          override_window=override_window, clock_start=clock_start,
-                         heartbeat_timeout=_heartbeat_timeout(), requested_by=people.identity(by, api.environ))
+                         heartbeat_timeout=_heartbeat_timeout(), requested_by=people.identity(by, api.environ),
+                         take_over=take_over)
         result = asyncio.run(_submit(api, job, address, namespace or DEFAULT_NAMESPACE,
                                      task_queue or DEFAULT_TASK_QUEUE, output, detach))
         if detach:  # out of the event loop first: the client's threads end with it
@@ -129,13 +130,16 @@ def rollout_on_temporal(plan: Path, state: Path | None, output: Output, address:
 
 def resume_on_temporal(api, rollout_id: str, output: Output, address: str, namespace: str | None = None,
                        task_queue: str | None = None, *, allow_changed_plan: bool = False, by: str | None = None,
-                       reason: str | None = None, record: bool = True):
+                       reason: str | None = None, record: bool = True, take_over: str | None = None,
+                       override_window: str | None = None):
     """Continue a halted (or abandoned) rollout on the workers: a new run of its workflow,
     in ``resume`` mode; returns its result once it stops again.
 
     ``record``: the person's ``resume`` (``by``, ``reason``) is recorded here, where it was
     typed, before the run is submitted; ``approve`` and ``abort`` record their own act
-    instead. The worker records none: it is not the one who asked."""
+    instead. The worker records none: it is not the one who asked. A ``take_over`` or an
+    ``override_window`` travels with the run: the worker records it, in ``by``'s name,
+    when it acts on it."""
     from guardrail.api import plan_digest
     from guardrail.runtime import require_temporal
     from guardrail.runtime.jobs import RESUME, RolloutJob, workflow_id
@@ -148,11 +152,13 @@ def resume_on_temporal(api, rollout_id: str, output: Output, address: str, names
     started = api.store.events(row["id"], "rollout.started")
     waves = started[0]["waves"] if started else []
     namespace, task_queue = _where(api, row["id"], namespace, task_queue)
-    if record and not (row["finished_at"] and row["state"] != "rollback_failed"):  # a finished one is only shown
+    if record and not take_over and not (row["finished_at"] and row["state"] != "rollback_failed"):
+        # (a finished one is only shown; a take-over is its own act)
         people.record(api.store, row["id"], people.act("resume", who, reason))
     job = RolloutJob(rollout_id=row["id"], service=row["service"], version=row["version"], plan=row["plan_path"],
                      plan_digest=plan_digest(plan), mode=RESUME, waves=waves, heartbeat_timeout=_heartbeat_timeout(),
-                     allow_changed_plan=allow_changed_plan, requested_by=who)
+                     allow_changed_plan=allow_changed_plan, requested_by=who, take_over=take_over,
+                     override_window=override_window)
     workflow = workflow_id(row["service"], row["version"], row["plan_digest"])
     events = api.store.events(row["id"])  # shown already: only what happens from now on is
     return asyncio.run(_submit(api, job, address, namespace, task_queue, output, False, workflow,

@@ -73,7 +73,7 @@ def run_attempt(api: Guardrail, job: RolloutJob, runner: Runner) -> AttemptResul
             raise StateError(f"no rollout {job.rollout_id} in {api.state_path} to resume")
         with _recording(api, _RecordAttempt(api.store, job.rollout_id, "rollout.started", {**facts, "previous": None})):
             result = api.rollout(job.plan, override_window=job.override_window, clock_start=job.clock_start,
-                                 rollout_id=job.rollout_id, by=job.requested_by or None)
+                                 rollout_id=job.rollout_id, by=job.requested_by or None, take_over=job.take_over)
         return _result(result, runner)
     attempts = api.store.events(job.rollout_id, ATTEMPT_EVENT)
     earlier = [e for e in attempts if e.get("run_id") == runner.run_id and e.get("attempt", 0) < runner.attempt]
@@ -90,7 +90,10 @@ def run_attempt(api: Guardrail, job: RolloutJob, runner: Runner) -> AttemptResul
     with _recording(api, recorder):
         if asked:
             # The person's act was recorded by the command that asked, where it was typed.
-            result = api.resume(job.rollout_id, allow_changed_plan=job.allow_changed_plan, record=False)
+            # A take-over or a window override it carries is recorded in that person's name.
+            result = api.resume(job.rollout_id, allow_changed_plan=job.allow_changed_plan, record=False,
+                                by=job.requested_by or None, take_over=job.take_over,
+                                override_window=job.override_window)
         else:
             result = api.resume(job.rollout_id, takeover_by=f"{runner.worker} (attempt {runner.attempt})")
     return _result(result, runner)
