@@ -8,7 +8,7 @@ on one machine may; the scenario library and the cancelled workflow on SQLite fi
 - a worker SIGKILLed in the middle of a bake is a non-event: the other worker takes the
   same rollout over within the heartbeat timeout plus an evaluation interval, the deploy
   tool's own log shows every side effect once, and the events say who ran it, when it
-  moved, and that the unwatched time was not counted as bake;
+  moved, and the bake's coverage shows the time nobody watched, not counted as bake;
 - the same plan submitted twice is one workflow: the second submission attaches;
 - ``rollout --detach``, then ``pause``, ``resume``, ``approve``, ``abort`` from other
   processes, each recorded with the person's name and reason, and each workflow run
@@ -31,8 +31,10 @@ from pathlib import Path
 import pytest
 
 from guardrail.errors import OUTCOME_EXIT
+from guardrail.report.evidence import coverage_by_region
 from guardrail.state.open import open_store
 from guardrail.state.sqlite import SQLiteStore
+from guardrail.text import format_duration, iso
 from support import scenario_library
 from support.temporal_workers import REPO, environment, guardrail, plan_variant, workers
 
@@ -156,6 +158,8 @@ def test_a_worker_killed_mid_bake_is_a_non_event(temporal_server, tmp_path, back
             taken = store.events(rollout_id, "lock.taken_over")
             resumed = store.events(rollout_id, "rollout.resumed")
             bake = store.step(rollout_id, "bake:canary")
+            _, coverage = coverage_by_region(store, rollout_id, store.events(rollout_id, "rollout.started")[0]["waves"],
+                                             "bake:canary")
             row = store.rollout(rollout_id)
         finally:
             store.close()
@@ -176,6 +180,12 @@ def test_a_worker_killed_mid_bake_is_a_non_event(temporal_server, tmp_path, back
     unwatched = attempts[1]["at"] - attempts[1]["unwatched_since"]
     assert unwatched >= HEARTBEAT - 0.5
     assert bake["detail"]["start"] - bake_start >= unwatched - 0.5
+    # ... and the canary's coverage shows it: from the dead runner's last record to the takeover.
+    [(since, until)] = bake["detail"]["unwatched"]
+    assert since == attempts[1]["unwatched_since"] and 0 <= until - attempts[1]["at"] < 1.0
+    [entry] = coverage["r3"]
+    assert entry["unwatched"] == [[iso(since), iso(until)]] and entry["complete"]
+    assert f"{format_duration(round(until - since))} unwatched at " in entry["text"]
     # Every side effect once: the deploy tool saw each region deployed once, no repeat.
     calls = _deploy_log(tmp_path)
     assert sorted((c["action"], c["region"]) for c in calls) == [("deploy", "r1"), ("deploy", "r2"), ("deploy", "r3")]
