@@ -108,7 +108,7 @@ def test_a_retry_never_continues_a_halted_rollout_but_a_persons_resume_does(tmp_
         retried = run_attempt(api, _job(api, plan), _runner("worker-b", 2))
         assert (retried.outcome, retried.state) == ("halted", "halted")
         assert len(api.store.events(halted.rollout_id, "rollout.resumed")) == 0
-        api.approve(halted.rollout_id, "canary", resume=False)
+        api.approve(halted.rollout_id, "canary", resume=False, by="alice")
         # A person's resume is a new workflow run: its first attempt continues the rollout ...
         resumed = run_attempt(api, _job(api, plan, mode=RESUME), _runner("worker-b", 1, run_id="run-2"))
         assert resumed.outcome == "rolled_back"
@@ -116,4 +116,26 @@ def test_a_retry_never_continues_a_halted_rollout_but_a_persons_resume_does(tmp_
         again = run_attempt(api, _job(api, plan, mode=RESUME), _runner("worker-a", 2, run_id="run-2"))
         assert again.outcome == "rolled_back"
         modes = [(a["mode"], a["run_id"]) for a in api.store.events(halted.rollout_id, ATTEMPT_EVENT)]
+        acts = [(e["action"], e["by"]) for e in api.store.events(halted.rollout_id, "person.acted")]
     assert modes == [("start", "run-1"), ("resume", "run-2")]
+    # The person's approval is on the record; the worker that carried it out adds no act.
+    assert acts == [("approve", "alice")]
+
+
+def test_a_take_over_travels_with_the_job_and_is_recorded_in_the_submitters_name(tmp_path):
+    """`rollout --temporal --take-over "reason" --by NAME`: the worker starts the new rollout
+    over the halted one holding the service, and records the take-over as that person's."""
+    plan = write_plan(tmp_path, waves=[{"name": "canary", "regions": ["r3"], "bake": "30m", "approval": "manual"}])
+    with closing(Guardrail(tmp_path / "state.db")) as api:
+        halted = run_attempt(api, _job(api, plan), _runner("worker-a", 1))
+        assert halted.state == "halted"
+        second = "20230105-171500-bbbbbb"
+        with pytest.raises(LockedError):  # without it, the halted rollout keeps the service
+            run_attempt(api, _job(api, plan, rollout_id=second, requested_by="erin"), _runner("worker-a", 1, "run-2"))
+        taken = run_attempt(api, _job(api, plan, rollout_id=second, requested_by="erin", take_over="ship the fix"),
+                            _runner("worker-b", 1, "run-3"))
+        acts = [(e["action"], e["by"], e["reason"]) for e in api.store.events(second, "person.acted")]
+        attempts = [(a["worker"], a["requested_by"]) for a in api.store.events(second, ATTEMPT_EVENT)]
+    assert taken.rollout_id == second and taken.state == "halted"  # its own canary waits for approval
+    assert acts == [("take-over", "erin", "ship the fix")]
+    assert attempts == [("worker-b", "erin")]

@@ -1,15 +1,18 @@
 """Rollouts on Temporal workers (guardrail/runtime/), against a real dev server and real
-``guardrail worker`` processes sharing one SQLite state file (WAL: safe across processes).
+``guardrail worker`` processes sharing one state: a real PostgreSQL database, as workers
+on several machines do (the worker death test also on one SQLite file, WAL, as workers
+on one machine may; the scenario library and the cancelled workflow on SQLite files).
 
 - the scenarios of examples/scenarios/ give the same answers through a worker as in
   this process: outcome, deciding check and region, and decision time on the virtual clock;
 - a worker SIGKILLed in the middle of a bake is a non-event: the other worker takes the
   same rollout over within the heartbeat timeout plus an evaluation interval, the deploy
   tool's own log shows every side effect once, and the events say who ran it, when it
-  moved, and that the unwatched time was not counted as bake;
+  moved, and the bake's coverage shows the time nobody watched, not counted as bake;
 - the same plan submitted twice is one workflow: the second submission attaches;
 - ``rollout --detach``, then ``pause``, ``resume``, ``approve``, ``abort`` from other
-  processes, each recorded;
+  processes, each recorded with the person's name and reason, and each workflow run
+  with who asked for it;
 - without the SDK, ``--temporal`` says which extra to install.
 """
 
@@ -28,7 +31,10 @@ from pathlib import Path
 import pytest
 
 from guardrail.errors import OUTCOME_EXIT
+from guardrail.report.evidence import coverage_by_region
+from guardrail.state.open import open_store
 from guardrail.state.sqlite import SQLiteStore
+from guardrail.text import format_duration, iso
 from support import scenario_library
 from support.temporal_workers import REPO, environment, guardrail, plan_variant, workers
 
@@ -42,8 +48,9 @@ def _queue(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def _store(workdir: Path) -> SQLiteStore:
-    return SQLiteStore(workdir / "state.db")
+def _store(state: str | Path):
+    """The workers' store, as another process (``status``, a person) opens it."""
+    return open_store(state if isinstance(state, str) else state / "state.db")
 
 
 def _wait_for(probe, timeout: float = 60.0, interval: float = 0.1):
@@ -122,14 +129,15 @@ def test_every_scenario_gives_the_same_answers_on_a_temporal_worker_as_in_proces
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_bake_is_a_non_event(temporal_server, tmp_path):
-    env = environment(tmp_path, temporal_server, GUARDRAIL_TEMPORAL_HEARTBEAT=str(HEARTBEAT))
+def test_a_worker_killed_mid_bake_is_a_non_event(temporal_server, tmp_path, backend):
+    """On PostgreSQL (workers on several machines) and on one SQLite file (one machine)."""
+    env = environment(tmp_path, temporal_server, backend.spec, GUARDRAIL_TEMPORAL_HEARTBEAT=str(HEARTBEAT))
     plan = plan_variant(tmp_path)
     queue = _queue("failover")
     with workers(env, ["worker-a", "worker-b"], queue, tmp_path / "logs") as running:
         follower = subprocess.Popen([sys.executable, "-m", "guardrail", "rollout", str(plan), "--task-queue", queue],
                                     env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        store = _store(tmp_path)
+        store = backend.open()
         try:
             def baking_canary():
                 rows = store.rollouts()
@@ -150,6 +158,8 @@ def test_a_worker_killed_mid_bake_is_a_non_event(temporal_server, tmp_path):
             taken = store.events(rollout_id, "lock.taken_over")
             resumed = store.events(rollout_id, "rollout.resumed")
             bake = store.step(rollout_id, "bake:canary")
+            _, coverage = coverage_by_region(store, rollout_id, store.events(rollout_id, "rollout.started")[0]["waves"],
+                                             "bake:canary")
             row = store.rollout(rollout_id)
         finally:
             store.close()
@@ -170,6 +180,12 @@ def test_a_worker_killed_mid_bake_is_a_non_event(temporal_server, tmp_path):
     unwatched = attempts[1]["at"] - attempts[1]["unwatched_since"]
     assert unwatched >= HEARTBEAT - 0.5
     assert bake["detail"]["start"] - bake_start >= unwatched - 0.5
+    # ... and the canary's coverage shows it: from the dead runner's last record to the takeover.
+    [(since, until)] = bake["detail"]["unwatched"]
+    assert since == attempts[1]["unwatched_since"] and 0 <= until - attempts[1]["at"] < 1.0
+    [entry] = coverage["r3"]
+    assert entry["unwatched"] == [[iso(since), iso(until)]] and entry["complete"]
+    assert f"{format_duration(round(until - since))} unwatched at " in entry["text"]
     # Every side effect once: the deploy tool saw each region deployed once, no repeat.
     calls = _deploy_log(tmp_path)
     assert sorted((c["action"], c["region"]) for c in calls) == [("deploy", "r1"), ("deploy", "r2"), ("deploy", "r3")]
@@ -225,8 +241,8 @@ def _assert_visible(server, workflow_id: str, rollout_id: str, last_worker: str)
 
 
 @pytest.mark.slow
-def test_the_same_plan_submitted_twice_is_one_workflow(temporal_server, tmp_path):
-    env = environment(tmp_path, temporal_server)
+def test_the_same_plan_submitted_twice_is_one_workflow(temporal_server, tmp_path, postgres_url):
+    env = environment(tmp_path, temporal_server, postgres_url)
     plan = plan_variant(tmp_path, {"service: temporal-test": "service: twice", "bake: 8s": "bake: 60s"})
     queue = _queue("twice")
     with workers(env, ["worker-a"], queue, tmp_path / "logs"):
@@ -239,7 +255,7 @@ def test_the_same_plan_submitted_twice_is_one_workflow(temporal_server, tmp_path
         second = subprocess.Popen([sys.executable, "-m", "guardrail", "rollout", str(plan), "--task-queue", queue,
                                    "--output", "json"], env=env, cwd=REPO, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
-        store = _store(tmp_path)
+        store = _store(postgres_url)
         try:
             def baking():
                 rows = store.rollouts()
@@ -256,13 +272,17 @@ def test_the_same_plan_submitted_twice_is_one_workflow(temporal_server, tmp_path
 
             assert len(asyncio.run(runs())) == 1
             # With GUARDRAIL_TEMPORAL set, abort reaches the workflow and follows it too.
-            aborted = guardrail(env, "abort", one["rollout_id"], "--reason", "test over")
+            aborted = guardrail(env, "abort", one["rollout_id"], "--reason", "test over", "--by", "dave")
             assert aborted.returncode == 1, aborted.stdout + aborted.stderr
             assert f"attached to rollout {one['rollout_id']}" in aborted.stdout
             out, err = second.communicate(timeout=120)
             assert second.returncode == 1, out + err
             assert json.loads(out)["rollout_id"] == one["rollout_id"]
             assert [r["id"] for r in store.rollouts()] == [one["rollout_id"]]
+            # The abort is recorded once, as dave's: the workflow run it attached to does not
+            # record a resume of its own.
+            assert [(e["action"], e["by"], e["reason"]) for e in store.events(one["rollout_id"], "person.acted")] \
+                == [("abort", "dave", "test over")]
         finally:
             store.close()
 
@@ -271,15 +291,17 @@ def test_the_same_plan_submitted_twice_is_one_workflow(temporal_server, tmp_path
 
 
 @pytest.mark.slow
-def test_detach_then_pause_resume_approve_abort_from_other_processes(temporal_server, tmp_path):
-    env = environment(tmp_path, temporal_server)
+def test_detach_then_pause_resume_approve_abort_from_other_processes(temporal_server, tmp_path, postgres_url):
+    # Nobody's name in the environment: each name recorded is the one given with --by.
+    env = {k: v for k, v in environment(tmp_path, temporal_server, postgres_url).items()
+           if k not in ("GITHUB_ACTOR", "GITLAB_USER_LOGIN")} | {"USER": "nobody-in-particular"}
     plan = plan_variant(tmp_path, {"service: temporal-test": "service: controls", "bake: 8s": "bake: 4s",
                                    "bake: 3s}": "bake: 60s, approval: manual}"})
     queue = _queue("controls")
-    store = _store(tmp_path)
+    store = _store(postgres_url)
     with workers(env, ["worker-a", "worker-b"], queue, tmp_path / "logs"):
         try:
-            detached = guardrail(env, "rollout", str(plan), "--task-queue", queue, "--detach")
+            detached = guardrail(env, "rollout", str(plan), "--task-queue", queue, "--detach", "--by", "erin")
             assert detached.returncode == 0, detached.stdout + detached.stderr
             rollout_id = json.loads(detached.stdout)["rollout_id"]
 
@@ -293,22 +315,24 @@ def test_detach_then_pause_resume_approve_abort_from_other_processes(temporal_se
             # pause and abort from processes that know only the state: requests the engine honours.
             plain = {k: v for k, v in env.items() if k != "GUARDRAIL_TEMPORAL"}
             _wait_for(state("baking"))
-            paused = guardrail(plain, "pause", rollout_id, "--reason", "hold for the release call")
+            paused = guardrail(plain, "pause", rollout_id, "--reason", "hold for the release call", "--by", "alice")
             assert paused.returncode == 0, paused.stdout + paused.stderr
             waited = guardrail(env, "wait", rollout_id, "--output", "json")
             assert waited.returncode == 3, waited.stdout + waited.stderr
             assert json.loads(waited.stdout)["reason"] == "paused: hold for the release call"
 
             # Resumed on the workers: the canary bake passes, the main wave waits for approval.
-            resumed = guardrail(env, "resume", rollout_id, "--temporal", temporal_server.address)
+            resumed = guardrail(env, "resume", rollout_id, "--temporal", temporal_server.address, "--by", "bob",
+                                "--reason", "release call done")
             assert resumed.returncode == 3, resumed.stdout + resumed.stderr
             assert "waits for approval" in resumed.stdout
 
             approver = subprocess.Popen([sys.executable, "-m", "guardrail", "approve", rollout_id, "--temporal",
-                                         temporal_server.address, "--output", "json"], env=env, cwd=REPO,
+                                         temporal_server.address, "--output", "json", "--by", "carol",
+                                         "--reason", "CHG-1042 approved"], env=env, cwd=REPO,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             _wait_for(lambda: len(store.events(rollout_id, "state.baking")) >= 3)  # canary, canary again, main
-            aborted = guardrail(plain, "abort", rollout_id, "--reason", "call it off")
+            aborted = guardrail(plain, "abort", rollout_id, "--reason", "call it off", "--by", "dave")
             assert aborted.returncode == 0 and "abort requested" in aborted.stdout, aborted.stdout + aborted.stderr
             out, err = approver.communicate(timeout=120)
             assert approver.returncode == 1, out + err
@@ -317,15 +341,24 @@ def test_detach_then_pause_resume_approve_abort_from_other_processes(temporal_se
             attempts = store.events(rollout_id, "runner.attempt")
             halts = [e["reason"] for e in store.events(rollout_id, "state.halted")]
             requests = store.rollout(rollout_id)["requests"]
+            acts = [(e["action"], e["by"], e["reason"]) for e in store.events(rollout_id, "person.acted")]
+            status = guardrail(plain, "status", rollout_id, "--output", "json")
         finally:
             store.close()
+    # Each act once, with the name and the reason its person gave, wherever it ran: no
+    # worker records a resume of its own (it is not the one who asked).
+    assert acts == [("pause", "alice", "hold for the release call"), ("resume", "bob", "release call done"),
+                    ("approve", "carol", "CHG-1042 approved"), ("abort", "dave", "call it off")]
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert [(p["action"], p["by"], p["reason"]) for p in json.loads(status.stdout)["people"]] == acts
+    assert requests["approved"]["main"]["by"] == "carol"
     assert halts[0] == "paused: hold for the release call" and "waits for approval" in halts[1]
     assert requests["abort"] == "call it off" and "main" in requests["approved"]
     # Three workflow runs of one rollout: submitted, resumed, approved (a resume too), each
     # recorded with who asked for it.
-    assert [a["mode"] for a in attempts] == ["start", "resume", "resume"]
+    assert [(a["mode"], a["requested_by"]) for a in attempts] == [("start", "erin"), ("resume", "bob"),
+                                                                  ("resume", "carol")]
     assert len({a["run_id"] for a in attempts}) == 3 and len({a["workflow_id"] for a in attempts}) == 1
-    assert all("@" in a["requested_by"] for a in attempts)
     calls = _deploy_log(tmp_path)
     assert sorted((c["action"], c["region"]) for c in calls if c["action"] != "action") == [
         ("deploy", "r1"), ("deploy", "r2"), ("deploy", "r3"), ("rollback", "r1"), ("rollback", "r2"),

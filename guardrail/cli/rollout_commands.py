@@ -126,7 +126,7 @@ def rollout(
         from guardrail.cli.temporal_commands import rollout_on_temporal
 
         return rollout_on_temporal(plan, state, output, temporal, namespace, task_queue, detach, override_window,
-                                   clock_start, report, junit)
+                                   clock_start, report, junit, by, take_over)
     _run(state, output, lambda api: api.rollout(plan, override_window=override_window, clock_start=clock_start,
                                                 by=by, take_over=take_over), report, junit)
 
@@ -148,7 +148,9 @@ def resume(rollout_id: IdArgument, state: StateOption = None, output: OutputOpti
     if temporal:
         from guardrail.cli.temporal_commands import resume_on_temporal
 
-        return _run(state, output, lambda api: resume_on_temporal(api, rollout_id, output, temporal), report, junit)
+        return _run(state, output, lambda api: resume_on_temporal(
+            api, rollout_id, output, temporal, by=by, reason=reason, take_over=take_over,
+            override_window=override_window), report, junit)
     _run(state, output, lambda api: api.resume(rollout_id, by=by, reason=reason, take_over=take_over,
                                                override_window=override_window), report, junit)
 
@@ -171,7 +173,7 @@ def abort(rollout_id: IdArgument, state: StateOption = None, output: OutputOptio
     if temporal:  # the rollback runs on the workers: the attempt running it, or a new run
         from guardrail.cli.temporal_commands import abort_on_temporal
 
-        return _run(state, output, lambda api: abort_on_temporal(api, rollout_id, reason, output, temporal),
+        return _run(state, output, lambda api: abort_on_temporal(api, rollout_id, reason, output, temporal, by),
                     report, junit)
     api, _ = _guardrail(state, progress=False, existing=True)
     try:
@@ -222,7 +224,7 @@ def approve(rollout_id: IdArgument, state: StateOption = None, output: OutputOpt
             from guardrail.cli.temporal_commands import resume_on_temporal
 
             api.approve(rollout_id, wave, resume=False, by=by, reason=reason)
-            return resume_on_temporal(api, rollout_id, output, temporal)
+            return resume_on_temporal(api, rollout_id, output, temporal, by=by, record=False)
         result = api.approve(rollout_id, wave, by=by, reason=reason)
         return result if result is not None else api.result(api.store.rollout(rollout_id)["id"])
 

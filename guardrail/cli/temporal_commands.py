@@ -95,16 +95,18 @@ async def _submit(api, job, address: str, namespace: str, task_queue: str, outpu
 
 def rollout_on_temporal(plan: Path, state: Path | None, output: Output, address: str, namespace: str | None,
                         task_queue: str | None, detach: bool, override_window: str | None,
-                        clock_start: float | None, report: Path | None, junit: Path | None) -> None:
-    """``guardrail rollout PLAN --temporal HOST:PORT``."""
+                        clock_start: float | None, report: Path | None, junit: Path | None,
+                        by: str | None = None, take_over: str | None = None) -> None:
+    """``guardrail rollout PLAN --temporal HOST:PORT``; ``by``: who submits (``--by``), the
+    name the workers record with each attempt, a window override and a take-over."""
     from guardrail.runtime import require_temporal
 
     require_temporal()
 
     def call(api):
         from guardrail.api import plan_digest
-        from guardrail.runtime.attempt import person
         from guardrail.runtime.jobs import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, RolloutJob
+        from guardrail.state import people
         from guardrail.state.ids import new_rollout_id
 
         loaded = api.load(plan)  # a bad plan fails here, with its file:line:column, before anything is submitted
@@ -114,7 +116,8 @@ def rollout_on_temporal(plan: Path, state: Path | None, output: Output, address:
                          plan_digest=plan_digest(loaded),
                          waves=[{"name": w.name, "regions": w.regions, "bake": w.bake} for w in rollout.waves],
                          override_window=override_window, clock_start=clock_start,
-                         heartbeat_timeout=_heartbeat_timeout(), requested_by=person())
+                         heartbeat_timeout=_heartbeat_timeout(), requested_by=people.identity(by, api.environ),
+                         take_over=take_over)
         result = asyncio.run(_submit(api, job, address, namespace or DEFAULT_NAMESPACE,
                                      task_queue or DEFAULT_TASK_QUEUE, output, detach))
         if detach:  # out of the event loop first: the client's threads end with it
@@ -126,34 +129,47 @@ def rollout_on_temporal(plan: Path, state: Path | None, output: Output, address:
 
 
 def resume_on_temporal(api, rollout_id: str, output: Output, address: str, namespace: str | None = None,
-                       task_queue: str | None = None, *, allow_changed_plan: bool = False):
+                       task_queue: str | None = None, *, allow_changed_plan: bool = False, by: str | None = None,
+                       reason: str | None = None, record: bool = True, take_over: str | None = None,
+                       override_window: str | None = None):
     """Continue a halted (or abandoned) rollout on the workers: a new run of its workflow,
-    in ``resume`` mode; returns its result once it stops again."""
+    in ``resume`` mode; returns its result once it stops again.
+
+    ``record``: the person's ``resume`` (``by``, ``reason``) is recorded here, where it was
+    typed, before the run is submitted; ``approve`` and ``abort`` record their own act
+    instead. The worker records none: it is not the one who asked. A ``take_over`` or an
+    ``override_window`` travels with the run: the worker records it, in ``by``'s name,
+    when it acts on it."""
     from guardrail.api import plan_digest
     from guardrail.runtime import require_temporal
-    from guardrail.runtime.attempt import person
     from guardrail.runtime.jobs import RESUME, RolloutJob, workflow_id
+    from guardrail.state import people
 
     require_temporal()
     row = api.store.rollout(rollout_id)
+    who = people.identity(by, api.environ)
     plan = api.load(row["plan_path"])
     started = api.store.events(row["id"], "rollout.started")
     waves = started[0]["waves"] if started else []
     namespace, task_queue = _where(api, row["id"], namespace, task_queue)
+    if record and not take_over and not (row["finished_at"] and row["state"] != "rollback_failed"):
+        # (a finished one is only shown; a take-over is its own act)
+        people.record(api.store, row["id"], people.act("resume", who, reason))
     job = RolloutJob(rollout_id=row["id"], service=row["service"], version=row["version"], plan=row["plan_path"],
                      plan_digest=plan_digest(plan), mode=RESUME, waves=waves, heartbeat_timeout=_heartbeat_timeout(),
-                     allow_changed_plan=allow_changed_plan, requested_by=person())
+                     allow_changed_plan=allow_changed_plan, requested_by=who, take_over=take_over,
+                     override_window=override_window)
     workflow = workflow_id(row["service"], row["version"], row["plan_digest"])
     events = api.store.events(row["id"])  # shown already: only what happens from now on is
     return asyncio.run(_submit(api, job, address, namespace, task_queue, output, False, workflow,
                                events[-1]["seq"] if events else 0))
 
 
-def abort_on_temporal(api, rollout_id: str, reason: str, output: Output, address: str):
-    """Record the abort, then follow the workflow run that rolls back: the one running the
-    rollout (it honours the request at its next evaluation), else a new one."""
-    api.abort_requested_of_running(rollout_id, reason)
-    return resume_on_temporal(api, rollout_id, output, address, allow_changed_plan=True)
+def abort_on_temporal(api, rollout_id: str, reason: str, output: Output, address: str, by: str | None = None):
+    """Record the abort (who, why), then follow the workflow run that rolls back: the one
+    running the rollout (it honours the request at its next evaluation), else a new one."""
+    api.abort_requested_of_running(rollout_id, reason, by=by)
+    return resume_on_temporal(api, rollout_id, output, address, allow_changed_plan=True, by=by, record=False)
 
 
 def wait(rollout_id: IdArgument, temporal: TemporalOption = None, namespace: NamespaceOption = None,

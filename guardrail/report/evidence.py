@@ -20,20 +20,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from guardrail.judging.coverage import Coverage, describe
-from guardrail.text import iso
+from guardrail.judging.coverage import Coverage, clock_time, describe
+from guardrail.text import format_duration, iso
 
 
-def coverage_by_region(store: Any, rollout_id: str, layout: list[dict[str, Any]]) -> tuple[str | None, dict]:
-    """(the latest bake phase, ``{region: [coverage entry, ...]}`` for it)."""
+def coverage_by_region(store: Any, rollout_id: str, layout: list[dict[str, Any]],
+                       phase: str | None = None) -> tuple[str | None, dict]:
+    """(the latest bake phase, or ``phase``, ``{region: [coverage entry, ...]}`` for it).
+
+    ``unwatched``: the spans of real time nobody watched during the bake (its runner was
+    halted or dead, until a resume or another worker took it over): no evidence, and not
+    counted as bake either."""
     rows = store.coverage(rollout_id)
     phases = [f"bake:{w['name']}" for w in layout]
     present = [p for p in phases if any(r["phase"] == p for r in rows)]
     if not present:
         return None, {}
-    phase = present[-1]
+    phase = phase if phase in present else present[-1]
     wave = layout[phases.index(phase)]
     required = float(wave.get("bake") or 0.0) * float(wave.get("min_coverage") or 1.0)
+    step = store.step(rollout_id, phase) or {}
+    unwatched = (step.get("detail") or {}).get("unwatched") or []
+    gone = (f"; {format_duration(round(sum(b - a for a, b in unwatched)))} unwatched at "
+            + ", ".join(f"{clock_time(a)}–{clock_time(b)}" for a, b in unwatched[-3:])) if unwatched else ""
     out: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         if row["phase"] != phase:
@@ -44,7 +53,8 @@ def coverage_by_region(store: Any, rollout_id: str, layout: list[dict[str, Any]]
             "check": f"{row['policy']}/{row['check']}", "covered": cov.covered, "required": required,
             "applies": cov.applies, "uncovered": cov.uncovered,
             "without_evidence": [[iso(a), iso(b)] for a, b in cov.spans],
-            "complete": cov.lacking(required) <= 1e-6, "text": describe(name, cov, required),
+            "unwatched": [[iso(a), iso(b)] for a, b in unwatched],
+            "complete": cov.lacking(required) <= 1e-6, "text": describe(name, cov, required) + gone,
         })
     return phase, out
 

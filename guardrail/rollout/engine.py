@@ -285,6 +285,7 @@ class Engine:
         step = self.store.step(self.id, name)
         required = wave.bake * wave.min_coverage
         extension = wave.bake if wave.max_extension is None else wave.max_extension
+        unwatched = list(((step or {}).get("detail") or {}).get("unwatched") or [])
         if step is None:
             start = self.clock.now()
             deadline = start + wave.bake + extension
@@ -300,6 +301,7 @@ class Engine:
                 if gap > 0:
                     start += gap
                     deadline += gap
+                    unwatched.append([self.resumed_at, self.clock.now()])  # shown with the coverage
             self.transition("baking", wave=wave.name, bake=format_duration(wave.bake), resumed=True)  # not `deploying`
         end = start + wave.bake
         regions = self.deployed_regions()
@@ -313,7 +315,7 @@ class Engine:
             missing = max(phase.lacking(required).values(), default=0.0)
             deadline = max(deadline, self.clock.now() + missing + extension)
         if step is not None:
-            self.store.update_step_detail(self.id, name, {"start": start, "deadline": deadline})
+            self.store.update_step_detail(self.id, name, _bake_detail(start, deadline, unwatched))
         extend_from = max(end, self.clock.now())
         try:
             for at, batch in phase.run(before=self._watch):
@@ -356,7 +358,7 @@ class Engine:
                         return Halt("bake ended without clean evidence for " + ", ".join(map(str, overdue[:5])))
         except _Interrupted as interrupted:
             return interrupted.result
-        self.store.finish_step(self.id, name, True, self.clock.now(), {"start": start, "deadline": deadline})
+        self.store.finish_step(self.id, name, True, self.clock.now(), _bake_detail(start, deadline, unwatched))
         self.journal.emit("bake.passed", wave=wave.name, regions=regions,
                           covered={str(i): c.covered for i, c in phase.coverage.items() if c.applies})
         return None
@@ -445,3 +447,8 @@ class _Interrupted(Exception):
 def _deploy_failure(wave: Wave, failures: list[dict[str, Any]]) -> Failure:
     return Failure(f"deploy failed in {', '.join(f['region'] for f in failures)}", failures, [wave.name])
 
+
+def _bake_detail(start: float, deadline: float, unwatched: list[list[float]]) -> dict[str, Any]:
+    """A bake step's detail; ``unwatched``: the ``[from, to]`` spans of real time nobody
+    watched (the runner was halted or dead), not counted as bake."""
+    return {"start": start, "deadline": deadline, **({"unwatched": unwatched} if unwatched else {})}

@@ -17,8 +17,6 @@ mode) continues a halted one.
 
 from __future__ import annotations
 
-import getpass
-import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -29,15 +27,6 @@ from guardrail.errors import NotFound, StateError
 from guardrail.runtime.jobs import RESUME, START, AttemptResult, RolloutJob
 
 ATTEMPT_EVENT = "runner.attempt"
-
-
-def person() -> str:
-    """Who asks, as recorded with what they ask: ``user@host``."""
-    try:
-        user = getpass.getuser()
-    except Exception:  # no name for this uid (a container)
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 @dataclass(frozen=True)
@@ -84,7 +73,7 @@ def run_attempt(api: Guardrail, job: RolloutJob, runner: Runner) -> AttemptResul
             raise StateError(f"no rollout {job.rollout_id} in {api.state_path} to resume")
         with _recording(api, _RecordAttempt(api.store, job.rollout_id, "rollout.started", {**facts, "previous": None})):
             result = api.rollout(job.plan, override_window=job.override_window, clock_start=job.clock_start,
-                                 rollout_id=job.rollout_id)
+                                 rollout_id=job.rollout_id, by=job.requested_by or None, take_over=job.take_over)
         return _result(result, runner)
     attempts = api.store.events(job.rollout_id, ATTEMPT_EVENT)
     earlier = [e for e in attempts if e.get("run_id") == runner.run_id and e.get("attempt", 0) < runner.attempt]
@@ -100,7 +89,11 @@ def run_attempt(api: Guardrail, job: RolloutJob, runner: Runner) -> AttemptResul
         **facts, "previous": _previous(attempts[-1]) if attempts else None, "unwatched_since": last})
     with _recording(api, recorder):
         if asked:
-            result = api.resume(job.rollout_id, allow_changed_plan=job.allow_changed_plan)
+            # The person's act was recorded by the command that asked, where it was typed.
+            # A take-over or a window override it carries is recorded in that person's name.
+            result = api.resume(job.rollout_id, allow_changed_plan=job.allow_changed_plan, record=False,
+                                by=job.requested_by or None, take_over=job.take_over,
+                                override_window=job.override_window)
         else:
             result = api.resume(job.rollout_id, takeover_by=f"{runner.worker} (attempt {runner.attempt})")
     return _result(result, runner)
@@ -133,4 +126,4 @@ def _result(result: RolloutResult, runner: Runner) -> AttemptResult:
                          runner.attempt)
 
 
-__all__ = ["ATTEMPT_EVENT", "Runner", "run_attempt", "person", "START", "RESUME"]
+__all__ = ["ATTEMPT_EVENT", "Runner", "run_attempt", "START", "RESUME"]

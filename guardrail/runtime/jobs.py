@@ -41,8 +41,11 @@ class RolloutJob:
     heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT
     allow_changed_plan: bool = False
     """A resume that rolls back with the plan as it is now (``abort``)."""
+    take_over: str | None = None
+    """A person's reason to take the service over (``--take-over``), recorded in their name."""
     requested_by: str = ""
-    """Who submitted this run (user@host), recorded with each attempt."""
+    """Who asked for this run (``--by``, else the environment's name, as for any act of a
+    person: ``guardrail.state.people.identity``), recorded with each attempt."""
     search_attributes: list[str] = field(default_factory=list)
     """The custom search attributes the namespace knows, the only ones the workflow sets."""
 

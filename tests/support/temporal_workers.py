@@ -22,12 +22,16 @@ from support.temporal import die_with_parent, stop
 REPO = Path(__file__).resolve().parents[2]
 
 
-def environment(workdir: Path, server, **extra: str) -> dict[str, str]:
+def environment(workdir: Path, server, state: str | None = None, **extra: str) -> dict[str, str]:
+    """What every process of a test sees: the state (``state``: a ``postgresql://`` URL,
+    default the SQLite file ``workdir/state.db``), the Temporal server, the deploy tool's
+    files. Plugins keep their local files in ``workdir`` whatever the state."""
     env = dict(os.environ)
     # The plans run tests/support/fleet_deploy.py through `#!/usr/bin/env python3`: the
     # python3 found first must be this interpreter (it imports guardrail_plugins).
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env.update(GUARDRAIL_STATE=str(workdir / "state.db"), GUARDRAIL_TEMPORAL=server.address,
+    env.update(GUARDRAIL_STATE=state or str(workdir / "state.db"), GUARDRAIL_STATE_DIR=str(workdir),
+               GUARDRAIL_TEMPORAL=server.address,
                GUARDRAIL_TEMPORAL_NAMESPACE=server.namespace, TEMPORAL_TEST_FLEET=str(workdir / "fleet.jsonl"),
                TEMPORAL_TEST_LOG=str(workdir / "deploy.jsonl"), **extra)
     return env
