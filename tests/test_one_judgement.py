@@ -4,7 +4,7 @@ and value at the same instant, for random series.
 
 Each draw makes a few series per region (with gaps), one check of a random kind
 (absolute, ``compare: baseline`` or ``compare: control``), a random ``reduce`` and
-``for:``. Every tool reads the same samples: a ``static`` source plugin and the policy
+``for:``, and a random tier: failing only, ``warn_if`` beside ``fail_if`` or ``mode: warn``. Every tool reads the same samples: a ``static`` source plugin and the policy
 test's inputs both answer queries with the sim's PromQL evaluator over them. The
 rollout's stored ticks are the reference; the others must agree tick by tick up to the
 first failure or the end of the bake (``check``, which does not hold ``for:``, is
@@ -80,13 +80,22 @@ def draws(draw):
     check = {"name": "c", "source": "static", "query": 'm{region="{{region}}"}', "for": f"{hold}s"}
     if reduce:
         check["reduce"] = reduce
+    tier = draw(st.sampled_from(["fail", "warn_if", "mode"] if kind != "control" else ["fail", "mode"]))
     if kind == "absolute":
-        check["fail_if"] = f"> {draw(st.sampled_from([2, 4, 6, 10, 20]))}"
+        limit = draw(st.sampled_from([4, 6, 10, 20]))
+        check["fail_if"] = f"> {limit}"
+        if tier == "warn_if":
+            check["warn_if"] = f"> {draw(st.sampled_from([n for n in (1, 2, 4, 6, 10) if n < limit]))}"
     elif kind == "baseline":
-        check.update(compare="baseline", fail_if=f"> +{draw(st.sampled_from([10, 50, 100, 200]))}%",
+        limit = draw(st.sampled_from([50, 100, 200]))
+        check.update(compare="baseline", fail_if=f"> +{limit}%",
                      baseline={"stat": draw(st.sampled_from(["mean", "median", "max"]))})
+        if tier == "warn_if":
+            check["warn_if"] = f"> +{draw(st.sampled_from([n for n in (10, 50, 100) if n < limit]))}%"
     else:
         check.update(compare="control", direction="increase", confidence=0.9, min_samples=5)
+    if tier == "mode":
+        check["mode"] = "warn"
     policy = {"apiVersion": "guardrail/v1", "kind": "Policy", "name": "p", "interval": f"{int(STEP)}s",
               "on_no_data": draw(st.sampled_from(["pass", "inconclusive", "fail"])), "inconclusive_limit": 4,
               "checks": [check]}
