@@ -141,7 +141,7 @@ def _verdict_counts(report: Report) -> dict[str, int]:
 def _tally(counts: dict[str, int]) -> str:
     if not counts:
         return "No check was evaluated."
-    order = ("fail", "inconclusive", "pass", "skipped")
+    order = ("fail", "inconclusive", "warn", "pass", "skipped")
     parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
     return "Evaluations per check, region and wave: " + ", ".join(parts) + "."
 
