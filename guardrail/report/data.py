@@ -196,11 +196,11 @@ def _verdicts(store: Store, rollout_id: str) -> list[Verdict]:
 
 
 def _clean(row: dict[str, Any]) -> str:
-    if row["status"] != "pass":
+    if row["status"] not in ("pass", "warn"):
         return row["status"]
     if row["pending"]:
         return "inconclusive"  # a breach still holding: not clean evidence (the engine agrees)
-    return "skipped" if row["evidence"].get("skipped") else "pass"
+    return "skipped" if row["evidence"].get("skipped") else row["status"]
 
 
 def _buckets(store: Store, rollout_id: str, start: float, end: float,

@@ -166,7 +166,8 @@ class Phase:
                                                    for policy, evaluations in ticks.items()],
                                  coverage=[(self.name, i.region, i.policy, i.check, self.coverage[i].covered,
                                             self.coverage[i].uncovered, self.coverage[i].spans,
-                                            self.coverage[i].applies) for i in batch])
+                                            self.coverage[i].applies and i not in self.advisory)  # warn-only
+                                           for i in batch])
 
     def lacking(self, required: float) -> dict[Item, float]:
         """Items that have covered less than ``required`` seconds, with what they lack."""
