@@ -232,6 +232,13 @@ def test_a_warn_only_check_without_evidence_halts_nothing(work, state):  # noqa:
     with closing(SQLiteStore(state)) as store:
         rows = [r for r in store.measurements(doc["rollout_id"], "bake:canary") if r["check"] == "heartbeat"]
     assert rows[-1]["status"] == "inconclusive" and {r["streak"] for r in rows} == {0}
+    # it owes no covered bake time: status does not list it as short of evidence
+    status = json.loads(run("status", doc["rollout_id"], "--state", state, "--json").stdout)
+    coverage = {c["check"]: c for w in status["waves"] for r in w["regions"] for c in r["coverage"]}
+    assert coverage["heartbeat/heartbeat"]["applies"] is False and coverage["heartbeat/heartbeat"]["complete"]
+    assert coverage["errors/errors"]["applies"] is True
+    text = run("status", doc["rollout_id"], "--state", state).output
+    assert "heartbeat" not in text, text
 
 
 # -- guardrail test, backtest and check ------------------------------------------------
@@ -285,6 +292,7 @@ def test_backtest_and_check_report_warnings_apart(work, state):  # noqa: F811
     assert errors.warnings == 9  # 6m to 10m, every 30s
     assert result.as_dict()["warnings"][0]["check"] == "errors"
     assert not _schema_errors({"command": "backtest", **result.as_dict()})
+    assert "warning: errors-warned/errors warned from +6m, 9 evaluations (never failing)" in _printed(result)
 
     checked = run("check", policy, "--region", "r3", "--plan", plan, "--state", state, "--at", str(at + 8 * MINUTE),
                   "--json")
@@ -313,3 +321,15 @@ def test_backtest_says_how_far_a_breach_got_into_its_hold(work, state):  # noqa:
     assert result.outcome == "pass" and result.decided_at - at == 32 * MINUTE
     assert result.checks[0].hold == "breached 4m30s of its 10m hold, then recovered"
     assert not result.warnings
+    text = _printed(result)
+    assert "latency/latency: breached 4m30s of its 10m hold, then recovered" in text and "(pending)" not in text
+
+
+def _printed(result) -> str:
+    """What ``guardrail backtest`` prints for ``result``."""
+    from guardrail.cli.console import out_console
+    from guardrail.cli.prove_commands import print_result
+
+    with out_console.capture() as captured:
+        print_result(result)
+    return " ".join(captured.get().split())

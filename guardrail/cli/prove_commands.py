@@ -84,11 +84,14 @@ def print_result(result: BacktestResult) -> None:
     for column in ("evals", "baseline", "last", "verdict", "breach", "failed"):
         table.add_column(column, no_wrap=True)
     for c in result.checks:
-        shown = f"{c.status}, {c.hold}" if c.hold else c.status
+        shown = "breaching" if c.hold and c.hold.startswith("breaching") else c.status
         table.add_row(Text(printable(f"{c.policy}/{c.check}")), str(c.evaluations), number(c.reference),
                       number(c.value), Text(shown, style=STYLE.get(c.status, "")), since(c.first_breach_at),
                       since(c.failed_at))
     out_console.print(table)
+    for c in result.checks:  # in words, under the table: it would squeeze the check's name
+        if c.hold:
+            out_console.print(Text(printable(f"{c.policy}/{c.check}: {c.hold}")))
     for c in result.warnings:  # apart: a warning never decides
         out_console.print(Text(printable(f"warning: {c.policy}/{c.check} warned from {since(c.warned_at)}, "
                                          f"{c.warnings} evaluation{'s' if c.warnings != 1 else ''} (never failing)"),
