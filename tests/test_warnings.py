@@ -333,3 +333,23 @@ def _printed(result) -> str:
     with out_console.capture() as captured:
         print_result(result)
     return " ".join(captured.get().split())
+
+
+def test_preflight_is_not_refused_by_warnings_or_warn_only_checks_without_evidence(work, state):  # noqa: F811
+    # legacy_backlog is 500 before any change (fails "> 100"); no_such_metric_total is absent
+    backlog = write_policy(work, "backlog", "backlog-warn",
+                           checks=[{"name": "legacy-backlog", "source": "prometheus",
+                                    "query": 'max(legacy_backlog{region="{{region}}"})', "fail_if": "> 100",
+                                    "mode": "warn"}])
+    absent = write_policy(work, "absent", "absent-warn",
+                          checks=[{"name": "missing-metric", "source": "prometheus",
+                                   "query": 'sum(no_such_metric_total{region="{{region}}"})', "fail_if": "> 0",
+                                   "mode": "warn"}])
+    plan = write_plan(work, "preflight-warned", preflight=True, policies=[backlog, absent],
+                      waves=[{"name": "canary", "regions": ["r3"], "bake": "10m"}])
+    doc = rollout(plan, state, 0)
+    assert doc["outcome"] == "promoted"
+    with closing(SQLiteStore(state)) as store:
+        [preflight] = store.events(doc["rollout_id"], "preflight")
+    assert preflight["failing"] == [] and preflight["missing"] == []
+    assert [(w["region"], w["check"]) for w in doc["warnings"]] == [("r3", "legacy-backlog")]
