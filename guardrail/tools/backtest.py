@@ -241,7 +241,9 @@ def _unobserved() -> Any:
     return quiet.hook
 
 
-def _summaries(rows: list[dict[str, Any]], holds: dict[tuple[str, str], float]) -> list[CheckSummary]:
+def _summaries(rows: list[dict[str, Any]], holds: dict[tuple[str, str], float] | None = None) -> list[CheckSummary]:
+    """One summary per check; ``holds``: each check's ``for:``, to say how far a breach got."""
+    holds = holds or {}
     last: dict[tuple[str, str], dict[str, Any]] = {}
     failed: dict[tuple[str, str], float] = {}
     warned: dict[tuple[str, str], list[float]] = {}
