@@ -122,6 +122,7 @@ def test_a_baseline_delta_shows_the_difference(tmp_path):
     ({"fail_if": "> 0.5", "warn_if": "> 0.5"}, "would not warn before"),
     ({"fail_if": "< 0.5", "warn_if": "< 0.2"}, "would not warn before"),
     ({"fail_if": "> 0.5", "warn_if": "< 0.2"}, "point in opposite directions"),
+    ({"fail_if": "== 0", "warn_if": "> 0"}, "needs >, >=, < or <= on both"),
     ({"fail_if": "> +50%", "warn_if": "> 5", "compare": "baseline"}, "must be alike"),
     ({"fail_if": "> 5", "warn_if": "> +20%"}, "is relative"),
     ({"compare": "control", "warn_if": "> 1"}, "mark the check mode: warn"),

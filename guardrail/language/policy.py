@@ -85,6 +85,9 @@ class Check(BaseModel):
             raise ValueError(f"warn_if: {warn.text!r} is relative (it has a sign or a %); add compare: baseline")
         if fail is None:
             return  # only a warning condition: the loader makes it a warn-only check
+        if {warn.op, fail.op} & {"==", "!="}:
+            raise ValueError(f"warn_if: {warn.text!r} beside fail_if {fail.text!r}: a warning threshold comes before"
+                             f" a failure's, which needs >, >=, < or <= on both")
         upward, fail_upward = warn.op in (">", ">="), fail.op in (">", ">=")
         if upward != fail_upward:
             raise ValueError(f"warn_if: {warn.text!r} and fail_if {fail.text!r} point in opposite directions;"
