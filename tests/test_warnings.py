@@ -16,6 +16,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from guardrail.errors import ConfigError
 from guardrail.judging.evaluate import judge_check, judge_once
@@ -133,6 +135,25 @@ def test_a_warning_that_does_not_fit_is_refused_at_its_line(tmp_path, fields, me
     assert result.exit_code == 2, result.output
     assert f"{path.name}:" in result.output and message in " ".join(result.output.split()), result.output
     assert "Traceback" not in result.output
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=st.tuples(*[st.sampled_from([">", ">=", "<", "<="])] * 2), numbers=st.tuples(*[st.integers(-3, 3)] * 2))
+def test_an_accepted_warning_always_comes_before_the_failure(ops, numbers):
+    """Whatever ``warn_if`` the language accepts holds wherever ``fail_if`` holds, and
+    somewhere it alone does: a warning can come first, and never comes after."""
+    from pydantic import ValidationError
+
+    from guardrail.language.model import Check
+
+    warn, fail = f"{ops[0]} {numbers[0]}", f"{ops[1]} {numbers[1]}"
+    try:
+        check = Check.model_validate({"name": "c", "source": "prometheus", "fail_if": fail, "warn_if": warn})
+    except ValidationError:
+        return
+    values = [n / 2 for n in range(-10, 11)]
+    assert all(check.warn_if.holds(v) for v in values if check.fail_if.holds(v)), (warn, fail)
+    assert any(check.warn_if.holds(v) and not check.fail_if.holds(v) for v in values), (warn, fail)
 
 
 def test_warnings_that_fit(tmp_path):
