@@ -237,6 +237,14 @@ def test_a_warning_is_recorded_told_and_never_fails_the_rollout(work, state, hoo
     assert "Warnings (they never fail a wave)" in page and 'data-status="warn"' in page
     assert "warns if <code>&gt; 0.5</code>" in page
 
+    from guardrail.report.data import gather
+    from guardrail.report.github import step_summary
+
+    with closing(SQLiteStore(state)) as store:
+        summary = step_summary(gather(store, doc["rollout_id"]))
+    assert "### Warnings (never failing)" in summary
+    assert "- r3 errors/errors (wave canary, from " in summary and "warn" in summary.split("### Checks")[1]
+
 
 def test_a_warn_only_check_without_evidence_halts_nothing(work, state):  # noqa: F811
     # 2.4-silent: the heartbeat stops 2m after each deploy; as a failing check this halts
