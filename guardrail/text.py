@@ -95,3 +95,21 @@ def number(value: Any) -> str:
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return str(value)
     return f"{value:.4g}"
+
+
+def delta(change: float, *, percent: bool = False) -> str:
+    """A signed change as people read it in evidence: ``-0.0405``, ``+12.5%``. The same
+    four significant digits as ``number``, so a change between two values shown apart is
+    never rounded to ``-0.0``."""
+    if math.isnan(change) or math.isinf(change):
+        return ("+" if change > 0 else "") + str(change) + ("%" if percent else "")
+    return f"{change:+.4g}" + ("%" if percent else "")
+
+
+def hold_text(held: float, hold: float, *, recovered: bool = False) -> str:
+    """How far a breach got into its ``for:`` hold, the one phrasing of every output:
+    ``breaching for 2m of its 5m hold``, or once the value came back,
+    ``breached 2m of its 5m hold, then recovered``."""
+    if recovered:
+        return f"breached {format_duration(held)} of its {format_duration(hold)} hold, then recovered"
+    return f"breaching for {format_duration(held)} of its {format_duration(hold)} hold"

@@ -42,7 +42,7 @@ class SlackSink(HttpSink):
 
 EVENT_ICON = {"started": ":rocket:", "wave_deployed": ":package:", "wave_promoted": ":arrow_forward:",
               "waiting_for_approval": ":hourglass:", "halted": ":warning:", "rolled_back": ":rewind:",
-              "done": ":checkered_flag:"}
+              "done": ":checkered_flag:", "warning": ":large_yellow_circle:"}
 
 
 def blocks(incident: dict) -> list[dict]:

@@ -71,7 +71,7 @@ def test_relative_comparison_against_baseline():
     verdicts, _ = run(c, [25, 31], reference=10.0)
     assert [v.status for v in verdicts] == ["pass", "fail"]
     assert verdicts[1].threshold == pytest.approx(30.0)
-    assert "+210.0% from baseline 10" in verdicts[1].reason
+    assert "+210% from baseline 10" in verdicts[1].reason
 
 
 def test_missing_baseline_is_inconclusive():

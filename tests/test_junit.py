@@ -98,7 +98,7 @@ def test_a_rolled_back_rollout(tmp_path):
     failure = cut.find("failure")
     assert failure.get("type") == "breach_cut_short"
     assert failure.get("message").startswith("breach cut short by the rollback: ")
-    assert "breaching for 0s of 5m" in failure.get("message")
+    assert "breaching for 0s of its 5m hold" in failure.get("message")
     assert "query: sum(mail_sends_stalled" in failure.text and "breach began: " in failure.text
     assert got[("mail-sender.canary.r3", "queue-latency/queue-latency-p95")].find("*") is None  # passed
     # the main wave was never reached: every case skipped, saying why

@@ -4,11 +4,13 @@ and value at the same instant, for random series.
 
 Each draw makes a few series per region (with gaps), one check of a random kind
 (absolute, ``compare: baseline`` or ``compare: control``), a random ``reduce`` and
-``for:``. Every tool reads the same samples: a ``static`` source plugin and the policy
+``for:``, and a random tier: failing only, ``warn_if`` beside ``fail_if`` or ``mode: warn``. Every tool reads the same samples: a ``static`` source plugin and the policy
 test's inputs both answer queries with the sim's PromQL evaluator over them. The
 rollout's stored ticks are the reference; the others must agree tick by tick up to the
 first failure or the end of the bake (``check``, which does not hold ``for:``, is
-compared on the value, and on the verdict when ``for`` is 0).
+compared on the value, and on the verdict when ``for`` is 0; so is the threshold of a
+check with ``warn_if``, which is the warning's once it speaks, and a bake's holds it
+back until its ``for:``).
 """
 
 from __future__ import annotations
@@ -80,13 +82,22 @@ def draws(draw):
     check = {"name": "c", "source": "static", "query": 'm{region="{{region}}"}', "for": f"{hold}s"}
     if reduce:
         check["reduce"] = reduce
+    tier = draw(st.sampled_from(["fail", "warn_if", "mode"] if kind != "control" else ["fail", "mode"]))
     if kind == "absolute":
-        check["fail_if"] = f"> {draw(st.sampled_from([2, 4, 6, 10, 20]))}"
+        limit = draw(st.sampled_from([4, 6, 10, 20]))
+        check["fail_if"] = f"> {limit}"
+        if tier == "warn_if":
+            check["warn_if"] = f"> {draw(st.sampled_from([n for n in (1, 2, 4, 6, 10) if n < limit]))}"
     elif kind == "baseline":
-        check.update(compare="baseline", fail_if=f"> +{draw(st.sampled_from([10, 50, 100, 200]))}%",
+        limit = draw(st.sampled_from([50, 100, 200]))
+        check.update(compare="baseline", fail_if=f"> +{limit}%",
                      baseline={"stat": draw(st.sampled_from(["mean", "median", "max"]))})
+        if tier == "warn_if":
+            check["warn_if"] = f"> +{draw(st.sampled_from([n for n in (10, 50, 100) if n < limit]))}%"
     else:
         check.update(compare="control", direction="increase", confidence=0.9, min_samples=5)
+    if tier == "mode":
+        check["mode"] = "warn"
     policy = {"apiVersion": "guardrail/v1", "kind": "Policy", "name": "p", "interval": f"{int(STEP)}s",
               "on_no_data": draw(st.sampled_from(["pass", "inconclusive", "fail"])), "inconclusive_limit": 4,
               "checks": [check]}
@@ -180,7 +191,8 @@ def test_rollout_check_test_and_backtest_agree(tmp_path_factory, draw):
         [checked] = check_now(policy_path, "r3", pm.registry, plan_path=plan_path, at=at, deployed_at=DEPLOYED)
         status, value, threshold = rollout[at]
         assert _same(checked.value, value), f"check at +{at - DEPLOYED:g}s: {checked.value} vs rollout {value}"
-        assert _same(checked.threshold, threshold), \
-            f"check at +{at - DEPLOYED:g}s: threshold {checked.threshold} vs rollout {threshold}"
+        if hold == 0 or "warn_if" not in policy["checks"][0]:  # the tier that speaks draws the line
+            assert _same(checked.threshold, threshold), \
+                f"check at +{at - DEPLOYED:g}s: threshold {checked.threshold} vs rollout {threshold}"
         if hold == 0 and status != "inconclusive":
             assert checked.status == status, f"check at +{at - DEPLOYED:g}s: {checked.status} vs rollout {status}"

@@ -213,7 +213,7 @@ def test_each_check_runs_until_its_own_first_failure(tmp_path, registry):
     assert (stalled.verdict, stalled.at) == ("fail", 14.5 * 60)  # breaching from 12m30s, held 2m
     assert (restarts.verdict, restarts.at) == ("fail", 20 * 60)
     assert restarts.ticks[-1].at == 20 * 60 and len(restarts.ticks) == 21  # stopped at its failure
-    assert stalled.ticks[-2].pending and stalled.ticks[-2].reason.endswith("breaching for 1m30s of 2m")
+    assert stalled.ticks[-2].pending and stalled.ticks[-2].reason.endswith("breaching for 1m30s of its 2m hold")
 
 
 def test_checks_without_query_take_values_and_templates_need_vars(tmp_path, registry):
@@ -322,7 +322,7 @@ def test_a_mismatch_exits_1_with_a_readable_diff(tmp_path, cli):
     assert "         20m      2        1.5  fail     2 (fails if > 1.5)\n" in out
     assert "policy.test.yaml:20:7: 'quiet': r3/stalled" in out  # expected to pass by not being listed
     assert "  expected: pass\n  got:      fail, first failure at 17m (7m after the deploy)" in out
-    assert "breaching for 1m30s of 2m" in out
+    assert "breaching for 1m30s of its 2m hold" in out
     assert "FAIL  " in out and "2 assertions failed in 1 of 1 file, 4 assertions" in out
 
 

@@ -42,7 +42,7 @@ def test_a_relapse_behind_a_for_hold_is_counted():
     """Clean, then a breach that holds (a pending pass) before it fails: one relapse."""
     w, events = watch()
     w.observe(0.0, [], live=True)
-    w.observe(30.0, [("r3/p/c", "pass", "breaching for 0s of 1m")], live=True)
+    w.observe(30.0, [("r3/p/c", "pass", "breaching for 0s of its 1m hold")], live=True)
     w.observe(90.0, [("r3/p/c", "fail", "held 1m")], live=True)
     w.observe(120.0, [("r3/p/c", "fail", "held 1m30s")], live=True)  # the same relapse, not a second one
     assert w.relapses == 1 and events == ["recovery.relapsed"]

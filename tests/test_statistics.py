@@ -116,7 +116,7 @@ def test_control_verdicts_are_held_by_for_like_any_other():
     passing = compare_to_control(*draws(0, 100.0), direction="decrease")
     state = CheckState()
     verdict, state = judge_control(check, failing, at=0, state=state, on_no_data="inconclusive")
-    assert verdict.status == "pass" and verdict.pending and "breaching for 0s of 1m" in verdict.reason
+    assert verdict.status == "pass" and verdict.pending and "breaching for 0s of its 1m hold" in verdict.reason
     verdict, state = judge_control(check, passing, at=30, state=state, on_no_data="inconclusive")
     assert verdict.status == "pass" and not verdict.pending and state.breach_since is None
     for at in (60, 90):

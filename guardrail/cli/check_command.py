@@ -15,7 +15,7 @@ from guardrail.cli.options import (JsonOption, Output, OutputOption, StateOption
                                    state_path, wants_json)
 from guardrail.text import number
 
-STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
+STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "warn": "yellow"}
 
 
 def parse_vars(pairs: list[str]) -> dict[str, object]:
@@ -91,7 +91,7 @@ def _table(results: list[CheckResult]) -> None:
                   title=f"{results[0].policy} in {results[0].region}" if results else None, title_justify="left")
     table.columns[0].overflow = "fold"
     for r in results:
-        verdict = "skipped" if r.skipped else f"{r.status} (pending)" if r.pending else r.status
+        verdict = "skipped" if r.skipped else "collecting samples" if r.pending else r.status
         table.add_row(Text(printable(r.check)), number(r.value), number(r.threshold),
                       Text(verdict, style=STATUS_STYLE.get(r.status, "")), Text(printable(r.reason)))
     out_console.print(table)

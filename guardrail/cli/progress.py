@@ -21,7 +21,7 @@ from guardrail.report.event_text import describe
 from guardrail.language.types import format_duration
 from guardrail.text import number
 
-_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}
+_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "warn": "yellow"}
 
 
 def _clock(at: float) -> str:

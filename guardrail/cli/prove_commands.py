@@ -26,7 +26,7 @@ from guardrail.cli.sweep_command import from_history, refuse_in_policy_form
 from guardrail.cli.report_commands import ReportOption
 from guardrail.text import number
 
-STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "halt": "yellow"}
+STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "halt": "yellow", "warn": "yellow"}
 
 
 def backtest(
@@ -115,11 +115,18 @@ def print_result(result: BacktestResult) -> None:
     for column in ("evals", "baseline", "last", "verdict", "breach", "failed"):
         table.add_column(column, no_wrap=True)
     for c in result.checks:
-        shown = c.status + (" (pending)" if "breaching for" in c.reason and c.status == "pass" else "")
+        shown = "breaching" if c.hold and c.hold.startswith("breaching") else c.status
         table.add_row(Text(printable(f"{c.policy}/{c.check}")), str(c.evaluations), number(c.reference),
                       number(c.value), Text(shown, style=STYLE.get(c.status, "")), since(c.first_breach_at),
                       since(c.failed_at))
     out_console.print(table)
+    for c in result.checks:  # in words, under the table: it would squeeze the check's name
+        if c.hold:
+            out_console.print(Text(printable(f"{c.policy}/{c.check}: {c.hold}")))
+    for c in result.warnings:  # apart: a warning never decides
+        out_console.print(Text(printable(f"warning: {c.policy}/{c.check} warned from {since(c.warned_at)}, "
+                                         f"{c.warnings} evaluation{'s' if c.warnings != 1 else ''} (never failing)"),
+                               style=STYLE["warn"]))
     for skip in result.skipped:
         out_console.print(Text(printable(f"not replayed: {skip['policy']}/{skip['check']}: {skip['why']}"), style="dim"))
 

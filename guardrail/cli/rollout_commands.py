@@ -341,6 +341,9 @@ def _print_summary(s: dict, state: Path | str | None = None) -> None:
     for f in s["failing_checks"]:
         out_console.print(f"[red]✗ {shown(f['region'])} {shown(f['check'])}[/red]: {shown(f.get('reason'))}"
                           + (f"\n    query: {shown(f['query'])}" if f.get("query") else ""), highlight=False)
+    for w in s.get("warnings") or []:
+        out_console.print(f"[yellow]⚠ {shown(w['region'])} {shown(w['check'])}[/yellow] (warning, never failing): "
+                          f"{shown(w.get('reason'))}", highlight=False)
     for notice in s.get("notices") or []:
         out_console.print(f"[yellow]![/yellow] {shown(notice)}", highlight=False)
     for entry in s.get("people") or []:

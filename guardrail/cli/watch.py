@@ -14,7 +14,7 @@ from guardrail.cli.console import shown
 from guardrail.language.types import format_duration
 from guardrail.text import number, printable
 
-STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "holding": "yellow"}
+STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "holding": "yellow", "warn": "yellow"}
 
 
 def render(view: dict[str, Any]) -> Group:

@@ -1,5 +1,6 @@
 """Notifications: the plan's ``notify:`` sinks are told the rollout events they chose
-(started, wave deployed, wave promoted, waiting for approval, halted, rolled back, done).
+(started, wave deployed, wave promoted, waiting for approval, halted, rolled back, done,
+and a check's warning).
 
 A notification travels like an incident update: one outbox row per sink in the store,
 sent in order by the background deliverer, retried and spooled the same way
@@ -54,6 +55,9 @@ def event_of(event: dict[str, Any]) -> tuple[str, str] | None:
         if event.get("waiting_for"):
             return "waiting_for_approval", f"wave {event['waiting_for']} waits for approval"
         return "halted", f"halted: {event.get('reason')}"
+    if kind == "check.warned":
+        return "warning", (f"warning in wave {event.get('wave')}: {event.get('region')}/{event.get('policy')}/"
+                           f"{event.get('check')}: {event.get('reason')} (the wave goes on)")
     if kind == "state.rolled_back":
         return "rolled_back", f"rolled back {', '.join(event.get('regions') or [])}"
     if kind in ("state.promoted", "state.done", "state.rollback_failed"):
@@ -92,7 +96,8 @@ class Announcer:
             "kind": "notification", "id": notification_chain(self.rollout_id), "rollout_id": self.rollout_id,
             "event": name, "status": name, "revision": event["seq"], "at": iso(event["at"]),
             "service": r.service, "change": r.change.model_dump(), "title": title, "text": sentence,
-            "wave": event.get("wave") or event.get("waiting_for"), "regions": event.get("regions"),
+            "wave": event.get("wave") or event.get("waiting_for"),
+            "regions": event.get("regions") or ([event["region"]] if event.get("region") else None),
             "reason": event.get("reason"),
             "see_more": f"guardrail status {self.rollout_id}",
         }

@@ -150,7 +150,64 @@ def judge_check(check: Check, *, at: float, state: CheckState, on_no_data: str, 
                 control: ControlEvidence | None = None) -> tuple[Verdict, CheckState, dict[str, Any]]:
     """One evaluation of one check in one region: the verdict, the judge's memory after it
     and the evidence to keep. ``reading`` for absolute and baseline checks (with the
-    baseline's ``reference``), ``control`` for ``compare: control``."""
+    baseline's ``reference``), ``control`` for ``compare: control``.
+
+    The warning tier: a check marked ``mode: warn`` warns where it would fail (``warn``),
+    and its breach held by ``for:`` or its inconclusive readings never hold or halt a
+    bake (no ``pending``, no inconclusive streak); a check with ``warn_if`` beside
+    ``fail_if`` is judged on both, each with its own ``for:`` memory (``CheckState.warning``):
+    the failure decides, and a pass whose warning condition held is a ``warn``."""
+    verdict, after, detail = _judge_tier(check, at, state, on_no_data, reading, reference, control)
+    if check.advisory:
+        return (*as_warning(verdict, after), detail)
+    if check.warn_if is None:
+        return verdict, after, detail
+    warned, warning, _ = _judge_tier(warning_tier(check), at, state.warning or CheckState(), on_no_data, reading,
+                                     reference, control)
+    if verdict.status == "pass" and warned.status == "fail":
+        reason = warned.reason + (f"; {verdict.reason}" if verdict.pending else "")
+        verdict = Verdict("warn", warned.value, warned.threshold, warned.reference, reason, pending=verdict.pending)
+    elif verdict.status == "pass" and not verdict.reason and warned.reason:
+        verdict = replace(verdict, reason=warned.reason)  # the warning's hold filling: said, never pending
+    return verdict, replace(after, last=verdict, warning=warning), detail
+
+
+def as_warning(verdict: Verdict, state: CheckState) -> tuple[Verdict, CheckState]:
+    """The verdict of a warn-only check: a failure is a ``warn``; a breach held by ``for:``
+    is a pass that says so (it holds no bake); an inconclusive reading does not count
+    toward ``inconclusive_limit`` (it halts no bake)."""
+    if verdict.status == "fail":
+        verdict = Verdict("warn", verdict.value, verdict.threshold, verdict.reference, verdict.reason,
+                          skipped=verdict.skipped)
+    elif verdict.pending:
+        verdict = replace(verdict, pending=False)
+    elif verdict.status != "inconclusive":
+        return verdict, state
+    return verdict, replace(state, inconclusive_streak=0, last=verdict)
+
+
+_TIERS: dict[int, tuple[Check, Check]] = {}
+
+
+def warning_tier(check: Check) -> Check:
+    """The check's ``warn_if`` as a warn-only check of its own (made once per check)."""
+    known = _TIERS.get(id(check))
+    if known is None or known[0] is not check:
+        if len(_TIERS) > 4096:  # checks of plans long gone (a worker loads many)
+            _TIERS.clear()
+        known = _TIERS[id(check)] = (check, check.model_copy(update={"fail_if": check.warn_if, "warn_if": None,
+                                                                     "mode": "warn"}))
+    return known[1]
+
+
+def warning_since(state: CheckState) -> float | None:
+    """Since when the warning tier's condition holds (kept with a measurement, for a resume)."""
+    return state.warning.breach_since if state.warning is not None else None
+
+
+def _judge_tier(check: Check, at: float, state: CheckState, on_no_data: str, reading: Reading | None,
+                reference: float | None,
+                control: ControlEvidence | None) -> tuple[Verdict, CheckState, dict[str, Any]]:
     if check.compare == "control":
         return _judge_control(check, control, at, state, on_no_data)
     assert reading is not None, "an absolute or baseline check is judged on a reading"
@@ -211,8 +268,9 @@ def judge_once(check: Check, *, at: float, on_no_data: str, reading: Reading | N
     held = check.model_copy(update={"for_": 0.0}) if check.for_ else check
     verdict, _, detail = judge_check(held, at=at, state=CheckState(), on_no_data=on_no_data, reading=reading,
                                      reference=reference, control=control)
-    if verdict.status == "fail" and check.for_:
-        verdict = Verdict("fail", verdict.value, verdict.threshold, verdict.reference,
-                          f"{explain(check, verdict)}; holds now (a bake fails once it holds for "
+    if verdict.status in ("fail", "warn") and check.for_:
+        does = "fails" if verdict.status == "fail" else "warns"
+        verdict = Verdict(verdict.status, verdict.value, verdict.threshold, verdict.reference,
+                          f"{explain(check, verdict)}; holds now (a bake {does} once it holds for "
                           f"{format_duration(check.for_)})", skipped=verdict.skipped)
     return verdict, detail

@@ -24,9 +24,11 @@ from guardrail.plugin.readings import Reading
 from guardrail.language.model import Check
 from guardrail.text import format_duration
 from guardrail.judging.statistics import ControlComparison, allowed_ratios
-from guardrail.text import number
+from guardrail.text import delta, hold_text, number
 
-Status = Literal["pass", "fail", "inconclusive"]
+Status = Literal["pass", "fail", "inconclusive", "warn"]
+"""``warn``: a warning condition held for its ``for:`` (``warn_if``, or ``fail_if`` of a
+check marked ``mode: warn``); evidence a wave may be promoted on, told but never failing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,8 @@ class CheckState:
     failures: int = 0
     inconclusives: int = 0
     last: Verdict | None = None
+    warning: CheckState | None = None
+    """The memory of the check's warning tier (``warn_if``), kept beside the failure's."""
 
 
 def reduce_values(values: list[float], how: str) -> float:
@@ -118,11 +122,11 @@ class _Inconclusive(Exception):
 
 def _describe(check: Check, value: float, reference: float | None) -> str:
     comparison = check.fail_if
+    condition = f"{'warns' if check.advisory else 'fails'} if {comparison.text}"
     if comparison.relative and reference is not None:
-        change = comparison.subject(value, reference)
-        unit = "%" if comparison.percent else ""
-        return f"{number(value)} is {change:+.1f}{unit} from baseline {number(reference)} (fails if {comparison.text})"
-    return f"{number(value)} (fails if {comparison.text})"
+        change = delta(comparison.subject(value, reference), percent=comparison.percent)
+        return f"{number(value)} is {change} from baseline {number(reference)} ({condition})"
+    return f"{number(value)} ({condition})"
 
 
 
@@ -194,7 +198,7 @@ def _settle(check: Check, holds: bool, value: float, threshold: float | None, re
                           reason + (f"; held {format_duration(held)}" if check.for_ else ""))
         return verdict, CheckState(since, first, 0, evaluations, state.failures + 1, state.inconclusives, verdict)
     verdict = Verdict("pass", value, threshold, reference,
-                      f"{reason}; breaching for {format_duration(held)} of {format_duration(check.for_)}", pending=True)
+                      f"{reason}; {hold_text(held, check.for_)}", pending=True)
     return verdict, CheckState(since, first, 0, evaluations, state.failures, state.inconclusives, verdict)
 
 
@@ -207,16 +211,18 @@ def explain(check: Check, verdict: Verdict) -> str:
 
 def is_clean(state: CheckState) -> bool:
     """Evidence a wave may be promoted on: evaluated, and the latest verdict a pass
-    that is not holding a breach. (A failure ends the bake before this is asked.)"""
-    return state.last is not None and state.last.status == "pass" and not state.last.pending
+    that is not holding a breach, or a warning. (A failure ends the bake before this is asked.)"""
+    return state.last is not None and state.last.status in ("pass", "warn") and not state.last.pending
 
 
 def covers(verdict: Verdict | None) -> bool:
     """Whether an evaluation counts as covered bake time: a pass on a fresh, measured
     value. A pass on no data (``on_no_data: pass``, a stale reading), a skipped check or
     a control window still filling is not evidence. A breach held by ``for:`` is (it was
-    measured and has not failed; the bake cannot end while it holds anyway)."""
-    return verdict is not None and verdict.status == "pass" and not verdict.skipped and verdict.value is not None
+    measured and has not failed; the bake cannot end while it holds anyway), and so is a
+    warning: the value was measured."""
+    return (verdict is not None and verdict.status in ("pass", "warn") and not verdict.skipped
+            and verdict.value is not None)
 
 
 def judge_control(check: Check, comparison: ControlComparison | None, *, at: float, state: CheckState,
@@ -248,5 +254,6 @@ def judge_control(check: Check, comparison: ControlComparison | None, *, at: flo
         return _inconclusive(state, threshold, reference, comparison.reason)
     value = comparison.deployed_mean
     holds = comparison.status == "fail" and (check.fail_if is None or check.fail_if.holds(value, reference))
-    reason = comparison.reason if check.fail_if is None else f"{comparison.reason}; fails if {check.fail_if.text}"
+    reason = comparison.reason if check.fail_if is None else (
+        f"{comparison.reason}; {'warns' if check.advisory else 'fails'} if {check.fail_if.text}")
     return _settle(check, holds, value, threshold, reference, reason, at, state)

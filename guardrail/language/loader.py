@@ -158,9 +158,24 @@ def _check_source(check: Check, names: dict[str, str], registry: Registry, doc: 
         text = implied(params)
         if text:
             check.fail_if = parse_comparison(text)
+            problems += _warning_tier(check, doc, at)
+    if check.fail_if is None and check.warn_if is not None:
+        # Only a warning condition: a warn-only check, whose condition is its warn_if.
+        check.fail_if, check.warn_if, check.mode = check.warn_if, None, "warn"
     if check.fail_if is None and check.compare != "control":
         problems.append(doc.problem(at + ("fail_if",), "required key is missing (a check needs a failure condition)"))
     return problems + _template_problems(check.params, doc, at, rollout)
+
+
+def _warning_tier(check: Check, doc: Any, at: tuple) -> list[Problem]:
+    """``warn_if`` against a ``fail_if`` the source implied (one written is checked by the model)."""
+    if check.warn_if is None:
+        return []
+    try:
+        check.check_warning_tier()
+    except ValueError as exc:
+        return [doc.problem(at + ("warn_if",), str(exc))]
+    return []
 
 
 def _mapping(value: Any) -> dict:

@@ -56,6 +56,10 @@ class Check(BaseModel):
     on_no_control: Literal["baseline", "inconclusive", "skip"] = Field(
         "baseline", description="compare: control in a wave with no control region left: compare with the"
         " region's own window before the change, be inconclusive, or skip the check")
+    warn_if: ComparisonText | None = Field(None, description='warning condition, in the language of fail_if: its'
+                                           ' breaches (held for `for:`) are recorded and notified, never fail a wave')
+    mode: Literal["fail", "warn"] = Field("fail", description="warn: the check only warns (its fail_if breaches"
+                                          " are warnings); it never fails, halts or holds a wave")
 
     @model_validator(mode="after")
     def _consistent(self) -> Check:
@@ -71,7 +75,43 @@ class Check(BaseModel):
             raise ValueError("test: a statistical test needs compare: control")
         if "on_no_control" in self.model_fields_set and self.compare != "control":
             raise ValueError("on_no_control: this setting needs compare: control")
+        if self.warn_if is not None:
+            self.check_warning_tier()
         return self
+
+    def check_warning_tier(self) -> None:
+        """Raise ValueError when ``warn_if`` does not fit the rest of the check (the loader
+        asks again once a source has implied a ``fail_if``)."""
+        warn, fail = self.warn_if, self.fail_if
+        if self.mode == "warn":
+            raise ValueError(f"warn_if: a check with mode: warn only warns, on its fail_if; drop warn_if, or drop"
+                             f" mode: warn to fail on fail_if and warn on warn_if {warn.text!r}")
+        if self.compare == "control":
+            raise ValueError("warn_if: a control comparison has no threshold to warn before; mark the check"
+                             " mode: warn to turn its failures into warnings")
+        if warn.relative and self.compare is None:
+            raise ValueError(f"warn_if: {warn.text!r} is relative (it has a sign or a %); add compare: baseline")
+        if fail is None:
+            return  # only a warning condition: the loader makes it a warn-only check
+        if {warn.op, fail.op} & {"==", "!="}:
+            raise ValueError(f"warn_if: {warn.text!r} beside fail_if {fail.text!r}: a warning threshold comes before"
+                             f" a failure's, which needs >, >=, < or <= on both")
+        upward, fail_upward = warn.op in (">", ">="), fail.op in (">", ">=")
+        if upward != fail_upward:
+            raise ValueError(f"warn_if: {warn.text!r} and fail_if {fail.text!r} point in opposite directions;"
+                             f" a warning comes before a failure on the same side")
+        if (warn.relative, warn.percent) != (fail.relative, fail.percent):
+            raise ValueError(f"warn_if: {warn.text!r} and fail_if {fail.text!r} must be alike (both absolute,"
+                             f" both relative changes, or both percentages) to be ordered")
+        earlier = warn.number < fail.number if upward else warn.number > fail.number
+        if not (earlier or (warn.number == fail.number and warn.op.endswith("=") and not fail.op.endswith("="))):
+            raise ValueError(f"warn_if: {warn.text!r} would not warn before fail_if {fail.text!r} fails; a warning"
+                             f" threshold lies before the failure's ({'below' if upward else 'above'} it)")
+
+    @property
+    def advisory(self) -> bool:
+        """Whether the check only warns: it never fails, halts or holds a wave."""
+        return self.mode == "warn"
 
     @property
     def params(self) -> dict:

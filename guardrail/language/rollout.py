@@ -64,9 +64,10 @@ class Wave(_Strict):
     gate: Gate | None = Field(None, description="asked before the wave deploys: {plugin: webhook, with: {url: ...}}")
 
 
-NOTIFY_EVENTS = ("started", "wave_deployed", "wave_promoted", "waiting_for_approval", "halted", "rolled_back", "done")
+NOTIFY_EVENTS = ("started", "wave_deployed", "wave_promoted", "waiting_for_approval", "halted", "rolled_back", "done",
+                 "warning")
 NotifyEvent = Literal["started", "wave_deployed", "wave_promoted", "waiting_for_approval", "halted", "rolled_back",
-                      "done"]
+                      "done", "warning"]
 
 
 class Notify(PluginRef):

@@ -24,6 +24,8 @@ EVENTS: dict[str, str] = {
     "region.rolled_back": "a region runs the previous version again: region, detail",
     "region.rollback_failed": "a region's rollback failed: region, detail",
     "bake.tick": "one evaluation of a wave's checks: wave, remaining, checks (not stored; for progress displays)",
+    "check.warned": "a check's warning condition started to hold (warn_if, or a check marked mode: warn), held for "
+                    "its for:; the wave goes on: wave, region, policy, check, value, threshold, reason",
     "bake.passed": "a wave's bake ended with clean evidence: wave, regions",
     "wave.passed": "a wave was promoted: wave",
     "action.ran": "a remediation action ran: phase, plugin, region, ok, detail",

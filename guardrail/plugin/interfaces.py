@@ -231,7 +231,7 @@ class IncidentSink:
     def announce(self, notification: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any] | None:
         """Tell a rollout event the plan's ``notify:`` chose. ``notification`` has
         ``event`` (started, wave_deployed, wave_promoted, waiting_for_approval, halted,
-        rolled_back, done), ``title`` and ``text`` (sentences), ``rollout_id``, ``service``,
+        rolled_back, done, warning), ``title`` and ``text`` (sentences), ``rollout_id``, ``service``,
         ``change``, ``wave``, ``at``. Return a ref as ``notify`` does; raise to have it
         retried. A sink that cannot notify leaves this as is: its notifications are refused."""
         raise NotImplementedError

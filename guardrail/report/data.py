@@ -13,7 +13,8 @@ values, far too much to plot 200k of them. The report therefore asks the store's
 
 Verdicts per phase follow the engine: a failure anywhere in a bake fails that check
 in that region; otherwise the last evaluation decides, and a last evaluation that is
-inconclusive or still holding a breach is not clean evidence (``inconclusive``).
+inconclusive or still holding a breach is not clean evidence (``inconclusive``). A pass
+of a check that warned during the bake (``check.warned``) shows as ``warn``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from guardrail.text import number
 
 PLOT_BUCKETS = 356
 """Time buckets per plot: the width of a plot's drawing area in SVG units."""
-RANK = {"pass": 0, "skipped": 0, "pending": 1, "inconclusive": 2, "fail": 3}
+RANK = {"pass": 0, "skipped": 0, "warn": 0.5, "pending": 1, "inconclusive": 2, "fail": 3}
 STATUS_OF_RANK = {0: "pass", 1: "pending", 2: "inconclusive", 3: "fail"}
 
 
@@ -59,7 +60,7 @@ class Verdict:
     region: str
     policy: str
     check: str
-    status: str  # pass | fail | inconclusive | skipped
+    status: str  # pass | fail | inconclusive | skipped | warn
     evaluations: int
     failures: int
     inconclusives: int
@@ -195,11 +196,11 @@ def _verdicts(store: Store, rollout_id: str) -> list[Verdict]:
 
 
 def _clean(row: dict[str, Any]) -> str:
-    if row["status"] != "pass":
+    if row["status"] not in ("pass", "warn"):
         return row["status"]
     if row["pending"]:
         return "inconclusive"  # a breach still holding: not clean evidence (the engine agrees)
-    return "skipped" if row["evidence"].get("skipped") else "pass"
+    return "skipped" if row["evidence"].get("skipped") else row["status"]
 
 
 def _buckets(store: Store, rollout_id: str, start: float, end: float,
@@ -272,6 +273,11 @@ def gather(store: Store, rollout_id: str, *, buckets: int = PLOT_BUCKETS) -> Rep
     steps = store.steps(rid)
     started = next((e for e in events if e["kind"] == "rollout.started"), None)
     verdicts = _verdicts(store, rid)
+    warned = {(f"bake:{e.get('wave')}", e.get("region"), e.get("policy"), e.get("check"))
+              for e in events if e["kind"] == "check.warned"}
+    for v in verdicts:
+        if v.status == "pass" and (v.phase, v.region, v.policy, v.check) in warned:
+            v.status = "warn"
     times = [row["clock_start"]] + [e["at"] for e in events] + [v.last_at for v in verdicts] \
         + [s["finished_at"] or s["started_at"] for s in steps]
     start, end = min(times), max(times)

@@ -38,6 +38,8 @@ def describe(e: dict[str, Any]) -> str | None:
         return f"{e.get('region')}: {what}" + (f" ({e['detail']})" if e.get("detail") else "")
     if kind == "state.baking":
         return f"wave {e.get('wave')}: baking for {e.get('bake')}"
+    if kind == "check.warned":
+        return f"{e.get('region')}/{e.get('policy')}/{e.get('check')}: warning: {e.get('reason')} (the wave goes on)"
     if kind == "bake.passed":
         return f"wave {e.get('wave')}: bake passed ({', '.join(e.get('regions') or [])} healthy)"
     if kind == "wave.passed":

@@ -89,7 +89,7 @@ def _cell(value: object) -> str:
 
 
 def step_summary(report: Report, report_file: str | None = None) -> str:
-    """The Markdown step summary: outcome, regions, failing checks with evidence, incident."""
+    """The Markdown step summary: outcome, regions, failing checks with evidence, warnings, incident."""
     r, s = report.rollout, report.summary
     outcome = report.outcome
     lines = [f"## {ICON.get(outcome, '⏳')} {_cell(r['service'])} {_cell(r['version'])}: "
@@ -121,6 +121,11 @@ def step_summary(report: Report, report_file: str | None = None) -> str:
         lines += ["", "### Without clean evidence", ""]
         lines += [f"- {_cell(v.region)} {_cell(check.key)} (wave {_cell(v.wave)}): {_cell(v.reason)}"
                   for check, v in inconclusive]
+    warned = s.get("warnings") or []
+    if warned:
+        lines += ["", "### Warnings (never failing)", ""]
+        lines += [f"- {_cell(w['region'])} {_cell(w['policy'])}/{_cell(w['check'])} (wave {_cell(w['wave'])}, from "
+                  f"{_cell(w['first_at'])}): {_cell(w['reason'])}" for w in warned]
     lines += ["", "### Checks", "", _tally(_verdict_counts(report))]
     if report.incident:
         inc = report.incident
@@ -141,7 +146,7 @@ def _verdict_counts(report: Report) -> dict[str, int]:
 def _tally(counts: dict[str, int]) -> str:
     if not counts:
         return "No check was evaluated."
-    order = ("fail", "inconclusive", "pass", "skipped")
+    order = ("fail", "inconclusive", "warn", "pass", "skipped")
     parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
     return "Evaluations per check, region and wave: " + ", ".join(parts) + "."
 

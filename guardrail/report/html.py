@@ -28,7 +28,8 @@ from guardrail.report.timeline import describe
 BADGE = {"promoted": "pass", "pass": "pass", "rolled_back": "fail", "fail": "fail", "deploy_failed": "fail",
          "rollback_failed": "fail", "halted": "warn", "inconclusive": "warn", "refused": "warn",
          "investigating": "fail", "identified": "fail", "monitoring": "warn", "resolved": "pass",
-         "recovered": "pass", "not recovered": "fail", "pending": "warn", "paused": "warn", "aborted": "fail"}
+         "recovered": "pass", "not recovered": "fail", "pending": "warn", "paused": "warn", "aborted": "fail",
+         "warn": "warn"}
 HEADLINE = {
     "promoted": "Promoted: every wave passed",
     "rolled_back": "Rolled back: a check failed, the change was undone",
@@ -111,6 +112,11 @@ def _header(report: Report) -> str:
                       for c in reg.get("coverage") or [] if c.get("applies", True))
     coverage = (f'<div class="coverage"><h3>Covered bake time ({e(s.get("coverage_phase") or "")})</h3>'
                 f"<ul>{covered}</ul></div>") if covered else ""
+    warned = "".join(f"<li>{e(w['region'])}/{e(w['policy'])}/{e(w['check'])} in wave {e(w['wave'])}, from "
+                     f"{e(w['first_at'])}" + (f" ({w['times']} times)" if w["times"] > 1 else "")
+                     + f": {e(w['reason'])}</li>" for w in s.get("warnings") or [])
+    coverage += (f'<div class="coverage warnings"><h3>Warnings (they never fail a wave)</h3><ul>{warned}</ul>'
+                 f"</div>") if warned else ""
     return (f'<header class="top outcome-{e(BADGE.get(outcome, "none"))}"><p class="kicker">guardrail {"replay" if replay is not None else "rollout"} report</p>'
             f"<h1>{e(r['service'])} <span class=\"version\">{e(r['version'])}</span> {badge(outcome)}</h1>"
             f'<p class="headline">{e(headline)}</p>'
@@ -162,8 +168,13 @@ def _check(report: Report, index: int, c: CheckView) -> str:
         facts.append(f"source <code>{e(spec['source'])}</code>")
     comparison = c.comparison or spec.get("fail_if")
     if comparison:
-        judged = "judged by" if str(comparison).startswith("control:") else "fails if"
+        judged = "judged by" if str(comparison).startswith("control:") else (
+            "warns if" if spec.get("mode") == "warn" or (spec.get("warn_if") and not spec.get("fail_if")) else "fails if")
         facts.append(f"{judged} <code>{e(comparison)}</code>")
+    if spec.get("warn_if") and spec.get("fail_if"):
+        facts.append(f"warns if <code>{e(spec['warn_if'])}</code>")
+    if spec.get("mode") == "warn":
+        facts.append("only warns: never fails a wave")
     if spec.get("for"):
         facts.append(f"for <code>{e(spec['for'])}</code>")
     if spec.get("compare"):

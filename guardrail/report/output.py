@@ -54,6 +54,20 @@ class RegionView(_Open):
     verdict: str
 
 
+class WarningView(_Open):
+    """A check that warned during a bake (``warn_if``, ``mode: warn``); it never decided the rollout."""
+
+    wave: str | None
+    region: str
+    policy: str
+    check: str
+    first_at: str = Field(description="when it first warned (ISO 8601)")
+    times: int = Field(ge=1, description="how many times it started to warn")
+    value: float | None
+    threshold: float | None
+    reason: str | None
+
+
 class WaveView(_Open):
     name: str
     regions: list[RegionView]
@@ -80,6 +94,7 @@ class RolloutDocument(_Open):
     failing_checks: list[dict[str, Any]]
     incident: dict[str, Any] | None
     notices: list[str]
+    warnings: list[WarningView] = Field(default_factory=list, description="checks that warned; never failing")
 
 
 class RequestDocument(_Open):
@@ -149,7 +164,7 @@ class CheckRow(_Open):
     policy: str
     check: str
     region: str
-    status: Literal["pass", "fail", "inconclusive"]
+    status: Literal["pass", "fail", "inconclusive", "warn"]
     value: float | None
     threshold: float | None
     reason: str
@@ -170,6 +185,7 @@ class BacktestDocument(_Open):
     deployed_at: float
     findings: list[dict[str, Any]]
     checks: list[dict[str, Any]]
+    warnings: list[dict[str, Any]] = Field(default_factory=list, description="checks that warned; never failing")
 
 
 class ExposureRow(_Open):
@@ -242,6 +258,7 @@ class PolicyTestFile(_Open):
     assertions: int
     failed: int
     mismatches: list[str]
+    warnings: list[str] = Field(default_factory=list, description="checks that warned, each a sentence")
 
 
 class PolicyTestDocument(_Open):

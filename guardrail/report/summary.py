@@ -5,8 +5,9 @@ Its shape is a contract documented in README: rollout id, service, version, outc
 failing checks with their evidence, the incident, ``notices``: sentences about
 what a person should not miss (a lock taken over, a change window overridden, an
 interruption, an internal error), ``driver``: who drives the rollout now
-(``guardrail.state.liveness``; null once finished), and ``people``: every act of a
-person on it (``guardrail.state.people``).
+(``guardrail.state.liveness``; null once finished), ``people``: every act of a
+person on it (``guardrail.state.people``), and ``warnings``: each check that warned in a
+bake (``warn_if``, ``mode: warn``), which never decided the rollout.
 """
 
 from __future__ import annotations
@@ -74,5 +75,21 @@ def summarize(store: Store, rollout_id: str) -> dict[str, Any]:
         "notices": [str(describe(e)) for e in store.events(rollout_id, NOTICES)],
         "driver": driver(store, row),
         "people": on_record(store, rollout_id),
+        "warnings": warnings(store, rollout_id),
     }
+
+
+def warnings(store: Store, rollout_id: str) -> list[dict[str, Any]]:
+    """One entry per check and region that warned (``check.warned`` events): when it first
+    warned, how many times it started to, and the evidence of the first time."""
+    out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for event in store.events(rollout_id, "check.warned"):
+        key = (event.get("wave"), event.get("region"), event.get("policy"), event.get("check"))
+        if key in out:
+            out[key]["times"] += 1
+            continue
+        out[key] = {"wave": key[0], "region": key[1], "policy": key[2], "check": key[3], "first_at": iso(event["at"]),
+                    "times": 1, "value": event.get("value"), "threshold": event.get("threshold"),
+                    "reason": event.get("reason")}
+    return list(out.values())
 

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from typing import Any
 
 from guardrail.rollout.baselines import capture_baselines
-from guardrail.rollout.findings import failure_reason, finding, rollback_targets, settle_by, tick_event
+from guardrail.rollout.findings import failure_reason, finding, rollback_targets, settle_by, tick_event, warning
 from guardrail.rollout.evaluation import Evaluator
 from guardrail.judging.coverage import describe
 from guardrail.judging.decisions import Failure, Halt
@@ -321,6 +321,8 @@ class Engine:
             for at, batch in phase.run(before=self._watch):
                 if self._listening:
                     self.journal.emit("bake.tick", persist=False, **tick_event(wave.name, phase, at, end))
+                for item in phase.warned:  # told and stored; a warning never decides the wave
+                    self.journal.emit("check.warned", **warning(wave.name, phase, item))
                 failing = [i for i in batch if phase.states[i].last.status == "fail"]
                 if failing:
                     return Failure(failure_reason(phase, failing),

@@ -26,6 +26,14 @@ def finding(evaluator: Evaluator, rollout: Rollout, phase: Phase, item: Item) ->
             "wave": rollout.wave_of(item.region).name}
 
 
+def warning(wave: str, phase: Phase, item: Item) -> dict[str, Any]:
+    """The fields of a ``check.warned`` event: a check that started to warn in the bake of
+    ``wave`` (a region of an earlier wave bakes again with each later one)."""
+    verdict = phase.states[item].last
+    return {"wave": wave, "region": item.region, "policy": item.policy,
+            "check": item.check, "value": verdict.value, "threshold": verdict.threshold, "reason": verdict.reason}
+
+
 def failure_reason(phase: Phase, failing: list[Item]) -> str:
     return "; ".join(f"{i}: {phase.states[i].last.reason}" for i in failing[:5])
 

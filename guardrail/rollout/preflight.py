@@ -5,9 +5,9 @@ A change should not be blamed for a failure that was there before it, and a roll
 started into one would roll back a healthy change. Every absolute check is judged once
 in every region of the plan, now (``judge_once``: ``for:`` does not apply); relative
 and control checks are left out, since before a change there is nothing to compare.
-A check that is inconclusive (no data, stale samples, its source unreachable) blocks as
-well unless the plan says ``preflight: {on_inconclusive: proceed}``: a bake on the same
-evidence could not pass either.
+A warning never blocks. A check that is inconclusive (no data, stale samples, its source
+unreachable) blocks as well, unless it only warns (``mode: warn``) or the plan says
+``preflight: {on_inconclusive: proceed}``: a bake on the same evidence could not pass either.
 """
 
 from __future__ import annotations
@@ -46,6 +46,6 @@ def judge_now(plan: Plan, evaluator: Evaluator, at: float) -> list[tuple[str, st
         check = evaluator.checks[(item.policy, item.check)]
         verdict, _ = judge_once(check, at=at, on_no_data=evaluator.policies[item.policy].on_no_data,
                                 reading=readings[item])
-        if verdict.status != "pass":
+        if verdict.status != "pass" and not (check.advisory and verdict.status == "inconclusive"):
             out.append((verdict.status, f"{item}: {verdict.reason}"))
     return out

@@ -94,7 +94,8 @@ def verify_recovery(journal: Journal, rollout: Rollout, evaluator: Evaluator, fa
         journal.begin(STEP, {"start": start}, at=start)
     else:
         start = step["detail"]["start"]
-    items = evaluator.items(regions, only)
+    # Warn-only checks have no say in whether the regions recovered.
+    items = [i for i in evaluator.items(regions, only) if not evaluator.checks[(i.policy, i.check)].advisory]
     if not items:
         return _finish(journal, start, (True, "nothing to verify"))
     watch = _Watch(journal, rollout, start, incident)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 from guardrail.clock import Clock
 from guardrail.judging.coverage import Coverage
-from guardrail.judging.evaluate import comparison_text, judge_check
+from guardrail.judging.evaluate import comparison_text, judge_check, warning_since
 from guardrail.judging.judge import CheckState, Verdict, is_clean
 from guardrail.rollout.control import ControlChecks
 from guardrail.rollout.evaluation import Evaluator, Item
@@ -37,10 +37,12 @@ class _Plan:
 
 
 def _restore(row: dict[str, Any]) -> CheckState:
+    evidence = row.get("evidence") or {}
     verdict = Verdict(row["status"], row["value"], row["threshold"], row["reference"], row["reason"] or "",
-                      bool(row["pending"]), skipped=bool((row.get("evidence") or {}).get("skipped")))
+                      bool(row["pending"]), skipped=bool(evidence.get("skipped")))
+    warning = CheckState(evidence["warning_since"]) if evidence.get("warning_since") is not None else None
     return CheckState(row["breach_since"], row["first_breach_at"], row["streak"], row["evaluations"],
-                      row["failures"], row["inconclusives"], verdict)
+                      row["failures"], row["inconclusives"], verdict, warning)
 
 
 class Phase:
@@ -64,6 +66,10 @@ class Phase:
             self._plans[item] = _Plan(check, evaluator.policies[item.policy].on_no_data,
                                       base["value"] if base else None, comparison_text(check),
                                       evaluator.query_text(item))
+        self.advisory = {item for item, plan in self._plans.items() if plan.check.advisory}
+        """Warn-only checks: judged and stored, never holding the bake (``unclean``, ``lacking``)."""
+        self.warned: list[Item] = []
+        """Items whose verdict became ``warn`` at the latest tick evaluated (not replayed)."""
         self._control = ControlChecks(evaluator, items, start=start, store=store, rollout_id=rollout_id)
         self._stored: dict[tuple[int, Item], dict] = {}
         for row in store.measurements(rollout_id, name):
@@ -118,6 +124,7 @@ class Phase:
         readings = self.evaluator.measure(fresh, at)
         states, plans = self.states, self._plans
         ticks: dict[str, list[list]] = {}
+        self.warned = []
         for item in batch:
             tick = self.next_tick[item.policy]
             if stored and (tick, item) in stored:
@@ -139,6 +146,11 @@ class Phase:
                     detail = None  # the query is stored in its own field
                 if stale:
                     detail = {**(detail or {}), **stale}
+            if verdict.status == "warn" and (states[item].last is None or states[item].last.status != "warn"):
+                self.warned.append(item)
+            since = warning_since(state)
+            if since is not None:
+                detail = {**(detail or {}), "warning_since": since}
             states[item] = state
             self.coverage[item].add(tick, at, self.intervals[item.policy], verdict)
             evaluations = ticks.get(item.policy)
@@ -154,17 +166,21 @@ class Phase:
                                                    for policy, evaluations in ticks.items()],
                                  coverage=[(self.name, i.region, i.policy, i.check, self.coverage[i].covered,
                                             self.coverage[i].uncovered, self.coverage[i].spans,
-                                            self.coverage[i].applies) for i in batch])
+                                            self.coverage[i].applies and i not in self.advisory)  # warn-only
+                                           for i in batch])
 
     def lacking(self, required: float) -> dict[Item, float]:
         """Items that have covered less than ``required`` seconds, with what they lack."""
         out = {}
         for item, coverage in self.coverage.items():
+            if item in self.advisory:
+                continue
             missing = coverage.lacking(required)
             if missing > 1e-6:
                 out[item] = missing
         return out
 
     def unclean(self) -> list[Item]:
-        """Items whose latest verdict is not a clean pass (failed, inconclusive, pending, none)."""
-        return [i for i, s in self.states.items() if not is_clean(s)]
+        """Items whose latest verdict is not a clean pass (failed, inconclusive, pending, none),
+        warn-only checks left out."""
+        return [i for i, s in self.states.items() if not is_clean(s) and i not in self.advisory]

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from guardrail.clock import VirtualClock
-from guardrail.text import iso
+from guardrail.text import hold_text, iso
 from guardrail.judging.decisions import Failure, Halt
 from guardrail.rollout.engine import Engine
 from guardrail.errors import UsageError
@@ -51,13 +51,20 @@ class CheckSummary:
     check: str
     evaluations: int
     status: str
-    """The last verdict: pass, fail, inconclusive (pending passes say so in ``reason``)."""
+    """The last verdict: pass, fail, inconclusive or warn (pending passes say so in ``reason``)."""
     value: float | None
     threshold: float | None
     reference: float | None
     first_breach_at: float | None
     failed_at: float | None
     reason: str
+    hold: str | None = None
+    """How far a breach got into the check's ``for:`` without failing, in words
+    (``text.hold_text``): still breaching at the end, or breached and recovered."""
+    warned_at: float | None = None
+    """The first evaluation that warned (``warn_if``, ``mode: warn``)."""
+    warnings: int = 0
+    """Evaluations that warned."""
 
 
 @dataclass
@@ -77,6 +84,11 @@ class BacktestResult:
     rollout_id: str = ""
 
     @property
+    def warnings(self) -> list[CheckSummary]:
+        """The checks that warned: reported apart, since a warning never decides."""
+        return [c for c in self.checks if c.warned_at is not None]
+
+    @property
     def exit_code(self) -> int:
         """0 would pass, 1 would fail (and roll back), 3 would halt: as ``guardrail rollout``."""
         return {"pass": 0, "fail": 1}.get(self.outcome, 3)
@@ -84,6 +96,8 @@ class BacktestResult:
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["exit_code"] = self.exit_code
+        out["warnings"] = [{"policy": c.policy, "check": c.check, "warned_at": c.warned_at,
+                            "warned_at_iso": iso(c.warned_at), "evaluations": c.warnings} for c in self.warnings]
         for key in ("deployed_at", "until", "decided_at"):
             out[key + "_iso"] = iso(out[key]) if out[key] is not None else None
         return out
@@ -211,7 +225,8 @@ def _run(plan: Plan, store: SQLiteStore, pm: GuardrailPluginManager, deployed_at
     return BacktestResult(outcome, region, controls, deployed_at, until, decided,
                           decision.reason if decision is not None else None,
                           decision.findings if isinstance(decision, Failure) else [],
-                          _summaries(rows), rollout_id=rollout_id)
+                          _summaries(rows, {(p.policy.name, c.name): c.for_ for p in plan.policies
+                                            for c in p.policy.checks}), rollout_id=rollout_id)
 
 
 def unobserved() -> Any:
@@ -226,17 +241,34 @@ def unobserved() -> Any:
     return quiet.hook
 
 
-def _summaries(rows: list[dict[str, Any]]) -> list[CheckSummary]:
+def _summaries(rows: list[dict[str, Any]], holds: dict[tuple[str, str], float] | None = None) -> list[CheckSummary]:
+    """One summary per check; ``holds``: each check's ``for:``, to say how far a breach got."""
+    holds = holds or {}
     last: dict[tuple[str, str], dict[str, Any]] = {}
     failed: dict[tuple[str, str], float] = {}
+    warned: dict[tuple[str, str], list[float]] = {}
+    held: dict[tuple[str, str], float] = {}  # the longest breach that did not fail
     for row in rows:
         key = (row["policy"], row["check"])
         last[key] = row
         if row["status"] == "fail":
             failed.setdefault(key, row["at"])
-    return [CheckSummary(p, c, r["evaluations"], r["status"], r["value"], r["threshold"], r["reference"],
-                         r["first_breach_at"], failed.get((p, c)), r["reason"] or "")
-            for (p, c), r in last.items()]
+        elif row["breach_since"] is not None:
+            held[key] = max(held.get(key, 0.0), row["at"] - row["breach_since"])
+        if row["status"] == "warn":
+            warned.setdefault(key, []).append(row["at"])
+    out = []
+    for (p, c), r in last.items():
+        key, hold = (p, c), None
+        if key not in failed and holds.get(key) and key in held:
+            breaching = r["breach_since"] is not None
+            hold = hold_text(r["at"] - r["breach_since"] if breaching else held[key], holds[key],
+                             recovered=not breaching)
+        times = warned.get(key, [])
+        out.append(CheckSummary(p, c, r["evaluations"], r["status"], r["value"], r["threshold"], r["reference"],
+                                r["first_breach_at"], failed.get(key), r["reason"] or "", hold,
+                                times[0] if times else None, len(times)))
+    return out
 
 
 __all__ = ["BacktestResult", "CheckSummary", "backtest", "build_plan", "check_inputs", "iso", "replayable", "unobserved"]

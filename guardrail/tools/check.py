@@ -55,14 +55,17 @@ class CheckResult:
     pending: bool = False
     skipped: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
+    advisory: bool = False
+    """The check only warns (``mode: warn``): its verdicts never decide, as in a bake."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def exit_code(results: list[CheckResult]) -> int:
-    """1 when any check fails, else 3 when any is inconclusive, else 0."""
-    statuses = {r.status for r in results}
+    """1 when any check fails, else 3 when any is inconclusive, else 0 (a warning, or a
+    warn-only check without evidence, decides nothing: a bake would not stop for it)."""
+    statuses = {r.status for r in results if not r.advisory}
     return 1 if "fail" in statuses else 3 if "inconclusive" in statuses else 0
 
 
@@ -147,7 +150,8 @@ def _evaluate(evaluator: Evaluator, plan: Plan, region: str, controls: list[str]
             policy=item.policy, check=item.check, region=region, source=check.source,
             query=evaluator.query_text(item), status=verdict.status, value=verdict.value,
             threshold=verdict.threshold, reference=verdict.reference, comparison=comparison_text(check),
-            reason=explain(check, verdict), pending=verdict.pending, skipped=verdict.skipped, detail=detail))
+            reason=explain(check, verdict), pending=verdict.pending, skipped=verdict.skipped, detail=detail,
+            advisory=check.advisory))
     return results
 
 

@@ -58,7 +58,7 @@ from guardrail import UsageError, hookimpl
 from guardrail.language import documents
 from guardrail_plugins.policytest.model import LoadedTest, PolicyTest, load_test, validate_document
 from guardrail_plugins.policytest.notation import expand
-from guardrail_plugins.policytest.report import Mismatch, compare
+from guardrail_plugins.policytest.report import Mismatch, compare, warnings
 from guardrail_plugins.policytest.runner import Outcome, run_case
 
 
@@ -70,6 +70,8 @@ class FileResult:
     assertions: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    """Checks that warned, each a sentence (told apart: a warning never fails a wave)."""
 
     @property
     def ok(self) -> bool:
@@ -107,6 +109,7 @@ def run_loaded(loaded: LoadedTest) -> FileResult:
         count, mismatches = compare(loaded.doc, index, case, outcomes)
         result.assertions += count
         result.mismatches += mismatches
+        result.warnings += warnings(case, outcomes)
     result.seconds = time.perf_counter() - started
     return result
 

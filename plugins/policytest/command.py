@@ -37,7 +37,8 @@ def policy_test(
         code = 0 if all(r.ok for r in results) else 1
         _emit({"outcome": "passed" if code == 0 else "failed", "files": [
             {"path": _display(r.path), "tests": r.tests, "assertions": r.assertions, "failed": len(r.mismatches),
-             "seconds": r.seconds, "mismatches": [m.render() for m in r.mismatches]} for r in results]},
+             "seconds": r.seconds, "mismatches": [m.render() for m in r.mismatches], "warnings": r.warnings}
+            for r in results]},
             exit_code=code)
         raise typer.Exit(code)
     failed = 0
@@ -45,6 +46,8 @@ def policy_test(
         for mismatch in result.mismatches:
             out_console.print(mismatch.render(), markup=False, highlight=False)
             out_console.print()
+        for warning in result.warnings:  # apart from the assertions: a warning never fails a wave
+            out_console.print(f"[yellow]warning[/yellow] {escape(printable(warning))}")
         status = "[green]ok[/green]" if result.ok else "[bold red]FAIL[/bold red]"
         failed += len(result.mismatches)
         out_console.print(f"{status}  {escape(printable(_display(result.path)))}: {result.tests} test{'s' if result.tests != 1 else ''}, "

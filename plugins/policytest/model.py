@@ -18,7 +18,8 @@ from guardrail import ConfigError, Document, Duration, Problem
 from guardrail.language.loader import LoadedPolicy, load_policy
 from guardrail_plugins.policytest.notation import expand
 
-Verdict = Literal["pass", "fail", "inconclusive"]
+Verdict = Literal["pass", "fail", "inconclusive", "warn"]
+"""``warn``: the check warned (``warn_if``, ``mode: warn``) and never failed."""
 
 
 def _notation_text(value: Any) -> Any:
@@ -61,6 +62,8 @@ class Expectation(_Strict):
     verdict: Verdict = Field(description="what the check must yield")
     first_failure: Duration | None = Field(None, description="time of the first failed evaluation, from t = 0; "
                                                                "only with verdict: fail")
+    first_warning: Duration | None = Field(None, description="time of the first evaluation that warned, from t = 0;"
+                                                               " with verdict: warn (or fail, for a warning before the failure)")
 
 
 def _verdict_shorthand(value: Any) -> Any:
@@ -193,6 +196,10 @@ def _case_problems(doc: Document, at: tuple, case: Case, facts: PolicyFacts | No
             if expected.first_failure is not None and expected.verdict != "fail":
                 problems.append(doc.problem(at + ("expect", region, name, "first_failure"),
                                             "only a check expected to fail has a first failure"))
+            if expected.first_warning is not None and expected.verdict not in ("warn", "fail"):
+                problems.append(doc.problem(at + ("expect", region, name, "first_warning"),
+                                            "only a check expected to warn (or to warn, then fail) has a first "
+                                            "warning"))
     if case.until is not None and case.until < case.deployed_at:
         problems.append(doc.problem(at + ("until",), "must not be before deployed_at"))
     if case.until is None and not problems and longest == 0:

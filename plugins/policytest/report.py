@@ -37,7 +37,8 @@ class Mismatch:
 
     def render(self) -> str:
         got = Expectation.model_construct(verdict=self.outcome.verdict,
-                                          first_failure=self.outcome.at if self.outcome.verdict == "fail" else None)
+                                          first_failure=self.outcome.at if self.outcome.verdict == "fail" else None,
+                                          first_warning=self.outcome.warned_at)
         lines = [f"{self.location}: {self.case!r}: {self.region}/{self.check}",
                  f"  expected: {self._describe(self.expected)}",
                  f"  got:      {self._describe(got, inconclusive_at=self.outcome.at)}"]
@@ -52,6 +53,8 @@ class Mismatch:
     def _describe(self, e: Expectation, inconclusive_at: float | None = None) -> str:
         if e.verdict == "fail" and e.first_failure is not None:
             return f"fail, first failure at {self._when(e.first_failure)}"
+        if e.verdict == "warn" and e.first_warning is not None:
+            return f"warn, first warning at {self._when(e.first_warning)}"
         if e.verdict == "inconclusive" and inconclusive_at is not None:
             return f"inconclusive (evidence ran out at {self._when(inconclusive_at)})"
         return e.verdict
@@ -65,13 +68,24 @@ class Mismatch:
 def matches(expected: Expectation, outcome: Outcome) -> bool:
     if expected.verdict != outcome.verdict:
         return False
+    if expected.first_warning is not None and (outcome.warned_at is None
+                                               or abs(expected.first_warning - outcome.warned_at) > 1e-6):
+        return False
     return expected.first_failure is None or abs(expected.first_failure - (outcome.at or 0.0)) < 1e-6
+
+
+def warnings(case: Case, outcomes: dict[tuple[str, str], Outcome]) -> list[str]:
+    """Each check of a case that warned, as a sentence: told apart from the assertions."""
+    return [f"{case.name!r}: {region}/{check} warned at {_time(o.warned_at)}"
+            + (", then failed" if o.verdict == "fail" else "")
+            for (region, check), o in outcomes.items() if o.warned_at is not None]
 
 
 def divergence(expected: Expectation, outcome: Outcome) -> float:
     """The first time expected and got part ways (for the context shown)."""
     end = outcome.ticks[-1].at if outcome.ticks else 0.0
-    times = [t for t in (expected.first_failure, outcome.at) if t is not None]
+    times = [t for t in (expected.first_failure, expected.first_warning, outcome.at, outcome.warned_at)
+             if t is not None]
     if expected.verdict == "pass":
         return outcome.at if outcome.at is not None else end
     return min(times) if times else end
@@ -100,7 +114,7 @@ def _table(ticks: list[Tick], focus: float) -> list[str]:
     shown = ticks[max(0, nearest - CONTEXT): nearest + CONTEXT + 1]
     rows = [("", "time", "value", "threshold", "verdict", "reason")]
     for tick in shown:
-        verdict = tick.status + (" (pending)" if tick.pending else "")
+        verdict = ("breaching" if tick.held is not None else "collecting samples") if tick.pending else tick.status
         reason = tick.reason if len(tick.reason) <= 90 else tick.reason[:87] + "..."
         rows.append((">" if tick is ticks[nearest] else "", _time(tick.at), _number(tick.value),
                      _number(tick.threshold), verdict, reason))

@@ -8,7 +8,8 @@ inputs, through the sim's PromQL evaluator, instead of a source plugin.
 Each check in each region runs on its own: it stops at its first failure (the time a
 rollout would have been stopped, had that check been the first to fail) or when its
 inconclusive evidence reaches the policy's ``inconclusive_limit`` (where a rollout
-would have halted), so a test asserts every check, not only the quickest.
+would have halted), so a test asserts every check, not only the quickest. A warning
+stops nothing, as in a bake: a check that warned and never failed is a ``warn``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Tick:
     value: float | None
     threshold: float | None
     reason: str
+    held: float | None = None
+    """How long the breach has held, while one does."""
 
 
 @dataclass
@@ -49,6 +52,9 @@ class Outcome:
     """The first failure; for ``inconclusive``, when the evidence ran out."""
     reference: float | None = None
     ticks: list[Tick] = field(default_factory=list)
+    warned_at: float | None = None
+    """The first evaluation that warned (``warn_if``, ``mode: warn``); the verdict is
+    ``warn`` when the check warned and never failed."""
 
 
 class InputSource(Source):
@@ -143,7 +149,9 @@ def run_case(test: PolicyTest, case: Case, policy: Policy) -> dict[tuple[str, st
                                                 reading=source.measure(probes[key], at), reference=outcome.reference)
             states[key] = state
             outcome.ticks.append(Tick(at, verdict.status, verdict.pending, verdict.value, verdict.threshold,
-                                      verdict.reason))
+                                      verdict.reason, None if state.breach_since is None else at - state.breach_since))
+            if verdict.status == "warn" and outcome.warned_at is None:
+                outcome.warned_at = at
             if verdict.status == "fail":
                 outcome.verdict, outcome.at = "fail", at
             elif state.inconclusive_streak >= policy.inconclusive_limit:
@@ -151,6 +159,9 @@ def run_case(test: PolicyTest, case: Case, policy: Policy) -> dict[tuple[str, st
             if outcome.at is not None:
                 live.remove(key)
         k += 1
+    for outcome in outcomes.values():
+        if outcome.verdict == "pass" and outcome.warned_at is not None:
+            outcome.verdict = "warn"
     return outcomes
 
 
