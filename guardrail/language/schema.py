@@ -247,6 +247,11 @@ RELATIVE = r"^\s*(>=|<=|==|!=|>|<)\s*([+-]|.*%\s*$)"
 _CHECK_RULES = [  # the Check model's own rules that a schema can say, so an editor flags them too
     {"if": {"required": ["fail_if"], "properties": {"fail_if": {"type": "string", "pattern": RELATIVE}}},
      "then": {"required": ["compare"]}},
+    {"if": {"required": ["warn_if"], "properties": {"warn_if": {"type": "string", "pattern": RELATIVE}}},
+     "then": {"required": ["compare"]}},
+    {"if": {"required": ["warn_if"]},
+     "then": {"not": {"required": ["mode"], "properties": {"mode": {"const": "warn"}}},
+              "properties": {"compare": {"not": {"const": "control"}}}}},
     {"if": {"required": ["baseline"]},
      "then": {"required": ["compare"], "properties": {"compare": {"const": "baseline"}}}},
     {"if": {"required": ["test"]}, "then": {"required": ["compare"], "properties": {"compare": {"const": "control"}}}},
