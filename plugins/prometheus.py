@@ -64,6 +64,7 @@ from .prometheus_failures import (
     without_credentials,
 )
 from .prometheus_freshness import TAG, companion_query, freshness, inputs
+from .prometheus_syntax import check_promql
 from .prometheus_templates import escape_promql, templates_after_backslash, templates_outside_double_quotes
 
 __all__ = ["PrometheusSource", "escape_promql", "templates_outside_double_quotes"]
@@ -120,6 +121,8 @@ class PrometheusSource(Source):
             return query
 
     escape = staticmethod(escape_promql)
+    check_query = staticmethod(check_promql)
+    """PromQL's grammar, offline (``prometheus_syntax``): ``guardrail validate``."""
     blocking_io = True
     live_name = "Prometheus"
     """Who rejects a query in ``guardrail validate --live`` messages (``parse_error``)."""

@@ -47,6 +47,9 @@ class SimSource(Source):
         query: Template = Field(description='PromQL; {{region}} and friends go inside double quotes: region="{{region}}"')
 
     escape = staticmethod(escape_promql)
+    check_query = PrometheusSource.check_query
+    """PromQL's whole grammar, as for ``prometheus``: a query the evaluator does not
+    support is valid PromQL, refused when measured (an inconclusive reading)."""
     blocking_io = False  # answers in-process from memory: threads would only add overhead
 
     def __init__(self, settings, context: PluginContext):

@@ -1,0 +1,151 @@
+"""Is a query PromQL? Answered offline, for ``guardrail validate`` (``check_query``).
+
+The parser is ``promql-parser`` (the Rust crate GreptimeDB maintains, with Python
+bindings): the whole grammar, its type checks included, parsed in microseconds. It is
+imported on the first query, so a command that checks none does not pay for it.
+
+Where it and Prometheus disagree, an offline check must never refuse what Prometheus
+accepts (a policy repository's CI would block a valid change), so:
+
+- ``holt_winters``, renamed ``double_exponential_smoothing`` in Prometheus 3, is
+  declared to the parser, which knows the new name only;
+- a backtick string is raw in PromQL (``=~`\\d+```), but the parser reads escapes in
+  it: it is handed the same string double-quoted.
+
+The rest is newer grammar it accepts and an older Prometheus refuses (quoted UTF-8
+label names, functions of Prometheus 3) or regex syntax Go's RE2 refuses and Rust's
+accepts: ``guardrail validate --live`` asks the Prometheus a plan uses. The test
+``tests/test_prometheus_syntax.py`` holds every known difference.
+
+The parser's messages carry no position; ``locate`` finds one for the messages that
+name a place (an unclosed parenthesis, an unexpected character, an unknown function...),
+by scanning the query with PromQL's rules for strings and comments.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator
+
+from guardrail import QueryProblem
+
+__all__ = ["check_promql", "locate"]
+
+_parser: Any = None
+
+
+def _parse() -> Any:
+    """``promql_parser.parse``, imported and set up on first use."""
+    global _parser
+    if _parser is None:
+        import promql_parser
+
+        kinds = promql_parser.ValueType
+        try:
+            promql_parser.register_extra_functions([promql_parser.Function(
+                "holt_winters", [kinds.Matrix, kinds.Scalar, kinds.Scalar], kinds.Vector)])
+        except ValueError:  # a later version that knows it
+            pass
+        _parser = promql_parser.parse
+    return _parser
+
+
+def check_promql(query: str) -> QueryProblem | None:
+    """None when ``query`` parses as PromQL, else what is wrong and where."""
+    try:
+        _parse()(_raw_strings_quoted(query))
+    except ValueError as exc:
+        message = str(exc) or "invalid PromQL"
+        return QueryProblem(f"invalid PromQL: {message}", locate(query, message))
+    return None
+
+
+def _tokens(query: str) -> Iterator[tuple[str, int, int]]:
+    """(kind, start, end) of each string (``"``, ``'``, backtick), comment (``#``) and
+    other character of ``query``; an unterminated string runs to the end, kind ``open``."""
+    i, n = 0, len(query)
+    while i < n:
+        ch = query[i]
+        if ch in "\"'`":
+            j = i + 1
+            while j < n and query[j] != ch and not (ch != "`" and query[j] == "\n"):
+                j += 2 if query[j] == "\\" and ch != "`" else 1
+            if j >= n or query[j] != ch:
+                yield "open", i, n
+                return
+            yield "string", i, j + 1
+            i = j + 1
+        elif ch == "#":
+            j = query.find("\n", i)
+            j = n if j < 0 else j
+            yield "comment", i, j
+            i = j
+        else:
+            yield "char", i, i + 1
+            i += 1
+
+
+def _raw_strings_quoted(query: str) -> str:
+    """Backtick strings with a backslash rewritten as the double-quoted string they mean."""
+    if "`" not in query:
+        return query
+    out, last = [], 0
+    for kind, start, end in _tokens(query):
+        if kind == "string" and query[start] == "`" and "\\" in query[start:end]:
+            body = query[start + 1:end - 1].replace("\\", "\\\\").replace('"', '\\"')
+            out += [query[last:start], f'"{body}"']
+            last = end
+    return "".join(out) + query[last:]
+
+
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
+_QUOTED = re.compile(r"'((?:[^'\\]|\\.)+)'")
+
+
+def locate(query: str, message: str) -> int | None:
+    """The offset in ``query`` the parser's ``message`` speaks of, when it names one."""
+    tokens = list(_tokens(query))
+    code = [(start, query[start]) for kind, start, _ in tokens if kind == "char"]
+    if message.startswith("unterminated quoted string"):
+        return next((start for kind, start, _ in tokens if kind == "open"), None)
+    if "end of input" in message:
+        return len(query.rstrip())
+    if message.startswith(("unclosed left", "unexpected right", "unexpected character inside brackets: ')'")):
+        return _unbalanced(code)
+    named = _QUOTED.search(message)
+    if named is None:
+        return None
+    word = named.group(1)
+    if message.startswith("unexpected character"):
+        return next((start for start, ch in code if ch == word), None)
+    if message.startswith("unknown function"):
+        found = re.search(rf"(?<![\w:]){re.escape(word)}\s*\(", query)
+        return found.start() if found else None
+    if message.startswith("unknown escape sequence"):
+        return next((start + i for kind, start, end in tokens if kind == "string" and query[start] != "`"
+                     for i in _escapes(query[start:end]) if query[start + i + 1] == word), None)
+    return None
+
+
+def _unbalanced(code: list[tuple[int, str]]) -> int | None:
+    """The first closing bracket without its opening one, else the last one left open."""
+    stack: list[tuple[int, str]] = []
+    for start, ch in code:
+        if ch in "([{":
+            stack.append((start, ch))
+        elif ch in _CLOSERS:
+            if not stack or stack[-1][1] != _CLOSERS[ch]:
+                return start
+            stack.pop()
+    return stack[-1][0] if stack else None
+
+
+def _escapes(string: str) -> Iterator[int]:
+    """Offsets of the backslashes that start an escape in a quoted string."""
+    i = 1
+    while i < len(string) - 1:
+        if string[i] == "\\":
+            yield i
+            i += 2
+        else:
+            i += 1
