@@ -12,6 +12,8 @@ accepts (a policy repository's CI would block a valid change), so:
 - a backtick string is raw in PromQL (``=~`\\d+```), but the parser reads escapes in
   it: it is handed the same string double-quoted.
 
+- it takes MetricsQL's ``or`` between label matchers, which no Prometheus does: refused here.
+
 The rest is newer grammar it accepts and an older Prometheus refuses (quoted UTF-8
 label names, functions of Prometheus 3) or regex syntax Go's RE2 refuses and Rust's
 accepts: ``guardrail validate --live`` asks the Prometheus a plan uses. The test
@@ -53,11 +55,29 @@ def _parse() -> Any:
 def check_promql(query: str) -> QueryProblem | None:
     """None when ``query`` parses as PromQL, else what is wrong and where."""
     try:
-        _parse()(_raw_strings_quoted(query))
+        expr = _parse()(_raw_strings_quoted(query))
     except ValueError as exc:
         message = str(exc) or "invalid PromQL"
         return QueryProblem(f"invalid PromQL: {message}", locate(query, message))
+    if _OR.search(query) and not _promql_matchers(expr):
+        return QueryProblem("invalid PromQL: 'or' between label matchers is MetricsQL, not PromQL:"
+                            " join two selectors with 'or' instead")
     return None
+
+
+_OR = re.compile(r"\bor\b", re.IGNORECASE)
+
+
+def _promql_matchers(expr: Any) -> bool:
+    """Whether no selector of ``expr`` joins its matchers with ``or``: the parser takes
+    MetricsQL's ``{a="1" or b="2"}``, which no Prometheus does."""
+    import promql_parser
+
+    def plain(node: Any) -> bool:
+        matchers = getattr(node, "matchers", None)
+        return not (isinstance(matchers, promql_parser.Matchers) and matchers.or_matchers)
+
+    return promql_parser.walk(expr, plain)
 
 
 def _tokens(query: str) -> Iterator[tuple[str, int, int]]:
