@@ -26,6 +26,7 @@ by scanning the query with PromQL's rules for strings and comments.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Iterator
 
@@ -52,8 +53,10 @@ def _parse() -> Any:
     return _parser
 
 
+@functools.lru_cache(maxsize=4096)
 def check_promql(query: str) -> QueryProblem | None:
-    """None when ``query`` parses as PromQL, else what is wrong and where."""
+    """None when ``query`` parses as PromQL, else what is wrong and where. Remembered:
+    a plan and a folder's policies ask about the same queries again."""
     try:
         expr = _parse()(_raw_strings_quoted(query))
     except ValueError as exc:
