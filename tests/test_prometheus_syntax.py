@@ -32,6 +32,8 @@ pytestmark = pytest.mark.prometheus
 REPO = Path(__file__).resolve().parents[1]
 
 VALID = [
+    'marker{region=~`back\\\\slash\\\\`}', 'marker{region=~"it\'s|tick`tock"}', 'marker{region=~"région-.*"}',
+    'marker{region=~"(?s)new.line"}', 'marker{region=~"(?i)PLAIN|R.1"}', 'marker{region=~"\\\\S+"}',
     'x @ start()', 'holt_winters(x[5m],0.5,0.5)', 'x[5m1s]', 'x offset -5m', 'x[5m:]', '1 < bool 2', "'str'",
     "x{a='b'}", 'x{a=`b`}', 'rate(x[5m] @ 100)', 'x @ 1e10', 'x @ -5', 'sum by (le) (x) / on() group_left sum(y)',
     'x{a="this or that"} or y', 'x * on(a) group_left(b) y', 'x == on(a) group_right y', 'x or on(a) y', 'x unless ignoring(a) y',
@@ -60,6 +62,8 @@ VALID = [
     'histogram_quantile(0.99, sum by (le, region) (rate(x_bucket[5m]))) > 0.5', 'absent(up{job="api"} == 1)',
 ]
 INVALID = [
+    'marker{region=~"(r)\\\\1"}', 'marker{region=~"r(?!x).*"}', 'marker{region=~"(?<=r)x1"}', 'marker{region=~"(?>rx)1"}',
+    'marker{region=~"rx*+1"}', 'marker{region=~"(?x)rx1"}',
     'sum(x', 'sum(rate(x[5m)', 'x{a="b"', 'foo bar', 'x[5m] offset', 'x{a=~"["}', '{}', '{a=""}',
     'a and on(b) group_left c', 'x{é="1"}', 'é', 'unknown_fn(x)', 'rate(x)', 'abs(x[5m])', 'topk(x, y)', '1 + ',
     'x{__name__="a"}', 'x and bool y', 'sum(x) by (a) without (b)', 'x[5m] + 1', 'x{,}', 'vector(1)[5m]', 'x[1.5m]',
@@ -98,6 +102,8 @@ ACCEPTED_OFFLINE = {
     "x offset 1.5": "a number of seconds as an offset: newer Prometheus",
     "x offset 5": "a number of seconds as an offset: newer Prometheus",
     'x{a=~"a**"}': "a nested repetition: Rust's regex takes it, Go's RE2 refuses it",
+    'marker{region=~"rx*+1"}': "a possessive-looking repetition: Rust's regex takes it, Go's RE2 refuses it",
+    'marker{region=~"(?x)rx1"}': "the x (verbose) flag: Rust's regex has it, Go's RE2 does not",
 }
 """Queries the parser accepts and this Prometheus refuses, with why."""
 
