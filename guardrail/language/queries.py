@@ -31,8 +31,10 @@ def query_problems(factory: Any, params: dict[str, Any], doc: Document, at: Path
     if problem is None:
         return []
     path = at + ("query",)
-    offset = 0 if problem.offset is None else written_offset(spans, problem.offset)
-    line, column = scalar_offsets.position(doc, path, query, offset)
+    if problem.offset is None:  # the parser names no place: the query's start
+        line, column = doc.position(path)
+    else:
+        line, column = scalar_offsets.position(doc, path, query, written_offset(spans, problem.offset))
     return [Problem(doc.file, line, column, format_path(path), problem.message)]
 
 

@@ -22,7 +22,7 @@ def position(doc: Document, path: Path, value: str, offset: int) -> tuple[int, i
     when it cannot be told."""
     start = doc.position(path)
     index = _index(doc.text, *start)
-    if index is None or offset <= 0:
+    if index is None or offset < 0:
         return start
     found = _walk(doc.text, index, value, min(offset, len(value)))
     if found is None:
