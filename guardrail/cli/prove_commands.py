@@ -8,19 +8,21 @@ Both are thin: parse arguments, call the library, print.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from guardrail.cli.console import out_console
 from guardrail.text import printable
-from guardrail.tools.backtest import BacktestResult
 from guardrail.text import iso
 from guardrail.errors import UsageError
 from guardrail.language.types import format_duration
 from guardrail.cli.check_command import parse_time, parse_vars
 from guardrail.cli.options import JsonOption, Output, OutputOption, emit, wants_json
 from guardrail.text import number
+
+if TYPE_CHECKING:  # the backtest's imports (the engine's) wait for the command that needs them
+    from guardrail.tools.backtest import BacktestResult
 
 STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "halt": "yellow"}
 
