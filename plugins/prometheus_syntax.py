@@ -12,7 +12,9 @@ accepts (a policy repository's CI would block a valid change), so:
 - a backtick string is raw in PromQL (``=~`\\d+```), but the parser reads escapes in
   it: it is handed the same string double-quoted.
 
-- it takes MetricsQL's ``or`` between label matchers, which no Prometheus does: refused here.
+- it takes MetricsQL's ``or`` between label matchers, which no Prometheus does: refused here;
+- it panics on a number of seconds no duration can hold (``x offset 1e20``, ``x[inf]``),
+  printing a Rust backtrace: such a query is refused before it reaches the parser.
 
 The rest is newer grammar it accepts and an older Prometheus refuses (quoted UTF-8
 label names, functions of Prometheus 3) or regex syntax Go's RE2 refuses and Rust's
@@ -27,6 +29,7 @@ by scanning the query with PromQL's rules for strings and comments.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from typing import Any, Iterator
 
@@ -57,11 +60,18 @@ def _parse() -> Any:
 def check_promql(query: str) -> QueryProblem | None:
     """None when ``query`` parses as PromQL, else what is wrong and where. Remembered:
     a plan and a folder's policies ask about the same queries again."""
+    huge = _huge_duration(query)
+    if huge is not None:
+        return QueryProblem("invalid PromQL: a duration of more than 292 years (or not a number)", huge)
     try:
         expr = _parse()(_raw_strings_quoted(query))
     except ValueError as exc:
         message = str(exc) or "invalid PromQL"
         return QueryProblem(f"invalid PromQL: {message}", locate(query, message))
+    except BaseException as exc:  # a panic of the Rust parser: pyo3's PanicException is no Exception
+        if type(exc).__name__ != "PanicException":
+            raise
+        return QueryProblem(f"invalid PromQL: the parser failed: {exc}")
     if _OR.search(query) and not _promql_matchers(expr):
         return QueryProblem("invalid PromQL: 'or' between label matchers is MetricsQL, not PromQL:"
                             " join two selectors with 'or' instead")
@@ -69,6 +79,36 @@ def check_promql(query: str) -> QueryProblem | None:
 
 
 _OR = re.compile(r"\bor\b", re.IGNORECASE)
+_OFFSET = re.compile(r"\boffset\b", re.IGNORECASE)
+_NUMBER = re.compile(r"\s*([+-]?\s*(?:0x[0-9a-f]+|inf|nan|(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?))(?![\w.])", re.IGNORECASE)
+MAX_SECONDS = 9.2e9
+"""The longest duration Prometheus has (Go's ``time.Duration``: 2^63 ns, 292 years)."""
+
+
+def _huge_duration(query: str) -> int | None:
+    """Where a number of seconds stands for a duration (after ``offset``, in ``[...]``)
+    that no duration can hold: infinite, NaN or past 292 years. The parser panics on
+    those (``Duration::from_secs_f64``), printing a Rust backtrace: they never reach it."""
+    code = "".join(" " * (end - start) if kind != "char" else query[start]
+                   for kind, start, end in _tokens(query))
+    starts, depth = [match.end() for match in _OFFSET.finditer(code)], 0
+    for i, ch in enumerate(code):
+        if ch == "[":
+            depth += 1
+            starts.append(i + 1)
+        elif ch == "]":
+            depth = max(depth - 1, 0)
+        elif ch == ":" and depth:
+            starts.append(i + 1)
+    for start in sorted(starts):
+        number = _NUMBER.match(code, start)
+        if number is None:
+            continue
+        text = re.sub(r"\s", "", number.group(1))
+        value = float(int(text, 16)) if "x" in text.lower() else float(text)
+        if not math.isfinite(value) or abs(value) > MAX_SECONDS:
+            return number.start(1)
+    return None
 
 
 def _promql_matchers(expr: Any) -> bool:

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from guardrail.clock import SystemClock
 from guardrail.language import documents
@@ -64,6 +65,7 @@ VALID = [
 INVALID = [
     'marker{region=~"(r)\\\\1"}', 'marker{region=~"r(?!x).*"}', 'marker{region=~"(?<=r)x1"}', 'marker{region=~"(?>rx)1"}',
     'marker{region=~"rx*+1"}', 'marker{region=~"(?x)rx1"}',
+    'x offset +inf', 'x offset nan', 'x offset 1e20', 'x[1e309]', 'x[5m:1e30]', 'rate(x[ -Inf ])',
     'sum(x', 'sum(rate(x[5m)', 'x{a="b"', 'foo bar', 'x[5m] offset', 'x{a=~"["}', '{}', '{a=""}',
     'a and on(b) group_left c', 'x{é="1"}', 'é', 'unknown_fn(x)', 'rate(x)', 'abs(x[5m])', 'topk(x, y)', '1 + ',
     'x{__name__="a"}', 'x and bool y', 'sum(x) by (a) without (b)', 'x[5m] + 1', 'x{,}', 'vector(1)[5m]', 'x[1.5m]',
@@ -190,3 +192,24 @@ def test_the_parser_is_imported_only_when_there_is_a_query_to_check(tmp_path):
               "assert 'promql_parser' in sys.modules\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+NUMBERS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(min_value=-(10 ** 30), max_value=10 ** 30).map(str),
+    st.integers(min_value=0, max_value=2 ** 80).map(hex),
+    st.sampled_from(["inf", "-Inf", "+NaN", "nan", "1e309", "- inf", ".5e10", "0x7fffffffffffffff"]),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(number=NUMBERS, shape=st.sampled_from(["x offset {}", "x[{}]", "x[5m:{}]", "rate(x[{}] offset {})",
+                                              "sum_over_time(x[1h:{}])", "x @ {}"]))
+def test_a_number_where_a_duration_goes_never_crashes_the_parser(number, shape, capfd):
+    """The Rust parser panics on a duration it cannot hold (infinite, NaN, past 2^63 ns):
+    such a query is refused before it gets there, with nothing printed."""
+    query = shape.format(number, number)
+    problem = PrometheusSource.check_query(query)
+    assert problem is None or problem.message.startswith("invalid PromQL: ")
+    assert "the parser failed" not in (problem.message if problem else "")
+    assert capfd.readouterr().err == ""
