@@ -66,7 +66,10 @@ def check_promql(query: str) -> QueryProblem | None:
     try:
         expr = _parse()(_raw_strings_quoted(query))
     except ValueError as exc:
-        message = str(exc) or "invalid PromQL"
+        message = str(exc)
+        if message in ("", "invalid promql query"):  # the parser's word when it names nothing
+            return QueryProblem("invalid PromQL: a syntax error the parser does not place"
+                                " (guardrail validate --live asks Prometheus where)")
         return QueryProblem(f"invalid PromQL: {message}", locate(query, message))
     except BaseException as exc:  # a panic of the Rust parser: pyo3's PanicException is no Exception
         if type(exc).__name__ != "PanicException":
