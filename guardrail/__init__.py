@@ -31,7 +31,7 @@ _KIT = {
     # what a plugin implements, receives and returns (guardrail.plugin.interfaces)
     **dict.fromkeys(["Source", "Deployer", "Action", "IncidentSink", "SinkError", "PluginContext", "Target",
                      "Outcome", "ActionRun", "NoSettings", "AnyParams", "Probe", "Reading", "RangeReading",
-                     "Series", "Readiness"], "guardrail.plugin.interfaces"),
+                     "Series", "Readiness", "QueryProblem"], "guardrail.plugin.interfaces"),
     # value types for a plugin's Settings and Params, and template filling
     **dict.fromkeys(["Duration", "Template"], "guardrail.plugin.types"),
     **dict.fromkeys(["render", "render_value", "template_names"], "guardrail.plugin.templates"),
@@ -82,8 +82,8 @@ if TYPE_CHECKING:  # for editors and type checkers: the same names, imported eag
                                                 plain_text, public_text, status_sentence, update_markdown)
     from guardrail.plugin.http import post_json
     from guardrail.plugin.interfaces import (Action, ActionRun, AnyParams, Deployer, IncidentSink, NoSettings,
-                                             Outcome, PluginContext, Probe, RangeReading, Readiness, Reading,
-                                             Series, SinkError, Source, Target)
+                                             Outcome, PluginContext, Probe, QueryProblem, RangeReading, Readiness,
+                                             Reading, Series, SinkError, Source, Target)
     from guardrail.plugin.process import program_problem, run_argv
     from guardrail.plugin.sink_http import HttpSettings, HttpSink, clip
     from guardrail.plugin.templates import render, render_value, template_names

@@ -64,6 +64,7 @@ from .prometheus_failures import (
     without_credentials,
 )
 from .prometheus_freshness import TAG, companion_query, freshness, inputs
+from .prometheus_syntax import check_promql
 from .prometheus_templates import escape_promql, templates_after_backslash, templates_outside_double_quotes
 
 __all__ = ["PrometheusSource", "escape_promql", "templates_outside_double_quotes"]
@@ -123,9 +124,13 @@ class PrometheusSource(Source):
             return query
 
     escape = staticmethod(escape_promql)
+    check_query = staticmethod(check_promql)
+    """PromQL's grammar, offline (``prometheus_syntax``): ``guardrail validate``."""
     blocking_io = True
     live_name = "Prometheus"
     """Who rejects a query in ``guardrail validate --live`` messages (``parse_error``)."""
+    format_query = True
+    """Whether the server has ``/api/v1/format_query`` (``parse_error``)."""
 
     def __init__(self, settings, context):
         super().__init__(settings, context)
@@ -258,8 +263,9 @@ class PrometheusSource(Source):
             return lambda left: self._session.get(f"{self.url}{path}", params=params, headers=self._headers,
                                                   auth=self._auth, timeout=left)
 
-        response = self._call(query, ask("/api/v1/format_query", {"query": query}), raw=True)
-        if response.status_code == 404:
+        response = self._call(query, ask("/api/v1/format_query", {"query": query}), raw=True) \
+            if self.format_query else None
+        if response is None or response.status_code == 404:
             response = self._call(query, ask("/api/v1/query", {"query": query, "time": "0"}), raw=True)
         if response.status_code == 200:
             return None

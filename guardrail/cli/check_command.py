@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from guardrail.cli.console import out_console
-from guardrail.tools.check import CheckResult, check_now, exit_code
 from guardrail.errors import UsageError
 from guardrail.cli.options import (JsonOption, Output, OutputOption, StateOption, emit, plugin_manager, state_dir,
                                    state_path, wants_json)
 from guardrail.text import number
+
+if TYPE_CHECKING:
+    from guardrail.tools.check import CheckResult
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "warn": "yellow"}
 
@@ -69,6 +71,8 @@ def check(
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate every check of POLICY once, now; exit 0 all pass, 1 a check fails, 3 inconclusive."""
+    from guardrail.tools.check import check_now, exit_code  # the engine's imports: not at every command's start-up
+
     results = check_now(policy, region, plugin_manager().registry, variables=parse_vars(var),
                         prometheus_url=prometheus, plan_path=plan, at=parse_time(at),
                         state_dir=state_dir(state_path(state)))

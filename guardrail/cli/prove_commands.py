@@ -9,13 +9,12 @@ Both are thin: parse arguments, call the library, print.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from guardrail.cli.console import out_console
 from guardrail.text import printable
-from guardrail.tools.backtest import BacktestResult
 from guardrail.text import iso
 from guardrail.errors import UsageError
 from guardrail.language.types import format_duration
@@ -25,6 +24,9 @@ from guardrail.cli.replay_command import is_plan, run_plan
 from guardrail.cli.sweep_command import from_history, refuse_in_policy_form
 from guardrail.cli.report_commands import ReportOption
 from guardrail.text import number
+
+if TYPE_CHECKING:  # the backtest's imports (the engine's) wait for the command that needs them
+    from guardrail.tools.backtest import BacktestResult
 
 STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "halt": "yellow", "warn": "yellow"}
 

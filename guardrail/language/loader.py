@@ -15,6 +15,7 @@ from typing import Any, Iterable
 from guardrail.language import documents
 from guardrail.errors import ConfigError, Problem
 from guardrail.language.model import Check, Policy, Rollout
+from guardrail.language.queries import query_problems
 from guardrail.language.types import BUILTIN_TEMPLATE_NAMES, parse_comparison, template_names
 from guardrail.plugin.manager import Registry, unknown_name_message
 from guardrail.language.windows import parse_window, zone
@@ -164,6 +165,8 @@ def _check_source(check: Check, names: dict[str, str], registry: Registry, doc: 
         check.fail_if, check.warn_if, check.mode = check.warn_if, None, "warn"
     if check.fail_if is None and check.compare != "control":
         problems.append(doc.problem(at + ("fail_if",), "required key is missing (a check needs a failure condition)"))
+    if params is not None and not problems:  # the source's own query language, offline
+        problems += query_problems(factory, check.params, doc, at)
     return problems + _template_problems(check.params, doc, at, rollout)
 
 

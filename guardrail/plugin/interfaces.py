@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict
 from guardrail.plugin.readings import Probe, RangeReading, Reading, Series
 
 __all__ = ["Action", "ActionRun", "AnyParams", "Deployer", "IncidentSink", "NoSettings", "Outcome", "Readiness",
-           "PluginContext", "Probe", "RangeReading", "Reading", "Series", "SinkError", "Source", "Target"]
+           "PluginContext", "Probe", "QueryProblem", "RangeReading", "Reading", "Series", "SinkError", "Source",
+           "Target"]
 
 if TYPE_CHECKING:  # a type only: the plugin contract's data types read no clock
     from guardrail.clock import Clock
@@ -61,6 +62,16 @@ class PluginContext:
 # --- sources -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class QueryProblem:
+    """Why a source's query language refuses a query (``Source.check_query``)."""
+
+    message: str
+    offset: int | None = None
+    """Where in the query text the problem is (0-based), when the parser can tell;
+    None points at the query's start."""
+
+
 class Source:
     """Answers probes. ``Params`` validates the check keys it owns."""
 
@@ -75,6 +86,11 @@ class Source:
     """Optional: a method ``parse_error(self, query) -> str | None`` asking the live
     backend whether it parses a check's query (``guardrail validate --live``); None
     when the source cannot tell."""
+    check_query: ClassVar[Callable[[str], QueryProblem | None] | None] = None
+    """Optional: a static method ``check_query(query) -> QueryProblem | None`` saying,
+    offline and without an instance, whether the source's query language accepts a
+    check's ``query`` (``guardrail validate``), its ``{{templates}}`` filled with a
+    placeholder value. None when the source has no query language to check."""
 
     def __init__(self, settings: BaseModel, context: PluginContext):
         self.settings, self.context = settings, context

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from guardrail import PluginContext, Probe, RangeReading, Reading, Series, Source, Template
 from guardrail_plugins.prometheus import PrometheusSource, escape_promql
+from guardrail_plugins.prometheus_syntax import check_promql
 
 from .fleet import FleetLog, default_fleet_path
 from .freshness import sample_freshness
@@ -47,6 +48,9 @@ class SimSource(Source):
         query: Template = Field(description='PromQL; {{region}} and friends go inside double quotes: region="{{region}}"')
 
     escape = staticmethod(escape_promql)
+    check_query = staticmethod(check_promql)
+    """PromQL's whole grammar, as for ``prometheus``: a query the evaluator does not
+    support is valid PromQL, refused when measured (an inconclusive reading)."""
     blocking_io = False  # answers in-process from memory: threads would only add overhead
 
     def __init__(self, settings, context: PluginContext):
