@@ -22,47 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SCENARIO = REPO / "examples" / "quickstart" / "scenario.yaml"
+from bench_plan import SCENARIO, write_plan
 
-QUERIES = [
-    ('sum(increase(service_restarts_total{{region="{{{{region}}}}"}}[{w}m]))', "> 100"),
-    ('max(db_cpu_utilization_ratio{{region="{{{{region}}}}"}})', "> 0.99"),
-    ('avg(max_over_time(db_cpu_utilization_ratio{{region="{{{{region}}}}"}}[{w}m]))', "> 0.99"),
-    ('sum(rate(mail_delivered_total{{region="{{{{region}}}}"}}[{w}m]))', "< 1"),
-    ('sum(rate(error_log_writes_total{{region="{{{{region}}}}"}}[{w}m]))', "> 10000"),
-    ('max(mail_queue_latency_p95_seconds{{region="{{{{region}}}}"}})', "> 300"),
-    ('sum(mail_sends_stalled{{region="{{{{region}}}}"}})', "> 1000"),
-    ('avg(probe_success{{region="{{{{region}}}}", module="smtp_banner"}})', "< 0.5"),
-    ('max(mail_queue_depth{{region="{{{{region}}}}"}})', "> 100000"),
-    ('sum(increase(error_log_writes_total{{region="{{{{region}}}}"}}[{w}m])) / 60', "> 100000"),
-]
+REPO = Path(__file__).resolve().parent.parent
 
 
 def write_files(folder: Path) -> Path:
-    checks = []
-    for i in range(50):
-        query, fail_if = QUERIES[i % len(QUERIES)]
-        checks.append(f"  - name: check-{i:02d}\n    source: prometheus\n"
-                      f"    query: '{query.format(w=5 + i // len(QUERIES))}'\n    fail_if: \"{fail_if}\"\n")
-    (folder / "policy.yaml").write_text("apiVersion: guardrail/v1\nkind: Policy\nname: bench\ninterval: 10s\n"
-                                        "on_no_data: inconclusive\nchecks:\n" + "".join(checks))
-    plan = folder / "rollout.yaml"
-    plan.write_text(f"""apiVersion: guardrail/v1
-kind: Rollout
-service: bench
-change: {{version: "2023.01.06", previous: "2022.12.14"}}
-clock: virtual
-deploy: {{plugin: sim, with: {{scenario: {SCENARIO}}}}}
-sources: {{prometheus: {{plugin: sim, scenario: {SCENARIO}}}}}
-regions: {{r3: {{}}, r1: {{}}, r2: {{}}}}
-waves:
-  - {{name: one, regions: [r3], bake: 2h}}
-  - {{name: two, regions: [r1], bake: 2h}}
-  - {{name: three, regions: [r2], bake: 2h}}
-policies: [policy.yaml]
-""")
-    return plan
+    return write_plan(folder, checks=50, interval="10s",
+                      waves=[("one", "r3", "2h"), ("two", "r1", "2h"), ("three", "r2", "2h")])
 
 
 def run_once(plan: Path, state: Path) -> dict:

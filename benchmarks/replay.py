@@ -30,50 +30,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_plan import SCENARIO, write_plan
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the real-Prometheus helper the tests use
-SCENARIO = REPO / "examples" / "quickstart" / "scenario.yaml"
 START = 1720083600.0  # 2024-07-04T09:00:00Z
 CHECKS = 20
 
-QUERIES = [
-    ('sum(increase(service_restarts_total{{region="{{{{region}}}}"}}[{w}m]))', "> 100"),
-    ('max(db_cpu_utilization_ratio{{region="{{{{region}}}}"}})', "> 0.99"),
-    ('avg(max_over_time(db_cpu_utilization_ratio{{region="{{{{region}}}}"}}[{w}m]))', "> 0.99"),
-    ('sum(rate(mail_delivered_total{{region="{{{{region}}}}"}}[{w}m]))', "< 1"),
-    ('sum(rate(error_log_writes_total{{region="{{{{region}}}}"}}[{w}m]))', "> 10000"),
-    ('max(mail_queue_latency_p95_seconds{{region="{{{{region}}}}"}})', "> 300"),
-    ('sum(mail_sends_stalled{{region="{{{{region}}}}"}})', "> 1000"),
-    ('avg(probe_success{{region="{{{{region}}}}", module="smtp_banner"}})', "< 0.5"),
-    ('max(mail_queue_depth{{region="{{{{region}}}}"}})', "> 100000"),
-    ('sum(increase(error_log_writes_total{{region="{{{{region}}}}"}}[{w}m])) / 60', "> 100000"),
-]
-
 
 def write_files(folder: Path) -> Path:
-    checks = []
-    for i in range(CHECKS):
-        query, fail_if = QUERIES[i % len(QUERIES)]
-        checks.append(f"  - name: check-{i:02d}\n    source: prometheus\n"
-                      f"    query: '{query.format(w=5 + i // len(QUERIES))}'\n    fail_if: \"{fail_if}\"\n")
-    (folder / "policy.yaml").write_text("apiVersion: guardrail/v1\nkind: Policy\nname: bench\ninterval: 30s\n"
-                                        "on_no_data: inconclusive\nchecks:\n" + "".join(checks))
-    plan = folder / "rollout.yaml"
-    plan.write_text(f"""apiVersion: guardrail/v1
-kind: Rollout
-service: bench
-change: {{version: "2023.01.06", previous: "2022.12.14"}}
-clock: virtual
-deploy: {{plugin: sim, with: {{scenario: {SCENARIO}}}}}
-sources: {{prometheus: {{plugin: sim, scenario: {SCENARIO}}}}}
-regions: {{r3: {{}}, r1: {{}}, r2: {{}}}}
-waves:
-  - {{name: canary, regions: [r3], bake: 30m}}
-  - {{name: second, regions: [r1], bake: 30m}}
-  - {{name: last, regions: [r2], bake: 1h}}
-policies: [policy.yaml]
-""")
-    return plan
+    return write_plan(folder, checks=CHECKS, interval="30s",
+                      waves=[("canary", "r3", "30m"), ("second", "r1", "30m"), ("last", "r2", "1h")])
 
 
 def live(plan: Path, state: Path) -> tuple[float, str, float, Path, int]:

@@ -46,7 +46,7 @@ HERE = REPO / "benchmarks"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests"))
 
-from engine_overhead import QUERIES, SCENARIO  # noqa: E402
+from bench_plan import SCENARIO, write_policy  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 MAX_CONNECTIONS = 600
@@ -54,13 +54,7 @@ MAX_CONNECTIONS = 600
 
 
 def write_files(folder: Path, rollouts: int, checks: int, interval: int, bake: int) -> list[Path]:
-    lines = []
-    for i in range(checks):
-        query, fail_if = QUERIES[i % len(QUERIES)]
-        lines.append(f"  - name: check-{i:02d}\n    source: prometheus\n"
-                     f"    query: '{query.format(w=5 + i // len(QUERIES))}'\n    fail_if: \"{fail_if}\"\n")
-    (folder / "policy.yaml").write_text(f"apiVersion: guardrail/v1\nkind: Policy\nname: bench\n"
-                                        f"interval: {interval}s\non_no_data: inconclusive\nchecks:\n" + "".join(lines))
+    write_policy(folder, checks=checks, interval=f"{interval}s")
     plans = []
     for n in range(rollouts):
         plan = folder / f"plan-{n:02d}.yaml"
