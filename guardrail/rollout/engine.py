@@ -147,21 +147,12 @@ class Engine:
                     if not answer.ok:
                         return self._halt(gate_refusal(wave, answer, self.id), gate=wave.name)
                     self.journal.mark(f"gate:{wave.name}", {"detail": answer.detail})
-            capture_baselines(self.journal, self.evaluator, wave)
-            self.transition("deploying", wave=wave.name, regions=wave.regions)
-            failures = self._deploy_wave(wave)
-            # A deploy cut short by the signal (Ctrl-C reaches the deploy tool too) is not a
-            # verdict: its step is not done, so the resume repeats it with its key.
-            self.interruption.check(f"deploying wave {wave.name}")
-            if failures:
-                return self._fail(_deploy_failure(wave, failures))
-            result = self._bake(wave)
+            result = self._take_wave(wave)
             if isinstance(result, Halt):
                 return self._halt(result.reason)
             if isinstance(result, Failure):
                 return self._fail(result)
-            self.journal.mark(f"wave:{wave.name}:passed")
-            self.journal.emit("wave.passed", wave=wave.name)
+            self._passed(wave)
         self.transition("promoted", outcome="promoted", finished=True)
         self.lease.release()
         return "promoted"
@@ -196,14 +187,10 @@ class Engine:
         """
         try:
             for wave in self.rollout.waves:
-                capture_baselines(self.journal, self.evaluator, wave)
-                self.transition("deploying", wave=wave.name, regions=wave.regions)
-                failures = self._deploy_wave(wave)
-                result = _deploy_failure(wave, failures) if failures else self._bake(wave)
+                result = self._take_wave(wave)
                 if result is not None:
                     return wave, result
-                self.journal.mark(f"wave:{wave.name}:passed")
-                self.journal.emit("wave.passed", wave=wave.name)
+                self._passed(wave)
                 if wave.name == last:
                     break
             return None, None
@@ -223,6 +210,22 @@ class Engine:
             self._rollback_region(region)
         self.transition("rolled_back", regions=targets, reason=failure.reason)
         return targets
+
+    def _take_wave(self, wave: Wave) -> Failure | Halt | None:
+        """Capture a wave's baselines, deploy it and bake it: the wave's decision (a
+        ``Failure`` when a deploy or the bake failed, a ``Halt``, None when it passed),
+        not yet acted on."""
+        capture_baselines(self.journal, self.evaluator, wave)
+        self.transition("deploying", wave=wave.name, regions=wave.regions)
+        failures = self._deploy_wave(wave)
+        # A deploy cut short by the signal (Ctrl-C reaches the deploy tool too) is not a
+        # verdict: its step is not done, so the resume repeats it with its key.
+        self.interruption.check(f"deploying wave {wave.name}")
+        return _deploy_failure(wave, failures) if failures else self._bake(wave)
+
+    def _passed(self, wave: Wave) -> None:
+        self.journal.mark(f"wave:{wave.name}:passed")
+        self.journal.emit("wave.passed", wave=wave.name)
 
     def _halt(self, reason: str, **data: Any) -> str:
         self.transition("halted", outcome="halted", reason=reason, **data)

@@ -68,8 +68,7 @@ from guardrail.clock import VirtualClock
 from guardrail.errors import ConfigError, UsageError
 from guardrail.judging.decisions import Failure, Halt
 from guardrail.language.loader import Plan, load_plan
-from guardrail.language.types import format_duration
-from guardrail.plugin.interfaces import Outcome, PluginContext, Target
+from guardrail.plugin.interfaces import PluginContext
 from guardrail.plugin.manager import GuardrailPluginManager, get_plugin_manager
 from guardrail.rollout.engine import Engine
 from guardrail.state.ids import new_rollout_id
@@ -77,6 +76,7 @@ from guardrail.state.locks import Lease
 from guardrail.state.sqlite import SQLiteStore
 from guardrail.text import iso
 from guardrail.tools.backtest import check_inputs, unobserved, replayable
+from guardrail.tools.replay_world import BoundedClock, ReplayDeployer, ReplayStore, WindowEnded
 
 OUTCOMES = ("promoted", "rolled_back", "halted", "incomplete")
 
@@ -179,7 +179,7 @@ def replay_plan(plan_path: str | Path, *, deployed: Mapping[str, float] | None =
     check_inputs(plan, pm.registry)
     with tempfile.TemporaryDirectory(prefix="guardrail-replay-") as scratch:
         path = Path(state) if state is not None else Path(scratch) / "replay.db"
-        store = _ReplayStore(path)
+        store = ReplayStore(path)
         try:
             result = _run(plan, store, pm, start=start, history=history, follow=deployed_at is not None,
                           last=last, until=until, state_dir=path.parent)
@@ -288,65 +288,6 @@ def _schedule(plan: Plan, history: dict[str, float], deployed_at: float | None) 
     return min(history[r] for r in first.regions), last
 
 
-class _ReplayStore(SQLiteStore):
-    """The replay's state file: every event it stores says ``replay: true``."""
-
-    def add_event(self, rollout_id: str, at: float, kind: str, data: dict[str, Any]) -> dict[str, Any]:
-        return super().add_event(rollout_id, at, kind, {**data, "replay": True})
-
-
-class _WindowEnded(Exception):
-    """The replay's clock reached ``until``."""
-
-
-class _Bounded:
-    """The replay's clock, stopping the replay at ``until``."""
-
-    def __init__(self, clock: VirtualClock, until: float | None):
-        self.clock, self.until = clock, until
-
-    def now(self) -> float:
-        return self.clock.now()
-
-    def sleep(self, seconds: float) -> None:
-        if self.until is not None and self.clock.now() + seconds > self.until + 1e-6:
-            raise _WindowEnded()
-        self.clock.sleep(seconds)
-
-
-class ReplayDeployer:
-    """Deploys and rolls back nothing: records when guardrail would have, and moves the
-    replay's clock on to the time history shows a region on the new version when the
-    engine deploys it earlier (see the module's docstring)."""
-
-    def __init__(self, clock: VirtualClock, history: dict[str, float], *, follow: bool):
-        self.clock, self.history, self.follow = clock, history, follow
-        self.deployed: dict[str, float] = {}
-        self.rolled_back: dict[str, float] = {}
-        self.caveats: list[str] = []
-
-    def deploy(self, target: Target) -> Outcome:
-        region, now = target.region, self.clock.now()
-        at = self.history.get(region)
-        if at is None:  # "as if guardrail had run it": history followed guardrail's deploys
-            at = self.history[region] = now
-        elif at < now:
-            self.caveats.append(
-                f"{region} ran {target.version} in history from {iso(at)}, {format_duration(now - at)} before "
-                f"guardrail would have deployed it: until then the replay took it for a region on {target.previous} "
-                "(a control region, its baselines), while its readings were already of the new version")
-        self.clock.advance_to(at)
-        self.deployed[region] = max(now, at)
-        return Outcome(True, f"replay: {region} runs {target.version} in history from {iso(at)}; nothing deployed")
-
-    def rollback(self, target: Target) -> Outcome:
-        self.rolled_back[target.region] = self.clock.now()
-        return Outcome(True, f"replay: the rollback of {target.region} to {target.previous} is recorded, not run")
-
-    def validate_ready(self, regions: list[dict[str, Any]]) -> list:
-        return []
-
-
 def _run(plan: Plan, store: SQLiteStore, pm: GuardrailPluginManager, *, start: float, history: dict[str, float],
          follow: bool, last: str | None, until: float | None, state_dir: Path) -> ReplayResult:
     rollout = plan.rollout
@@ -357,10 +298,10 @@ def _run(plan: Plan, store: SQLiteStore, pm: GuardrailPluginManager, *, start: f
                           "clock": "virtual", "clock_start": start})
     lease = Lease(store, f"replay:{rollout_id}", rollout_id)  # never the service's own lock
     lease.acquire()
-    deployer = ReplayDeployer(clock, history, follow=follow)
+    deployer = ReplayDeployer(clock, history)
     context = PluginContext(clock=clock, state_dir=state_dir, base_dir=plan.path.parent, service=rollout.service,
                             rollout_id=rollout_id)
-    engine = Engine(plan=plan, store=store, registry=pm.registry, hook=unobserved(), clock=_Bounded(clock, until),
+    engine = Engine(plan=plan, store=store, registry=pm.registry, hook=unobserved(), clock=BoundedClock(clock, until),
                     rollout_id=rollout_id, context=context, lease=lease, realtime=False)
     engine.deployer = deployer
     engine.journal.emit("rollout.started", service=rollout.service, change=rollout.change.model_dump(),
@@ -373,7 +314,7 @@ def _run(plan: Plan, store: SQLiteStore, pm: GuardrailPluginManager, *, start: f
     try:
         try:
             wave, decision = engine.decide_plan(last=last)
-        except _WindowEnded:
+        except WindowEnded:
             wave, decision = None, Halt(f"the replay stopped at {iso(until)} (--until) before a decision")
         decided_at = clock.now()
         if isinstance(decision, Failure):
@@ -417,4 +358,4 @@ def _run(plan: Plan, store: SQLiteStore, pm: GuardrailPluginManager, *, start: f
                         plan=str(plan.path), service=rollout.service, version=rollout.change.version)
 
 
-__all__ = ["Exposure", "OUTCOMES", "ReplayDeployer", "ReplayResult", "replay_plan"]
+__all__ = ["Exposure", "OUTCOMES", "ReplayResult", "replay_plan"]
