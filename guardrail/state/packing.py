@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from guardrail.secrets import Redactor
 from guardrail.state.schema import PACKED, ROW_SPAN
@@ -62,3 +62,19 @@ def unpack_tick(tick: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         row = dict(zip(PACKED, values), id=tick["id"] * ROW_SPAN + k, **common)
         row["check"], row["pending"], row["evidence"] = row["check_name"], bool(row["pending"]), row["evidence"] or {}
         yield row
+
+
+def unpack_ticks(ticks: Iterable[Mapping[str, Any]], *, region: str | None = None,
+                 check: str | None = None) -> list[dict[str, Any]]:
+    """Every evaluation of ``ticks`` in order (``unpack_tick``), only ``region``'s and
+    ``check``'s when given: the ``measurements`` of both stores."""
+    return [row for tick in ticks for row in unpack_tick(tick)
+            if (region is None or row["region"] == region) and (check is None or row["check"] == check)]
+
+
+def ticks_of(ids: Iterable[int]) -> dict[int, set[int]]:
+    """Measurement ids grouped by the id of the tick row that holds them."""
+    wanted: dict[int, set[int]] = {}
+    for i in ids:
+        wanted.setdefault(i // ROW_SPAN, set()).add(i)
+    return wanted

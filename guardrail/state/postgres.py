@@ -33,8 +33,9 @@ from guardrail.errors import NotFound, StoreError
 from guardrail.secrets import Redactor
 from guardrail.state.pgconn import Database
 from guardrail.state.postgres_outbox import PostgresOutbox
-from guardrail.state.schema import PACKED, POSTGRES_MIGRATIONS, ROW_SPAN, SCHEMA_VERSION
-from guardrail.state.packing import MEASUREMENT_COLUMNS, _dumps, _json_text, redact_ticks, unpack_tick
+from guardrail.state.schema import PACKED, POSTGRES_MIGRATIONS, SCHEMA_VERSION
+from guardrail.state.packing import (MEASUREMENT_COLUMNS, _dumps, _json_text, redact_ticks, ticks_of, unpack_tick,
+                                     unpack_ticks)
 
 _REGION, _CHECK = PACKED.index("region"), PACKED.index("check_name")
 _NOW = "extract(epoch from clock_timestamp())::float8"
@@ -268,18 +269,11 @@ class PostgresStore(PostgresOutbox):
 
     def measurements(self, rollout_id: str, phase: str | None = None, *, region: str | None = None,
                      check: str | None = None) -> list[dict[str, Any]]:
-        out = []
-        for tick in self._read("SELECT * FROM ticks WHERE rollout_id = %s AND (%s::text IS NULL OR phase = %s)"
-                               " ORDER BY id", (rollout_id, phase, phase)):
-            for row in unpack_tick(tick):
-                if (region is None or row["region"] == region) and (check is None or row["check"] == check):
-                    out.append(row)
-        return out
+        return unpack_ticks(self._read("SELECT * FROM ticks WHERE rollout_id = %s AND (%s::text IS NULL OR phase = %s)"
+                                       " ORDER BY id", (rollout_id, phase, phase)), region=region, check=check)
 
     def measurements_by_id(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        wanted: dict[int, set[int]] = {}
-        for i in ids:
-            wanted.setdefault(i // ROW_SPAN, set()).add(i)
+        wanted = ticks_of(ids)
         out: dict[int, dict[str, Any]] = {}
         if wanted:
             for tick in self._read("SELECT * FROM ticks WHERE id = ANY(%s)", (sorted(wanted),)):

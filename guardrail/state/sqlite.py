@@ -32,8 +32,9 @@ from typing import Any, Iterable, Iterator
 from guardrail.errors import NotFound, StoreError
 from guardrail.secrets import Redactor
 from guardrail.state.outbox import OutboxStore
-from guardrail.state.packing import MEASUREMENT_COLUMNS, _dumps, _json_text, redact_ticks, unpack_tick
-from guardrail.state.schema import ROW_SPAN, SCHEMA as _SCHEMA, SCHEMA_VERSION, migrate
+from guardrail.state.packing import (MEASUREMENT_COLUMNS, _dumps, _json_text, redact_ticks, ticks_of, unpack_tick,
+                                     unpack_ticks)
+from guardrail.state.schema import SCHEMA as _SCHEMA, SCHEMA_VERSION, migrate
 
 
 def _use_wal(db: sqlite3.Connection, timeout: float = 30.0) -> None:
@@ -270,18 +271,11 @@ class SQLiteStore(OutboxStore):
         sql, args = "SELECT * FROM ticks WHERE rollout_id = ?", [rollout_id]
         if phase is not None:
             sql, args = sql + " AND phase = ?", args + [phase]
-        out = []
-        for tick in self._read(sql + " ORDER BY id", args):
-            for row in unpack_tick(tick):
-                if (region is None or row["region"] == region) and (check is None or row["check"] == check):
-                    out.append(row)
-        return out
+        return unpack_ticks(self._read(sql + " ORDER BY id", args), region=region, check=check)
 
     def measurements_by_id(self, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """The evaluations with these ids (as the ``measurements`` view numbers them)."""
-        wanted: dict[int, set[int]] = {}
-        for i in ids:
-            wanted.setdefault(i // ROW_SPAN, set()).add(i)
+        wanted = ticks_of(ids)
         out: dict[int, dict[str, Any]] = {}
         keys = sorted(wanted)
         for start in range(0, len(keys), 500):
